@@ -1,0 +1,66 @@
+// Communication between ranks: the one checked MPI wrapper, the all-reduce top-k, the
+// log-sum-exp all-reduce of exact states, and the collective agreement on errors.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "ncsparse/candidate.hpp"
+#include "ncsparse/error.hpp"
+
+namespace ncsparse {
+
+// Turns a failed MPI call into an Error naming the call.
+void mpi_check(int rc, const char* call);
+#define NCSPARSE_MPI(call) ::ncsparse::mpi_check((call), #call)
+
+class Comm {
+ public:
+  explicit Comm(MPI_Comm comm);
+  MPI_Comm get() const { return comm_; }
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // All-reduce top-k: `lists` holds rows × L candidates, each row sorted and padded. MPI sees
+  // one whole row as one datatype element, so no algorithm that splits buffers cuts a row.
+  void allreduce_topk(std::span<Candidate> lists, std::int64_t L) const;
+  // Log-sum-exp all-reduce of rows × flash_row_size(d) doubles.
+  void allreduce_flash(std::span<double> states, std::int64_t d) const;
+  void allreduce_sum(std::span<double> values) const;
+  double allreduce_max(double value) const;
+  double max_over_ranks(double seconds) const { return allreduce_max(seconds); }
+
+  // Collective agreement on an error. Every rank calls it with its local outcome (code 0 when
+  // fine). When any rank failed, every rank throws the same Error: the one of the lowest
+  // failing rank, its message prefixed with that rank. Nothing is printed here.
+  void agree(int code, const std::string& message) const;
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// Runs fn on every rank and agrees on its outcome: an ncsparse::Error (or std::bad_alloc)
+// thrown on any rank is rethrown on all ranks after the agreement, never leaving a rank behind
+// in a later collective.
+template <class Fn>
+void collective(const Comm& comm, Fn&& fn) {
+  int code = 0;
+  std::string message;
+  try {
+    fn();
+  } catch (const Error& e) {
+    code = e.code();
+    message = e.what();
+  } catch (const std::bad_alloc&) {
+    code = kExitInternal;
+    message = "out of memory (use more ranks or a smaller --block/--tile)";
+  }
+  comm.agree(code, message);
+}
+
+}  // namespace ncsparse

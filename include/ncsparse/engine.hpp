@@ -1,0 +1,82 @@
+// The distributed job: generate (or take) a sharded K/V, scan it once per query block, merge
+// across ranks, form sparse outputs for every window strategy and measure them against exact
+// attention. Every rank of the communicator calls run_job with the same config.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ncsparse/candidate.hpp"
+#include "ncsparse/comm.hpp"
+#include "ncsparse/generator.hpp"
+#include "ncsparse/stats.hpp"
+#include "ncsparse/window.hpp"
+
+namespace ncsparse {
+
+struct JobConfig {
+  std::int64_t n = 1 << 20;       // keys (sequence length)
+  std::int64_t queries = 256;     // sampled query rows (all rows when == n)
+  std::vector<WindowSpec> windows;
+  ModelParams model;              // model.d is the head dimension
+  bool causal = false;
+  double scale = 0;               // 0: 1/√d
+  bool exact = true;              // exact pass (flash state) and the errors that need it
+  int threads = 1;                // threads per rank
+  std::int64_t block = 256;       // query rows per block
+  std::int64_t tile = 2048;       // keys per score tile
+  std::int64_t max_k = 8192;      // cap on adaptive windows (eps, mass, cert)
+  std::string backend = "cpu";
+  std::vector<double> sparsity_eps = {1e-2, 1e-3, 1e-4};
+  bool keep_rows = false;         // keep per-row lists and outputs in the result (tests, I/O)
+};
+
+// Checks a config on every rank before anything is allocated or any collective is called;
+// throws a usage Error naming the flag. `ranks` is the communicator size.
+void validate(const JobConfig& config, int ranks);
+
+// Rows [lo, hi) of n owned by rank r of P: contiguous, sizes differ by at most one.
+struct ShardRange {
+  std::int64_t lo, hi;
+};
+ShardRange shard_range(std::int64_t n, int ranks, int rank);
+
+struct StrategyResult {
+  WindowSpec spec;
+  std::vector<RowStats> rows;
+  std::int64_t clamped_rows = 0;
+  Summary k, kept_mass, attn_l1, attn_l2, attn_linf, out_l2, out_linf, out_rel, cert_mass, cert_out;
+};
+
+struct SparsityResult {
+  double eps = 0;
+  Summary count;                   // entries with p > ε per row
+  std::int64_t uncovered_rows = 0; // rows whose list was too short to count them all
+};
+
+// Wall time of each phase, the maximum over ranks, in seconds.
+struct PhaseTimes {
+  double generate = 0, local_pass = 0, merge = 0, sparse = 0, stats = 0, total = 0;
+};
+
+struct JobResult {
+  JobConfig config;
+  int ranks = 1;
+  double scale = 0;
+  std::int64_t list_length = 0;   // K + 1
+  double v_max_norm = 0;
+  std::vector<std::int64_t> positions;
+  std::vector<StrategyResult> strategies;
+  std::vector<SparsityResult> sparsity;
+  PhaseTimes times;
+  // Only with keep_rows: merged lists (queries × L), exact outputs (queries × d) and sparse
+  // outputs per strategy (strategies × queries × d).
+  std::vector<Candidate> lists;
+  std::vector<double> o_exact;
+  std::vector<double> o_sparse;
+};
+
+JobResult run_job(const Comm& comm, const JobConfig& config);
+
+}  // namespace ncsparse

@@ -1,0 +1,63 @@
+// Error statistics of sparse attention against exact attention, computed exactly without an
+// n × n matrix (DESIGN.md §4), and their aggregates over rows.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ncsparse/candidate.hpp"
+
+namespace ncsparse {
+
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// What sparse attention kept of one row, in softmax terms of the full row.
+struct KeptSet {
+  double mass = 0;      // M = Σ_{j∈S} p_j
+  double sum_sq = 0;    // Σ_{j∈S} p_j²
+  double p_max = 0;     // max_{j∈S} p_j
+  double p_dropped = 0; // max_{j∉S} p_j (0 when nothing is dropped)
+};
+
+// The kept set of a prefix of length k of a sorted list (valid entries only), for a row with
+// exact normaliser (m, l) that sees n_visible keys.
+KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double m, double l,
+                        std::int64_t n_visible);
+
+struct RowStats {
+  std::int64_t k = 0;
+  bool clamped = false;
+  // Attention-row errors (need the exact state; NaN otherwise).
+  double kept_mass = kNaN;
+  double attn_l1 = kNaN;
+  double attn_l2 = kNaN;
+  double attn_linf = kNaN;
+  // Output errors ô − o.
+  double out_l2 = kNaN;
+  double out_linf = kNaN;
+  double out_rel = kNaN;  // ‖ô − o‖₂ / ‖o‖₂
+  // Certificate (no exact state needed): bound on 1 − M and on ‖ô − o‖₂.
+  double cert_mass = kNaN;
+  double cert_out = kNaN;
+};
+
+// Fills the attention-row and output errors. sum_sq_all = Σ_all p² = l2 / l².
+void fill_errors(const KeptSet& kept, double sum_sq_all, std::span<const double> o_sparse,
+                 std::span<const double> o_exact, RowStats& stats);
+
+// ‖ô − o‖₂ ≤ (1 − M)·‖ô − ō‖₂ ≤ bound_mass·(‖ô‖₂ + max_j ‖v_j‖₂).
+double certificate_output_bound(double bound_mass, std::span<const double> o_sparse, double v_max_norm);
+
+// Aggregate of one statistic over rows; NaN values (not available) are left out of count.
+struct Summary {
+  std::int64_t count = 0;
+  double mean = kNaN, min = kNaN, p50 = kNaN, p90 = kNaN, p99 = kNaN, max = kNaN;
+};
+
+// Quantiles by linear interpolation between order statistics.
+Summary summarize(std::span<const double> values);
+
+}  // namespace ncsparse

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what ncsparse needs to build and test, from Debian's archive only.
+# Idempotent and quiet: packages already present are not touched, apt-get runs only
+# when something is missing. Safe to run as often as you like.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config      # toolchain
+  openmpi-bin libopenmpi-dev            # MPI: launch and collectives
+  libopenblas-dev                       # BLAS: score tiles (sgemm)
+  libcli11-dev                          # command-line parsing
+  librandom123-dev                      # Philox counter-based RNG
+  libgtest-dev libbenchmark-dev         # tests and microbenchmarks
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

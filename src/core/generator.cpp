@@ -1,0 +1,154 @@
+#include "ncsparse/generator.hpp"
+
+#include <Random123/boxmuller.hpp>
+#include <Random123/philox.h>
+#include <Random123/uniform.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include "ncsparse/error.hpp"
+
+namespace ncsparse {
+
+std::string to_string(InputModel model) {
+  return model == InputModel::Paper ? "paper" : "gaussian";
+}
+std::string to_string(XDistribution dist) {
+  return dist == XDistribution::Gaussian ? "gaussian" : "uniform";
+}
+
+void Generator::fill_row(Tensor tensor, std::int64_t row, bool uniform, float* out) const {
+  using Rng = r123::Philox4x32;
+  Rng rng;
+  const Rng::key_type key = {{static_cast<std::uint32_t>(params_.seed),
+                              static_cast<std::uint32_t>(params_.seed >> 32)}};
+  const auto urow = static_cast<std::uint64_t>(row);
+  Rng::ctr_type ctr = {{tensor, static_cast<std::uint32_t>(urow),
+                        static_cast<std::uint32_t>(urow >> 32), 0}};
+  const std::int64_t d = params_.d;
+  for (std::int64_t c = 0; c < d; c += 4) {
+    ctr[3] = static_cast<std::uint32_t>(c / 4);
+    const Rng::ctr_type r = rng(ctr, key);
+    float vals[4];
+    if (uniform) {
+      for (int i = 0; i < 4; ++i) vals[i] = r123::uneg11<float>(r[i]);
+    } else {
+      const r123::float2 a = r123::boxmuller(r[0], r[1]);
+      const r123::float2 b = r123::boxmuller(r[2], r[3]);
+      vals[0] = a.x, vals[1] = a.y, vals[2] = b.x, vals[3] = b.y;
+    }
+    for (std::int64_t i = 0; i < 4 && c + i < d; ++i) out[c + i] = vals[i];
+  }
+}
+
+Generator::Generator(const ModelParams& params) : params_(params) {
+  if (params_.model != InputModel::Paper) return;
+  const std::int64_t d = params_.d;
+  auto make = [&](Tensor t) {
+    std::vector<float> w(static_cast<std::size_t>(d * d));
+    for (std::int64_t i = 0; i < d; ++i) fill_row(t, i, false, w.data() + i * d);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    for (float& x : w) x *= scale;
+    return w;
+  };
+  w_q_ = make(kWQ);
+  w_k_ = make(kWK);
+  w_v_ = make(kWV);
+  // Scale W_Q and W_K equally so that B²·‖W_Q W_Kᵀ‖_F = R exactly (in double).
+  double frob2 = 0;
+  for (std::int64_t i = 0; i < d; ++i) {
+    for (std::int64_t j = 0; j < d; ++j) {
+      double dot = 0;
+      for (std::int64_t t = 0; t < d; ++t) dot += double(w_q_[i * d + t]) * double(w_k_[j * d + t]);
+      frob2 += dot * dot;
+    }
+  }
+  const double b2 = params_.bound * params_.bound;
+  const double factor = std::sqrt(params_.weight_norm / (b2 * std::sqrt(frob2)));
+  for (float& x : w_q_) x = static_cast<float>(x * factor);
+  for (float& x : w_k_) x = static_cast<float>(x * factor);
+}
+
+void Generator::token_rows(std::span<const std::int64_t> positions, std::span<float> x) const {
+  const std::int64_t d = params_.d;
+  NCSPARSE_ASSERT(x.size() == positions.size() * static_cast<std::size_t>(d));
+  const bool uniform = params_.x_dist == XDistribution::Uniform;
+  const float b = static_cast<float>(params_.bound);
+  for (std::size_t i = 0; i < positions.size(); ++i) {
+    float* row = x.data() + i * d;
+    fill_row(kX, positions[i], uniform, row);
+    for (std::int64_t j = 0; j < d; ++j) row[j] = uniform ? row[j] * b : std::clamp(row[j], -b, b);
+  }
+}
+
+// A plain row-by-row product in a fixed summation order rather than a BLAS call: every
+// element is computed the same way wherever its row falls in a shard, so the generated keys
+// are bit-identical for every number of ranks (a GEMM's edge kernels need not be).
+void Generator::project(std::span<const float> x, std::int64_t rows, const std::vector<float>& w,
+                        std::span<float> out) const {
+  const std::int64_t d = params_.d;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* xi = x.data() + i * d;
+    float* oi = out.data() + i * d;
+    std::fill(oi, oi + d, 0.0f);
+    for (std::int64_t t = 0; t < d; ++t) {
+      const float a = xi[t];
+      const float* wt = w.data() + t * d;
+      for (std::int64_t j = 0; j < d; ++j) oi[j] += a * wt[j];
+    }
+  }
+}
+
+void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<float> k,
+                            std::span<float> v) const {
+  const std::int64_t d = params_.d;
+  NCSPARSE_ASSERT(k.size() == static_cast<std::size_t>(count * d) && v.size() == k.size());
+  if (params_.model == InputModel::Gaussian) {
+    const float sigma = static_cast<float>(params_.sigma);
+    for (std::int64_t i = 0; i < count; ++i) {
+      fill_row(kK, begin + i, false, k.data() + i * d);
+      fill_row(kV, begin + i, false, v.data() + i * d);
+    }
+    for (float& x : k) x *= sigma;
+    for (float& x : v) x *= sigma;
+    return;
+  }
+  // Paper model: X rows in chunks, then K = X·W_K and V = X·W_V.
+  constexpr std::int64_t kChunk = 16384;
+  std::vector<std::int64_t> pos;
+  std::vector<float> x;
+  for (std::int64_t start = 0; start < count; start += kChunk) {
+    const std::int64_t rows = std::min(kChunk, count - start);
+    pos.resize(static_cast<std::size_t>(rows));
+    for (std::int64_t i = 0; i < rows; ++i) pos[i] = begin + start + i;
+    x.resize(static_cast<std::size_t>(rows * d));
+    token_rows(pos, x);
+    project(x, rows, w_k_, k.subspan(static_cast<std::size_t>(start * d), static_cast<std::size_t>(rows * d)));
+    project(x, rows, w_v_, v.subspan(static_cast<std::size_t>(start * d), static_cast<std::size_t>(rows * d)));
+  }
+}
+
+void Generator::queries(std::span<const std::int64_t> positions, std::span<float> q) const {
+  const std::int64_t d = params_.d;
+  NCSPARSE_ASSERT(q.size() == positions.size() * static_cast<std::size_t>(d));
+  if (params_.model == InputModel::Gaussian) {
+    for (std::size_t i = 0; i < positions.size(); ++i) fill_row(kQ, positions[i], false, q.data() + i * d);
+    const float sigma = static_cast<float>(params_.sigma);
+    for (float& x : q) x *= sigma;
+    return;
+  }
+  std::vector<float> x(q.size());
+  token_rows(positions, x);
+  project(x, static_cast<std::int64_t>(positions.size()), w_q_, q);
+}
+
+std::vector<std::int64_t> sample_positions(std::int64_t n, std::int64_t m) {
+  std::vector<std::int64_t> pos(static_cast<std::size_t>(m));
+  for (std::int64_t i = 0; i < m; ++i) {
+    pos[i] = static_cast<std::int64_t>((static_cast<__int128>(i + 1) * n) / m) - 1;
+  }
+  return pos;
+}
+
+}  // namespace ncsparse

@@ -1,0 +1,349 @@
+#include "ncsparse/engine.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "ncsparse/backend.hpp"
+#include "ncsparse/flash.hpp"
+
+namespace ncsparse {
+namespace {
+
+double now() { return MPI_Wtime(); }
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+// Keys a query row at sequence position `pos` sees.
+std::int64_t visible_keys(std::int64_t pos, std::int64_t n, bool causal) {
+  return causal ? std::min(pos + 1, n) : n;
+}
+
+// The StreamingLLM set of a row: the first s positions and the w positions ending at the row.
+bool in_sink_set(const WindowSpec& w, std::int64_t j, std::int64_t pos) {
+  return j < static_cast<std::int64_t>(w.a) || (j <= pos && j > pos - static_cast<std::int64_t>(w.b));
+}
+
+}  // namespace
+
+ShardRange shard_range(std::int64_t n, int ranks, int rank) {
+  const std::int64_t base = n / ranks, extra = n % ranks;
+  const std::int64_t lo = rank * base + std::min<std::int64_t>(rank, extra);
+  return {lo, lo + base + (rank < extra ? 1 : 0)};
+}
+
+void validate(const JobConfig& c, int ranks) {
+  if (c.n < 1) throw usage_error("--n: must be >= 1 (the number of keys), got " + std::to_string(c.n));
+  if (c.model.d < 1) throw usage_error("--d: must be >= 1 (the head dimension), got " + std::to_string(c.model.d));
+  if (c.model.d > 65536) throw usage_error("--d: " + std::to_string(c.model.d) + " is larger than the supported 65536");
+  if (c.queries < 1) throw usage_error("--queries: must be >= 1, got " + std::to_string(c.queries));
+  if (c.queries > c.n) {
+    throw usage_error("--queries: " + std::to_string(c.queries) + " is more than the " + std::to_string(c.n) +
+                      " rows of the sequence (use --queries <= --n)");
+  }
+  if (c.windows.empty()) throw usage_error("--window: give at least one window strategy (e.g. --window const:256)");
+  if (c.threads < 1) throw usage_error("--threads: must be >= 1, got " + std::to_string(c.threads));
+  if (c.block < 1) throw usage_error("--block: must be >= 1, got " + std::to_string(c.block));
+  if (c.tile < 1) throw usage_error("--tile: must be >= 1, got " + std::to_string(c.tile));
+  if (c.max_k < 1) throw usage_error("--max-k: must be >= 1, got " + std::to_string(c.max_k));
+  if (!(c.scale >= 0) || !std::isfinite(c.scale)) throw usage_error("--scale: must be a finite number > 0");
+  const ModelParams& m = c.model;
+  if (m.model == InputModel::Paper) {
+    if (!(m.bound > 0) || !std::isfinite(m.bound)) throw usage_error("--B: the input bound must be > 0");
+    if (!(m.weight_norm > 0) || !std::isfinite(m.weight_norm)) throw usage_error("--R: the weight norm bound must be > 0");
+  } else if (!(m.sigma > 0) || !std::isfinite(m.sigma)) {
+    throw usage_error("--sigma: must be > 0");
+  }
+  for (const WindowSpec& w : c.windows) {
+    if (w.needs_exact() && !c.exact) {
+      throw usage_error("--window " + w.text + ": needs the exact pass (drop --no-exact)");
+    }
+  }
+  for (double e : c.sparsity_eps) {
+    if (!(e > 0 && e < 1)) throw usage_error("--sparsity-eps: every epsilon must lie in (0, 1)");
+  }
+  // Memory per rank: the K/V shard, the candidate lists and the per-thread tiles.
+  const double shard_rows = std::ceil(static_cast<double>(c.n) / ranks);
+  const double d = static_cast<double>(m.d);
+  const double L = static_cast<double>(list_length(c.windows, c.n, c.max_k));
+  const double block = static_cast<double>(std::min(c.block, c.queries));
+  const double need = shard_rows * d * 8 + block * L * sizeof(Candidate) * 4 +
+                      block * static_cast<double>(std::min(c.tile, c.n)) * 4 +
+                      block * d * 8 * (static_cast<double>(c.windows.size()) + 2);
+  const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  if (need * (c.keep_rows ? 1.0 : 1.0) > 0.9 * have) {
+    throw usage_error("--n: each rank needs about " + gib(need) + " but this machine has " + gib(have) +
+                      " (use more ranks, a smaller --n, --block or --max-k)");
+  }
+}
+
+JobResult run_job(const Comm& comm, const JobConfig& config) {
+  const double t_start = now();
+  validate(config, comm.size());  // identical on every rank: no collective needed to agree
+
+  JobResult res;
+  res.config = config;
+  res.ranks = comm.size();
+  const std::int64_t n = config.n, d = config.model.d, m = config.queries;
+  const std::size_t du = static_cast<std::size_t>(d);
+  res.scale = config.scale > 0 ? config.scale : 1.0 / std::sqrt(static_cast<double>(d));
+  const std::int64_t L = list_length(config.windows, n, config.max_k);
+  res.list_length = L;
+  res.positions = sample_positions(n, m);
+  const ShardRange shard = shard_range(n, comm.size(), comm.rank());
+  const std::int64_t owned = shard.hi - shard.lo;
+
+  std::unique_ptr<Backend> backend;
+  std::vector<float> k, v;
+  double t0 = now();
+  collective(comm, [&] {
+    backend = make_backend(config.backend);
+    k.resize(static_cast<std::size_t>(owned) * du);
+    v.resize(k.size());
+    Generator(config.model).keys_values(shard.lo, owned, k, v);
+  });
+  const Generator gen(config.model);
+  double v_max = 0;
+  for (std::int64_t j = 0; j < owned; ++j) {
+    double s = 0;
+    for (std::int64_t c = 0; c < d; ++c) s += double(v[j * d + c]) * double(v[j * d + c]);
+    v_max = std::max(v_max, std::sqrt(s));
+  }
+  res.v_max_norm = comm.allreduce_max(v_max);
+  double t_generate = now() - t0, t_local = 0, t_merge = 0, t_sparse = 0, t_stats = 0;
+
+  const std::size_t S = config.windows.size();
+  res.strategies.resize(S);
+  for (std::size_t w = 0; w < S; ++w) {
+    res.strategies[w].spec = config.windows[w];
+    res.strategies[w].rows.resize(static_cast<std::size_t>(m));
+  }
+  std::vector<std::size_t> prefix_ids, sink_ids;
+  for (std::size_t w = 0; w < S; ++w) {
+    (config.windows[w].kind == WindowKind::Sink ? sink_ids : prefix_ids).push_back(w);
+  }
+  const std::size_t E = config.exact ? config.sparsity_eps.size() : 0;
+  std::vector<std::vector<double>> sparsity_counts(E, std::vector<double>(static_cast<std::size_t>(m), kNaN));
+  if (config.keep_rows) {
+    res.lists.resize(static_cast<std::size_t>(m * L));
+    if (config.exact) res.o_exact.resize(static_cast<std::size_t>(m) * du);
+    res.o_sparse.resize(S * static_cast<std::size_t>(m) * du);
+  }
+
+  PassParams pass;
+  pass.d = d;
+  pass.scale = res.scale;
+  pass.causal = config.causal;
+  pass.list_length = L;
+  pass.exact = config.exact;
+  pass.tile = config.tile;
+  pass.threads = config.threads;
+  const std::size_t frow = flash_row_size(du);
+
+  std::vector<float> q;
+  std::vector<Candidate> lists;
+  std::vector<double> flash, acc, sink_state;
+  std::vector<std::vector<WindowChoice>> choice(S);
+  std::vector<double> o_exact(du), o_hat(du), bounds;
+
+  for (std::int64_t b0 = 0; b0 < m; b0 += config.block) {
+    const std::int64_t rows = std::min(config.block, m - b0);
+    const std::size_t ru = static_cast<std::size_t>(rows);
+    const std::int64_t* pos = res.positions.data() + b0;
+
+    t0 = now();
+    q.resize(ru * du);
+    gen.queries({pos, ru}, q);
+    t_generate += now() - t0;
+
+    t0 = now();
+    lists.assign(ru * static_cast<std::size_t>(L), kEmptyCandidate);
+    flash.assign(config.exact ? ru * frow : 0, 0.0);
+    backend->local_pass(QueryBlock{q.data(), pos, rows}, KeyShard{k.data(), v.data(), shard.lo, owned}, pass,
+                        LocalOutput{lists, flash});
+    t_local += now() - t0;
+
+    t0 = now();
+    comm.allreduce_topk(lists, L);
+    if (config.exact) comm.allreduce_flash(flash, d);
+    t_merge += now() - t0;
+
+    // Sparse softmax: every rank forms the weights from the merged list and adds the
+    // contributions of the V rows it owns; one sum-reduction for all prefix strategies.
+    t0 = now();
+    acc.assign(prefix_ids.size() * ru * du, 0.0);
+    for (std::size_t pi = 0; pi < prefix_ids.size(); ++pi) {
+      const std::size_t w = prefix_ids[pi];
+      choice[w].resize(ru);
+      for (std::size_t i = 0; i < ru; ++i) {
+        const std::span<const Candidate> row{lists.data() + i * static_cast<std::size_t>(L), static_cast<std::size_t>(L)};
+        const std::span<const Candidate> valid = row.first(count_valid(row));
+        const std::int64_t nv = visible_keys(pos[i], n, config.causal);
+        RowNormaliser norm{};
+        if (config.exact) norm = {flash[i * frow], flash[i * frow + 1]};
+        const WindowChoice c = choose_window(config.windows[w], valid, L, nv, config.exact ? &norm : nullptr);
+        choice[w][i] = c;
+        if (valid.empty()) continue;
+        const double top = valid[0].score;
+        double z = 0;
+        for (std::int64_t j = 0; j < c.k; ++j) z += std::exp(static_cast<double>(valid[j].score) - top);
+        double* out = acc.data() + (pi * ru + i) * du;
+        for (std::int64_t j = 0; j < c.k; ++j) {
+          const std::int64_t g = valid[j].index;
+          if (g < shard.lo || g >= shard.hi) continue;
+          const double p = std::exp(static_cast<double>(valid[j].score) - top) / z;
+          const float* vr = v.data() + (g - shard.lo) * d;
+          for (std::int64_t c2 = 0; c2 < d; ++c2) out[c2] += p * vr[c2];
+        }
+      }
+    }
+    comm.allreduce_sum(acc);
+    // Sink windows are not prefixes: each rank forms the flash state of the set's keys it owns,
+    // and the states merge like the exact ones.
+    sink_state.assign(sink_ids.size() * ru * frow, 0.0);
+    for (std::size_t si = 0; si < sink_ids.size(); ++si) {
+      const WindowSpec& w = config.windows[sink_ids[si]];
+      for (std::size_t i = 0; i < ru; ++i) {
+        double* st = sink_state.data() + (si * ru + i) * frow;
+        flash_clear({st, frow});
+        const std::int64_t nv = visible_keys(pos[i], n, config.causal);
+        auto add_range = [&](std::int64_t a, std::int64_t b) {  // keys [a, b) ∩ shard
+          a = std::max(a, shard.lo);
+          b = std::min({b, shard.hi, nv});
+          std::vector<double> one(frow);
+          for (std::int64_t j = a; j < b; ++j) {
+            const float* kr = k.data() + (j - shard.lo) * d;
+            const float* qr = q.data() + i * du;
+            double s = 0;
+            for (std::int64_t c2 = 0; c2 < d; ++c2) s += double(qr[c2]) * double(kr[c2]);
+            s *= res.scale;
+            one[0] = s;
+            one[1] = 1;
+            one[2] = 1;
+            const float* vr = v.data() + (j - shard.lo) * d;
+            for (std::int64_t c2 = 0; c2 < d; ++c2) one[kFlashHeader + c2] = vr[c2];
+            flash_merge({st, frow}, one);
+          }
+        };
+        const std::int64_t s_end = static_cast<std::int64_t>(w.a);
+        const std::int64_t r_begin = std::max(s_end, pos[i] - static_cast<std::int64_t>(w.b) + 1);
+        add_range(0, s_end);
+        add_range(r_begin, pos[i] + 1);
+      }
+    }
+    if (!sink_ids.empty()) comm.allreduce_flash(sink_state, d);
+    t_sparse += now() - t0;
+
+    t0 = now();
+    for (std::size_t i = 0; i < ru; ++i) {
+      const std::size_t row_index = static_cast<std::size_t>(b0) + i;
+      const std::span<const Candidate> row{lists.data() + i * static_cast<std::size_t>(L), static_cast<std::size_t>(L)};
+      const std::span<const Candidate> valid = row.first(count_valid(row));
+      const std::int64_t nv = visible_keys(pos[i], n, config.causal);
+      const double* fl = config.exact ? flash.data() + i * frow : nullptr;
+      if (config.exact) flash_output({fl, frow}, o_exact);
+      bounds.resize(valid.size());
+      certificate_mass_bounds(valid, nv, bounds);
+      const double sum_sq_all = config.exact && fl[1] > 0 ? fl[2] / (fl[1] * fl[1]) : 0.0;
+
+      for (std::size_t w = 0; w < S; ++w) {
+        RowStats& st = res.strategies[w].rows[row_index];
+        const WindowSpec& spec = config.windows[w];
+        KeptSet kept;
+        if (spec.kind == WindowKind::Sink) {
+          const std::size_t si = static_cast<std::size_t>(std::find(sink_ids.begin(), sink_ids.end(), w) - sink_ids.begin());
+          const double* ss = sink_state.data() + (si * ru + i) * frow;
+          flash_output({ss, frow}, o_hat);
+          std::int64_t size = std::min<std::int64_t>(static_cast<std::int64_t>(spec.a), nv);
+          size += std::max<std::int64_t>(0, pos[i] + 1 - std::max(static_cast<std::int64_t>(spec.a), pos[i] - static_cast<std::int64_t>(spec.b) + 1));
+          size = std::min(size, nv);
+          st.k = size;
+          st.clamped = size < static_cast<std::int64_t>(spec.a + spec.b);
+          if (config.exact && fl[1] > 0) {
+            const double f = std::exp(ss[0] - fl[0]);
+            kept.mass = ss[1] * f / fl[1];
+            kept.sum_sq = ss[2] * f * f / (fl[1] * fl[1]);
+            kept.p_max = ss[1] > 0 ? f / fl[1] : 0.0;
+            for (const Candidate& c : valid) {
+              if (!in_sink_set(spec, c.index, pos[i])) {
+                kept.p_dropped = std::exp(static_cast<double>(c.score) - fl[0]) / fl[1];
+                break;
+              }
+            }
+          }
+        } else {
+          const std::size_t pi = static_cast<std::size_t>(std::find(prefix_ids.begin(), prefix_ids.end(), w) - prefix_ids.begin());
+          const WindowChoice& c = choice[w][i];
+          st.k = c.k;
+          st.clamped = c.clamped;
+          std::copy_n(acc.data() + (pi * ru + i) * du, du, o_hat.begin());
+          if (config.exact && fl[1] > 0) kept = prefix_kept_set(valid, c.k, fl[0], fl[1], nv);
+          if (c.k >= 1 && static_cast<std::size_t>(c.k) <= bounds.size()) {
+            st.cert_mass = bounds[static_cast<std::size_t>(c.k - 1)];
+            st.cert_out = certificate_output_bound(st.cert_mass, o_hat, res.v_max_norm);
+          }
+        }
+        if (config.exact) fill_errors(kept, sum_sq_all, o_hat, o_exact, st);
+        if (config.keep_rows) std::copy(o_hat.begin(), o_hat.end(), res.o_sparse.begin() + (w * m + row_index) * du);
+      }
+      for (std::size_t e = 0; e < E; ++e) {
+        if (fl[1] <= 0) continue;
+        const double cut = fl[0] + std::log(config.sparsity_eps[e] * fl[1]);
+        std::size_t count = 0;
+        while (count < valid.size() && static_cast<double>(valid[count].score) > cut) ++count;
+        const bool covered = count < valid.size() || valid.size() == static_cast<std::size_t>(nv);
+        sparsity_counts[e][row_index] = covered ? static_cast<double>(count) : kNaN;
+      }
+      if (config.keep_rows) {
+        std::copy(row.begin(), row.end(), res.lists.begin() + static_cast<std::ptrdiff_t>(row_index * static_cast<std::size_t>(L)));
+        if (config.exact) std::copy(o_exact.begin(), o_exact.end(), res.o_exact.begin() + static_cast<std::ptrdiff_t>(row_index * du));
+      }
+    }
+    t_stats += now() - t0;
+  }
+
+  t0 = now();
+  for (StrategyResult& s : res.strategies) {
+    std::vector<double> col(static_cast<std::size_t>(m));
+    auto agg = [&](auto field) {
+      for (std::size_t i = 0; i < col.size(); ++i) col[i] = static_cast<double>(field(s.rows[i]));
+      return summarize(col);
+    };
+    s.k = agg([](const RowStats& r) { return r.k; });
+    s.kept_mass = agg([](const RowStats& r) { return r.kept_mass; });
+    s.attn_l1 = agg([](const RowStats& r) { return r.attn_l1; });
+    s.attn_l2 = agg([](const RowStats& r) { return r.attn_l2; });
+    s.attn_linf = agg([](const RowStats& r) { return r.attn_linf; });
+    s.out_l2 = agg([](const RowStats& r) { return r.out_l2; });
+    s.out_linf = agg([](const RowStats& r) { return r.out_linf; });
+    s.out_rel = agg([](const RowStats& r) { return r.out_rel; });
+    s.cert_mass = agg([](const RowStats& r) { return r.cert_mass; });
+    s.cert_out = agg([](const RowStats& r) { return r.cert_out; });
+    s.clamped_rows = 0;
+    for (const RowStats& r : s.rows) s.clamped_rows += r.clamped ? 1 : 0;
+  }
+  for (std::size_t e = 0; e < E; ++e) {
+    SparsityResult sr;
+    sr.eps = config.sparsity_eps[e];
+    sr.count = summarize(sparsity_counts[e]);
+    sr.uncovered_rows = m - sr.count.count;
+    res.sparsity.push_back(sr);
+  }
+  t_stats += now() - t0;
+
+  res.times.generate = comm.allreduce_max(t_generate);
+  res.times.local_pass = comm.allreduce_max(t_local);
+  res.times.merge = comm.allreduce_max(t_merge);
+  res.times.sparse = comm.allreduce_max(t_sparse);
+  res.times.stats = comm.allreduce_max(t_stats);
+  res.times.total = comm.allreduce_max(now() - t_start);
+  return res;
+}
+
+}  // namespace ncsparse
