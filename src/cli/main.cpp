@@ -119,7 +119,15 @@ int main_inner(int argc, char** argv) {
       if (rank_of_world() == 0) app.exit(e);
       return 0;
     }
-    say_error(std::string(e.what()) + " (see 'ncsparse " + (run_cmd->parsed() ? "run " : "") + "--help')");
+    std::string what = e.what();
+    // CLI11 says "Could not convert: --n = abc"; say it flag first, as every other error does.
+    const std::string prefix = "Could not convert: ";
+    if (what.rfind(prefix, 0) == 0 && what.find(" = ") != std::string::npos) {
+      const std::size_t eq = what.find(" = ");
+      what = what.substr(prefix.size(), eq - prefix.size()) + ": '" + what.substr(eq + 3) +
+             "' is not a valid value of this option";
+    }
+    say_error(what + " (see 'ncsparse " + (run_cmd->parsed() ? "run " : "") + "--help')");
     return kExitUsage;
   }
 

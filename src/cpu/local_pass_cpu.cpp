@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/fastexp.hpp"
+#include "core/score.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/error.hpp"
 #include "ncsparse/flash.hpp"
@@ -26,9 +27,9 @@ class CpuBackend final : public Backend {
                   LocalOutput out) override;
 };
 
-// Scans the shard for rows [r0, r1) of the block.
+// Scans the shard for rows [r0, r1) of the block. k_norm_max: the largest key norm of the shard.
 void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams& p,
-               std::int64_t r0, std::int64_t r1, LocalOutput out) {
+               std::int64_t r0, std::int64_t r1, double k_norm_max, LocalOutput out) {
   const std::int64_t d = p.d;
   const std::int64_t rows = r1 - r0;
   const std::int64_t L = p.list_length;
@@ -44,6 +45,12 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
   std::vector<double> state(static_cast<std::size_t>(rows) * frow);
   for (std::int64_t i = 0; i < rows; ++i) flash_clear({state.data() + i * frow, frow});
 
+  std::vector<double> q_norm(static_cast<std::size_t>(rows));
+  for (std::int64_t i = 0; i < rows; ++i) {
+    double s2 = 0;
+    for (std::int64_t c = 0; c < d; ++c) s2 += double(queries.q[(r0 + i) * d + c]) * double(queries.q[(r0 + i) * d + c]);
+    q_norm[static_cast<std::size_t>(i)] = std::sqrt(s2);
+  }
   std::int64_t max_pos = std::numeric_limits<std::int64_t>::min();
   for (std::int64_t i = r0; i < r1; ++i) max_pos = std::max(max_pos, queries.positions[i]);
 
@@ -62,7 +69,19 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
       std::int64_t limit = tc;
       if (p.causal) limit = std::clamp<std::int64_t>(queries.positions[r0 + i] - g0 + 1, 0, tc);
       TopKRow& top = topk[static_cast<std::size_t>(i)];
-      for (std::int64_t j = 0; j < limit; ++j) top.push(s[j], g0 + j);
+      const float* qi = queries.q + (r0 + i) * d;
+      // The GEMM score filters; a key that may beat the threshold is re-scored canonically.
+      auto cut_of = [&](float threshold) {
+        if (!std::isfinite(threshold)) return threshold;
+        return threshold - score_margin(q_norm[static_cast<std::size_t>(i)], k_norm_max, d, p.scale, std::abs(threshold));
+      };
+      float cut = cut_of(top.threshold());
+      for (std::int64_t j = 0; j < limit; ++j) {
+        if (s[j] > cut) {
+          top.push(canonical_score(qi, keys.k + (t0 + j) * d, d, p.scale), g0 + j);
+          cut = cut_of(top.threshold());
+        }
+      }
       if (!p.exact) continue;
 
       double* st = state.data() + i * frow;
@@ -118,13 +137,20 @@ void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, con
   NCSPARSE_ASSERT(!p.exact || out.flash.size() == static_cast<std::size_t>(queries.rows) *
                                                       flash_row_size(static_cast<std::size_t>(p.d)));
   openblas_set_num_threads(1);
+  double k_norm_max = 0;
+  for (std::int64_t j = 0; j < keys.count; ++j) {
+    double s2 = 0;
+    for (std::int64_t c = 0; c < p.d; ++c) s2 += double(keys.k[j * p.d + c]) * double(keys.k[j * p.d + c]);
+    k_norm_max = std::max(k_norm_max, s2);
+  }
+  k_norm_max = std::sqrt(k_norm_max);
   const int threads = static_cast<int>(std::clamp<std::int64_t>(p.threads, 1, std::max<std::int64_t>(queries.rows, 1)));
   const std::int64_t per = (queries.rows + threads - 1) / threads;
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
   for (int t = 0; t < threads; ++t) {
     const std::int64_t r0 = std::min(queries.rows, t * per);
     const std::int64_t r1 = std::min(queries.rows, r0 + per);
-    if (r0 < r1) scan_rows(queries, keys, p, r0, r1, out);
+    if (r0 < r1) scan_rows(queries, keys, p, r0, r1, k_norm_max, out);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <memory>
 
@@ -48,6 +49,9 @@ void validate(const JobConfig& c, int ranks) {
                       " rows of the sequence (use --queries <= --n)");
   }
   if (c.windows.empty()) throw usage_error("--window: give at least one window strategy (e.g. --window const:256)");
+  if (c.backend != "cpu" && c.backend != "cuda") {
+    throw usage_error("--backend: unknown backend '" + c.backend + "' (use cpu or cuda)");
+  }
   if (c.threads < 1) throw usage_error("--threads: must be >= 1, got " + std::to_string(c.threads));
   if (c.block < 1) throw usage_error("--block: must be >= 1, got " + std::to_string(c.block));
   if (c.tile < 1) throw usage_error("--tile: must be >= 1, got " + std::to_string(c.tile));
@@ -103,6 +107,10 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
   std::vector<float> k, v;
   double t0 = now();
   collective(comm, [&] {
+    // Fault injection for the tests of the error agreement: the named rank fails here alone.
+    if (const char* inject = std::getenv("NCSPARSE_INJECT_FAILURE"); inject && std::atoi(inject) == comm.rank()) {
+      throw Error(kExitIo, "injected failure (NCSPARSE_INJECT_FAILURE is set)");
+    }
     backend = make_backend(config.backend);
     k.resize(static_cast<std::size_t>(owned) * du);
     v.resize(k.size());

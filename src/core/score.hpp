@@ -1,0 +1,32 @@
+// The canonical score of a (query, key) pair, the one that enters top-k lists.
+//
+// A GEMM's result for one element depends on where the element falls in the tile (edge
+// kernels sum in another order), so scores from a GEMM differ in the last bits between runs
+// with different shard boundaries. Lists must not: the same inputs give the same top-k for
+// every number of ranks. So the GEMM only filters; a key that passes the filter is re-scored
+// here in double, in a fixed order, and rounded once to float.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace ncsparse {
+
+inline float canonical_score(const float* q, const float* k, std::int64_t d, double scale) {
+  double dot = 0;
+  for (std::int64_t c = 0; c < d; ++c) dot += static_cast<double>(q[c]) * static_cast<double>(k[c]);
+  return static_cast<float>(scale * dot);
+}
+
+// Bound on |GEMM score − canonical score| for a query of norm q_norm against keys of norm at
+// most k_norm_max, plus the rounding of a score of magnitude up to `magnitude`. A GEMM score
+// at or below threshold − margin has a canonical score at or below the threshold, whatever
+// order the GEMM summed in (Higham's γ_d bound with Cauchy–Schwarz).
+inline float score_margin(double q_norm, double k_norm_max, std::int64_t d, double scale, double magnitude) {
+  constexpr double u = 1.0 / 16777216.0;  // unit roundoff of float, 2^-24
+  const double gamma = (static_cast<double>(d) + 2) * u / (1 - (static_cast<double>(d) + 2) * u);
+  const double dot_bound = scale * q_norm * k_norm_max;
+  return static_cast<float>(1.01 * (gamma * dot_bound + 4 * u * (magnitude + dot_bound)));
+}
+
+}  // namespace ncsparse

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The run command end to end on small inputs: every output format is well formed, --help
+# documents every flag with its default, and the table holds every requested strategy.
+# Usage: run_smoke.sh NCSPARSE MPIEXEC
+set -u
+bin=$1
+mpiexec=$2
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+check() {  # check DESCRIPTION COMMAND...
+  local what=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); echo "ok:   $what"; else failed=$((failed + 1)); echo "FAIL: $what"; fi
+}
+py=/usr/bin/python3
+
+job=(run --n 3001 --d 16 --queries 40 --block 16 --tile 256 --window const:8 log:2 power:1,0.5 sqrt:0.5 eps:1e-2 mass:0.1 cert:0.2 sink:2,16)
+timeout 120 "$mpiexec" -q -n 3 --oversubscribe "$bin" "${job[@]}" >"$tmp/table" 2>"$tmp/err"
+check "table run exits 0" test $? -eq 0
+check "nothing on stderr" test ! -s "$tmp/err"
+for w in const:8 log:2 power:1,0.5 sqrt:0.5 eps:1e-2 mass:0.1 cert:0.2 sink:2,16; do
+  check "table has $w" grep -q "^$w " "$tmp/table"
+done
+check "table states the row count" grep -q "statistics over 40 query rows" "$tmp/table"
+check "table has phase times" grep -q "wall time (s, max over ranks): generate" "$tmp/table"
+
+timeout 120 "$mpiexec" -q -n 2 --oversubscribe "$bin" "${job[@]}" --format json >"$tmp/json" 2>"$tmp/err"
+check "json run exits 0" test $? -eq 0
+check "json parses and holds 8 strategies of 40 rows" "$py" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r["strategies"]) == 8, r
+assert all(s["rows"] == 40 and s["out_rel"]["count"] == 40 for s in r["strategies"])
+assert r["config"]["ranks"] == 2 and r["config"]["n"] == 3001
+' "$tmp/json"
+
+timeout 120 "$mpiexec" -q -n 4 --oversubscribe "$bin" "${job[@]}" --format csv >"$tmp/csv" 2>"$tmp/err"
+check "csv run exits 0" test $? -eq 0
+check "csv has a header and 8 rows of equal width" "$py" -c '
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert len(rows) == 9 and rows[0][0] == "strategy", rows[:2]
+assert len({len(r) for r in rows}) == 1
+' "$tmp/csv"
+
+"$mpiexec" -q -n 1 "$bin" run --help >"$tmp/help" 2>&1
+check "run --help exits 0" test $? -eq 0
+for flag in --n --d --queries --window --model --x-dist --B --R --sigma --seed --scale --causal --no-exact \
+            --threads --block --tile --max-k --sparsity-eps --backend --format; do
+  check "help documents $flag" grep -qE -- "^ +$flag( |,)" "$tmp/help"
+done
+check "help shows defaults" grep -q "1048576" "$tmp/help"
+"$mpiexec" -q -n 2 "$bin" --version >"$tmp/version" 2>&1
+check "--version prints once" test "$(grep -c ncsparse "$tmp/version")" -eq 1
+
+echo "run smoke: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
