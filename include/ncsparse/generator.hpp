@@ -42,6 +42,7 @@ class Generator {
                    std::span<float> v) const;
 
   // Query rows at the given sequence positions; q holds positions.size()·d floats.
+  // Values of a row do not depend on the other positions asked for in the same call.
   void queries(std::span<const std::int64_t> positions, std::span<float> q) const;
 
   // The raw token rows X (paper model) for the given positions; exposed for tests.

@@ -16,7 +16,10 @@ inline float fast_exp_nonpos(float x) {
   x = x < -87.0f ? -87.0f : x;
   // x = n·ln2 + r with |r| <= ln2/2; exp(x) = 2^n·exp(r).
   const float t = x * kLog2e;
-  const float n = static_cast<float>(static_cast<int>(t - 0.5f + (t >= 0.0f ? 1.0f : 0.0f)));
+  // Round to nearest without a branch or a libm call: adding 1.5·2^23 pushes the fraction
+  // out of the mantissa (exact for |t| < 2^22; here |t| <= 126).
+  constexpr float kRound = 12582912.0f;
+  const float n = (t + kRound) - kRound;
   const float r = (x - n * kLn2Hi) - n * kLn2Lo;
   // Degree-7 Taylor polynomial of exp on [−0.347, 0.347].
   float p = 1.0f / 5040.0f;

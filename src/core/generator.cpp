@@ -3,6 +3,7 @@
 #include <Random123/boxmuller.hpp>
 #include <Random123/philox.h>
 #include <Random123/uniform.hpp>
+#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -82,22 +83,12 @@ void Generator::token_rows(std::span<const std::int64_t> positions, std::span<fl
   }
 }
 
-// A plain row-by-row product in a fixed summation order rather than a BLAS call: every
-// element is computed the same way wherever its row falls in a shard, so the generated keys
-// are bit-identical for every number of ranks (a GEMM's edge kernels need not be).
 void Generator::project(std::span<const float> x, std::int64_t rows, const std::vector<float>& w,
                         std::span<float> out) const {
-  const std::int64_t d = params_.d;
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const float* xi = x.data() + i * d;
-    float* oi = out.data() + i * d;
-    std::fill(oi, oi + d, 0.0f);
-    for (std::int64_t t = 0; t < d; ++t) {
-      const float a = xi[t];
-      const float* wt = w.data() + t * d;
-      for (std::int64_t j = 0; j < d; ++j) oi[j] += a * wt[j];
-    }
-  }
+  const int d = static_cast<int>(params_.d);
+  if (rows == 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), d, d, 1.0f, x.data(), d,
+              w.data(), d, 0.0f, out.data(), d);
 }
 
 void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<float> k,
@@ -114,18 +105,22 @@ void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<fl
     for (float& x : v) x *= sigma;
     return;
   }
-  // Paper model: X rows in chunks, then K = X·W_K and V = X·W_V.
-  constexpr std::int64_t kChunk = 16384;
-  std::vector<std::int64_t> pos;
-  std::vector<float> x;
-  for (std::int64_t start = 0; start < count; start += kChunk) {
-    const std::int64_t rows = std::min(kChunk, count - start);
-    pos.resize(static_cast<std::size_t>(rows));
-    for (std::int64_t i = 0; i < rows; ++i) pos[i] = begin + start + i;
-    x.resize(static_cast<std::size_t>(rows * d));
+  // Paper model: K = X·W_K and V = X·W_V, one GEMM per chunk of kChunk rows. Chunks are aligned
+  // to global multiples of kChunk and always computed whole, so each row comes out of the same
+  // GEMM call wherever the shard boundaries fall: keys are bit-identical for every rank count
+  // (a GEMM's result for a row may depend on where the row sits in the call).
+  constexpr std::int64_t kChunk = 4096;
+  std::vector<std::int64_t> pos(kChunk);
+  std::vector<float> x(static_cast<std::size_t>(kChunk * d)), kc(x.size()), vc(x.size());
+  const std::int64_t end = begin + count;
+  for (std::int64_t c0 = begin - begin % kChunk; c0 < end; c0 += kChunk) {
+    for (std::int64_t i = 0; i < kChunk; ++i) pos[static_cast<std::size_t>(i)] = c0 + i;
     token_rows(pos, x);
-    project(x, rows, w_k_, k.subspan(static_cast<std::size_t>(start * d), static_cast<std::size_t>(rows * d)));
-    project(x, rows, w_v_, v.subspan(static_cast<std::size_t>(start * d), static_cast<std::size_t>(rows * d)));
+    project(x, kChunk, w_k_, kc);
+    project(x, kChunk, w_v_, vc);
+    const std::int64_t lo = std::max(begin, c0), hi = std::min(end, c0 + kChunk);
+    std::copy(kc.begin() + (lo - c0) * d, kc.begin() + (hi - c0) * d, k.begin() + (lo - begin) * d);
+    std::copy(vc.begin() + (lo - c0) * d, vc.begin() + (hi - c0) * d, v.begin() + (lo - begin) * d);
   }
 }
 
@@ -138,9 +133,19 @@ void Generator::queries(std::span<const std::int64_t> positions, std::span<float
     for (float& x : q) x *= sigma;
     return;
   }
-  std::vector<float> x(q.size());
-  token_rows(positions, x);
-  project(x, static_cast<std::int64_t>(positions.size()), w_q_, q);
+  // Row by row in a fixed order (few rows): a query's values never depend on which other
+  // positions share the call.
+  std::vector<float> x(static_cast<std::size_t>(d));
+  for (std::size_t i = 0; i < positions.size(); ++i) {
+    token_rows({&positions[i], 1}, x);
+    float* qi = q.data() + i * d;
+    std::fill(qi, qi + d, 0.0f);
+    for (std::int64_t t = 0; t < d; ++t) {
+      const float a = x[static_cast<std::size_t>(t)];
+      const float* wt = w_q_.data() + t * d;
+      for (std::int64_t j = 0; j < d; ++j) qi[j] += a * wt[j];
+    }
+  }
 }
 
 std::vector<std::int64_t> sample_positions(std::int64_t n, std::int64_t m) {

@@ -27,6 +27,21 @@ class CpuBackend final : public Backend {
                   LocalOutput out) override;
 };
 
+// Largest of s[0..count), in independent lanes so that the loop vectorises.
+float row_max(const float* s, std::int64_t count) {
+  constexpr std::int64_t kLanes = 16;
+  float lane[kLanes];
+  std::fill(lane, lane + kLanes, -std::numeric_limits<float>::infinity());
+  std::int64_t j = 0;
+  for (; j + kLanes <= count; j += kLanes) {
+    for (std::int64_t u = 0; u < kLanes; ++u) lane[u] = s[j + u] > lane[u] ? s[j + u] : lane[u];
+  }
+  for (std::int64_t u = 0; j < count; ++j, ++u) lane[u] = s[j] > lane[u] ? s[j] : lane[u];
+  float best = lane[0];
+  for (std::int64_t u = 1; u < kLanes; ++u) best = lane[u] > best ? lane[u] : best;
+  return best;
+}
+
 // Scans the shard for rows [r0, r1) of the block. k_norm_max: the largest key norm of the shard.
 void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams& p,
                std::int64_t r0, std::int64_t r1, double k_norm_max, LocalOutput out) {
@@ -35,7 +50,6 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
   const std::int64_t L = p.list_length;
   const std::int64_t T = std::max<std::int64_t>(1, std::min(p.tile, keys.count));
   const std::size_t frow = flash_row_size(static_cast<std::size_t>(d));
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
   std::vector<float> scores(static_cast<std::size_t>(rows * T));
   std::vector<float> pv(p.exact ? static_cast<std::size_t>(rows * d) : 0);
@@ -90,18 +104,31 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
         continue;
       }
       any_visible = true;
-      float tile_max = kNegInf;
-      for (std::int64_t j = 0; j < limit; ++j) tile_max = std::max(tile_max, s[j]);
+      float tile_max = row_max(s, limit);
       const double m_new = std::max(st[0], static_cast<double>(tile_max));
       const double alpha = std::exp(st[0] - m_new);  // 0 when the row was empty
       const float mf = static_cast<float>(m_new);
-      float sum = 0, sum2 = 0;
-      for (std::int64_t j = 0; j < limit; ++j) {
+      // Exponentials in place, with the sums in kLanes independent partial sums so that the
+      // loop vectorises without reassociating floating point (no -ffast-math).
+      constexpr std::int64_t kLanes = 16;
+      float part[kLanes] = {}, part2[kLanes] = {};
+      std::int64_t j = 0;
+      for (; j + kLanes <= limit; j += kLanes) {
+        for (std::int64_t u = 0; u < kLanes; ++u) {
+          const float e = fast_exp_nonpos(s[j + u] - mf);
+          s[j + u] = e;
+          part[u] += e;
+          part2[u] += e * e;
+        }
+      }
+      for (std::int64_t u = 0; j < limit; ++j, ++u) {
         const float e = fast_exp_nonpos(s[j] - mf);
         s[j] = e;
-        sum += e;
-        sum2 += e * e;
+        part[u] += e;
+        part2[u] += e * e;
       }
+      double sum = 0, sum2 = 0;
+      for (std::int64_t u = 0; u < kLanes; ++u) sum += part[u], sum2 += part2[u];
       std::fill(s + limit, s + tc, 0.0f);
       st[0] = m_new;
       st[1] = st[1] * alpha + sum;

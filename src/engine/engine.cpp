@@ -10,6 +10,8 @@
 #include "ncsparse/backend.hpp"
 #include "ncsparse/flash.hpp"
 
+extern "C" void openblas_set_num_threads(int);
+
 namespace ncsparse {
 namespace {
 
@@ -89,6 +91,9 @@ void validate(const JobConfig& c, int ranks) {
 
 JobResult run_job(const Comm& comm, const JobConfig& config) {
   const double t_start = now();
+  // Ranks are the unit of parallelism across cores and --threads within a rank; BLAS
+  // threads on top would oversubscribe the cores.
+  openblas_set_num_threads(1);
   validate(config, comm.size());  // identical on every rank: no collective needed to agree
 
   JobResult res;
