@@ -2,27 +2,77 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "ncsparse/error.hpp"
 
 namespace ncsparse {
 
-KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double m, double l,
-                        std::int64_t n_visible) {
-  NCSPARSE_ASSERT(k >= 0 && static_cast<std::size_t>(k) <= list.size());
+namespace {
+
+// Adds the dropped part and normalises; kept* describe the set, listed entries flagged out of
+// the set are summed exactly, unlisted ones come from the exact state within the list's bounds.
+KeptSet finish_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set,
+                        std::int64_t set_size, double kept, double kept_sq, double kept_max, double m,
+                        double l, std::int64_t n_visible, double sum_sq_all) {
+  const std::int64_t listed = static_cast<std::int64_t>(list.size());
+  NCSPARSE_ASSERT(listed <= n_visible && in_set.size() == list.size());
+  double dropped = 0, dropped_sq = 0, p_dropped = 0, p_last = 0;
+  std::int64_t listed_in = 0;
+  for (std::int64_t j = 0; j < listed; ++j) {
+    const double p = std::exp(static_cast<double>(list[j].score) - m) / l;
+    p_last = p;
+    if (in_set[j]) {
+      ++listed_in;
+      continue;
+    }
+    dropped += p;
+    dropped_sq += p * p;
+    p_dropped = std::max(p_dropped, p);
+  }
+  const std::int64_t unlisted_out = (n_visible - listed) - (set_size - listed_in);
+  if (unlisted_out > 0) {
+    // Each unlisted key scores at most the last listed one.
+    const double beyond = std::clamp(1.0 - kept - dropped, 0.0, static_cast<double>(unlisted_out) * p_last);
+    const double beyond_sq = std::clamp(sum_sq_all - kept_sq - dropped_sq, 0.0, p_last * beyond);
+    dropped += beyond;
+    dropped_sq += beyond_sq;
+    // An upper bound on the largest unlisted entry (exact whenever a listed entry is dropped).
+    if (p_dropped == 0) p_dropped = std::min(p_last, beyond);
+  }
+  const double total = kept + dropped;  // normalise so that kept + dropped = 1 exactly
   KeptSet s;
+  if (total <= 0) return s;
+  s.mass = kept / total;
+  s.sum_sq = kept_sq / (total * total);
+  s.dropped_sq = dropped_sq / (total * total);
+  s.p_max = kept_max / total;
+  s.p_dropped = p_dropped / total;
+  return s;
+}
+
+}  // namespace
+
+KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double m, double l,
+                        std::int64_t n_visible, double sum_sq_all) {
+  NCSPARSE_ASSERT(k >= 0 && static_cast<std::size_t>(k) <= list.size());
+  double kept = 0, kept_sq = 0, kept_max = 0;
+  std::vector<std::uint8_t> in_set(list.size(), 0);
   for (std::int64_t j = 0; j < k; ++j) {
     const double p = std::exp(static_cast<double>(list[j].score) - m) / l;
-    s.mass += p;
-    s.sum_sq += p * p;
-    s.p_max = std::max(s.p_max, p);
+    kept += p;
+    kept_sq += p * p;
+    kept_max = std::max(kept_max, p);
+    in_set[j] = 1;
   }
-  if (k < n_visible) {
-    // The list holds at least k + 1 entries whenever k < n_visible (K + 1 are kept).
-    NCSPARSE_ASSERT(static_cast<std::size_t>(k) < list.size());
-    s.p_dropped = std::exp(static_cast<double>(list[k].score) - m) / l;
-  }
-  return s;
+  return finish_kept_set(list, in_set, k, kept, kept_sq, kept_max, m, l, n_visible, sum_sq_all);
+}
+
+KeptSet general_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set,
+                         std::int64_t set_size, double kept_mass, double kept_sq, double kept_max, double m,
+                         double l, std::int64_t n_visible, double sum_sq_all) {
+  return finish_kept_set(list, in_set, set_size, kept_mass, kept_sq, kept_max, m, l, n_visible, sum_sq_all);
 }
 
 void fill_errors(const KeptSet& kept, double sum_sq_all, std::span<const double> o_sparse,
@@ -32,11 +82,12 @@ void fill_errors(const KeptSet& kept, double sum_sq_all, std::span<const double>
   st.attn_l1 = 2.0 * std::max(0.0, 1.0 - M);
   if (M > 0) {
     const double f = 1.0 / M - 1.0;
-    const double l2sq = f * f * kept.sum_sq + std::max(0.0, sum_sq_all - kept.sum_sq);
+    const double dropped_sq = std::isnan(kept.dropped_sq) ? std::max(0.0, sum_sq_all - kept.sum_sq) : kept.dropped_sq;
+    const double l2sq = f * f * kept.sum_sq + dropped_sq;
     st.attn_l2 = std::sqrt(l2sq);
     st.attn_linf = std::max(kept.p_max * std::max(0.0, f), kept.p_dropped);
   } else {
-    st.attn_l2 = std::sqrt(sum_sq_all);
+    st.attn_l2 = std::sqrt(std::isnan(kept.dropped_sq) ? sum_sq_all : kept.dropped_sq);
     st.attn_linf = kept.p_dropped;
   }
   double e2 = 0, emax = 0, o2 = 0;

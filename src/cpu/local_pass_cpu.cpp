@@ -111,21 +111,21 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
       // Exponentials in place, with the sums in kLanes independent partial sums so that the
       // loop vectorises without reassociating floating point (no -ffast-math).
       constexpr std::int64_t kLanes = 16;
-      float part[kLanes] = {}, part2[kLanes] = {};
+      double part[kLanes] = {}, part2[kLanes] = {};
       std::int64_t j = 0;
       for (; j + kLanes <= limit; j += kLanes) {
         for (std::int64_t u = 0; u < kLanes; ++u) {
           const float e = fast_exp_nonpos(s[j + u] - mf);
           s[j + u] = e;
           part[u] += e;
-          part2[u] += e * e;
+          part2[u] += double(e) * double(e);
         }
       }
       for (std::int64_t u = 0; j < limit; ++j, ++u) {
         const float e = fast_exp_nonpos(s[j] - mf);
         s[j] = e;
         part[u] += e;
-        part2[u] += e * e;
+        part2[u] += double(e) * double(e);
       }
       double sum = 0, sum2 = 0;
       for (std::int64_t u = 0; u < kLanes; ++u) sum += part[u], sum2 += part2[u];

@@ -164,6 +164,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
   std::vector<double> flash, acc, sink_state;
   std::vector<std::vector<WindowChoice>> choice(S);
   std::vector<double> o_exact(du), o_hat(du), bounds;
+  std::vector<std::uint8_t> in_set;
 
   for (std::int64_t b0 = 0; b0 < m; b0 += config.block) {
     const std::int64_t rows = std::min(config.block, m - b0);
@@ -280,15 +281,10 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
           st.clamped = size < static_cast<std::int64_t>(spec.a + spec.b);
           if (config.exact && fl[1] > 0) {
             const double f = std::exp(ss[0] - fl[0]);
-            kept.mass = ss[1] * f / fl[1];
-            kept.sum_sq = ss[2] * f * f / (fl[1] * fl[1]);
-            kept.p_max = ss[1] > 0 ? f / fl[1] : 0.0;
-            for (const Candidate& c : valid) {
-              if (!in_sink_set(spec, c.index, pos[i])) {
-                kept.p_dropped = std::exp(static_cast<double>(c.score) - fl[0]) / fl[1];
-                break;
-              }
-            }
+            in_set.resize(valid.size());
+            for (std::size_t j = 0; j < valid.size(); ++j) in_set[j] = in_sink_set(spec, valid[j].index, pos[i]) ? 1 : 0;
+            kept = general_kept_set(valid, in_set, size, ss[1] * f / fl[1], ss[2] * f * f / (fl[1] * fl[1]),
+                                    ss[1] > 0 ? f / fl[1] : 0.0, fl[0], fl[1], nv, sum_sq_all);
           }
         } else {
           const std::size_t pi = static_cast<std::size_t>(std::find(prefix_ids.begin(), prefix_ids.end(), w) - prefix_ids.begin());
@@ -296,7 +292,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
           st.k = c.k;
           st.clamped = c.clamped;
           std::copy_n(acc.data() + (pi * ru + i) * du, du, o_hat.begin());
-          if (config.exact && fl[1] > 0) kept = prefix_kept_set(valid, c.k, fl[0], fl[1], nv);
+          if (config.exact && fl[1] > 0) kept = prefix_kept_set(valid, c.k, fl[0], fl[1], nv, sum_sq_all);
           if (c.k >= 1 && static_cast<std::size_t>(c.k) <= bounds.size()) {
             st.cert_mass = bounds[static_cast<std::size_t>(c.k - 1)];
             st.cert_out = certificate_output_bound(st.cert_mass, o_hat, res.v_max_norm);
