@@ -15,7 +15,7 @@
 namespace ncsparse {
 
 struct QueryBlock {
-  const float* q = nullptr;               // rows × d
+  const float* q = nullptr;                 // rows × d
   const std::int64_t* positions = nullptr;  // sequence position of each row (for the mask)
   std::int64_t rows = 0;
 };
@@ -29,11 +29,11 @@ struct KeyShard {
 
 struct PassParams {
   std::int64_t d = 0;
-  double scale = 0;            // s in s·q·k
-  bool causal = false;         // row at position p sees keys j <= p
+  double scale = 0;              // s in s·q·k
+  bool causal = false;           // row at position p sees keys j <= p
   std::int64_t list_length = 1;  // L = K + 1 candidates kept per row
-  bool exact = true;           // also compute the flash state
-  std::int64_t tile = 2048;    // keys per score tile
+  bool exact = true;             // also compute the flash state
+  std::int64_t tile = 2048;      // keys per score tile
   int threads = 1;
 };
 

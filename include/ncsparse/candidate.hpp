@@ -28,8 +28,7 @@ inline bool before(const Candidate& a, const Candidate& b) {
 
 // Merges two lists sorted by `before` (empty slots last) into out, keeping out.size() entries
 // and padding with empty slots. out may not alias a or b.
-void merge_sorted(std::span<const Candidate> a, std::span<const Candidate> b,
-                  std::span<Candidate> out);
+void merge_sorted(std::span<const Candidate> a, std::span<const Candidate> b, std::span<Candidate> out);
 
 // Number of real (non-empty) entries at the front of a sorted, padded list.
 std::size_t count_valid(std::span<const Candidate> list);

@@ -16,20 +16,20 @@
 namespace ncsparse {
 
 struct JobConfig {
-  std::int64_t n = 1 << 20;       // keys (sequence length)
-  std::int64_t queries = 256;     // sampled query rows (all rows when == n)
+  std::int64_t n = 1 << 20;    // keys (sequence length)
+  std::int64_t queries = 256;  // sampled query rows (all rows when == n)
   std::vector<WindowSpec> windows;
-  ModelParams model;              // model.d is the head dimension
+  ModelParams model;  // model.d is the head dimension
   bool causal = false;
-  double scale = 0;               // 0: 1/√d
-  bool exact = true;              // exact pass (flash state) and the errors that need it
-  int threads = 1;                // threads per rank
-  std::int64_t block = 256;       // query rows per block
-  std::int64_t tile = 2048;       // keys per score tile
-  std::int64_t max_k = 8192;      // cap on adaptive windows (eps, mass, cert)
+  double scale = 0;           // 0: 1/√d
+  bool exact = true;          // exact pass (flash state) and the errors that need it
+  int threads = 1;            // threads per rank
+  std::int64_t block = 256;   // query rows per block
+  std::int64_t tile = 2048;   // keys per score tile
+  std::int64_t max_k = 8192;  // cap on adaptive windows (eps, mass, cert)
   std::string backend = "cpu";
   std::vector<double> sparsity_eps = {1e-2, 1e-3, 1e-4};
-  bool keep_rows = false;         // keep per-row lists and outputs in the result (tests, I/O)
+  bool keep_rows = false;  // keep per-row lists and outputs in the result (tests, I/O)
 };
 
 // Checks a config on every rank before anything is allocated or any collective is called;
@@ -51,8 +51,8 @@ struct StrategyResult {
 
 struct SparsityResult {
   double eps = 0;
-  Summary count;                   // entries with p > ε per row
-  std::int64_t uncovered_rows = 0; // rows whose list was too short to count them all
+  Summary count;                    // entries with p > ε per row
+  std::int64_t uncovered_rows = 0;  // rows whose list was too short to count them all
 };
 
 // Wall time of each phase, the maximum over ranks, in seconds.
@@ -64,7 +64,7 @@ struct JobResult {
   JobConfig config;
   int ranks = 1;
   double scale = 0;
-  std::int64_t list_length = 0;   // K + 1
+  std::int64_t list_length = 0;  // K + 1
   double v_max_norm = 0;
   std::vector<std::int64_t> positions;
   std::vector<StrategyResult> strategies;

@@ -36,11 +36,10 @@ inline Error usage_error(const std::string& message) { return Error(kExitUsage, 
 
 }  // namespace ncsparse
 
-#define NCSPARSE_ASSERT(cond)                                                           \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      std::fprintf(stderr, "ncsparse: internal error: %s:%d: assertion '%s' failed\n", \
-                   __FILE__, __LINE__, #cond);                                          \
-      std::abort();                                                                     \
-    }                                                                                   \
+#define NCSPARSE_ASSERT(cond)                                                                                      \
+  do {                                                                                                             \
+    if (!(cond)) {                                                                                                 \
+      std::fprintf(stderr, "ncsparse: internal error: %s:%d: assertion '%s' failed\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                                                \
+    }                                                                                                              \
   } while (0)

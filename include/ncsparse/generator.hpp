@@ -20,7 +20,7 @@ struct ModelParams {
   // Paper model: X entries are N(0,1) clipped to [−B, B] (Gaussian) or uniform on [−B, B];
   // W_Q, W_K are scaled so that R = B²·‖W_Q W_Kᵀ‖_F holds exactly; W_V has N(0, 1/d) entries.
   XDistribution x_dist = XDistribution::Gaussian;
-  double bound = 3.0;    // B
+  double bound = 3.0;          // B
   double weight_norm = 288.0;  // R
   // Gaussian model: Q, K, V entries i.i.d. N(0, sigma²).
   double sigma = 1.0;
@@ -38,8 +38,7 @@ class Generator {
   const ModelParams& params() const { return params_; }
 
   // Key and value rows [begin, begin + count) of the sequence; k and v hold count·d floats.
-  void keys_values(std::int64_t begin, std::int64_t count, std::span<float> k,
-                   std::span<float> v) const;
+  void keys_values(std::int64_t begin, std::int64_t count, std::span<float> k, std::span<float> v) const;
 
   // Query rows at the given sequence positions; q holds positions.size()·d floats.
   // Values of a row do not depend on the other positions asked for in the same call.
@@ -56,8 +55,7 @@ class Generator {
   enum Tensor : std::uint32_t { kX = 0, kQ = 1, kK = 2, kV = 3, kWQ = 4, kWK = 5, kWV = 6 };
   // Fills one row of d standard values of the given tensor (normal, or uniform on [−1, 1]).
   void fill_row(Tensor tensor, std::int64_t row, bool uniform, float* out) const;
-  void project(std::span<const float> x, std::int64_t rows, const std::vector<float>& w,
-               std::span<float> out) const;
+  void project(std::span<const float> x, std::int64_t rows, const std::vector<float>& w, std::span<float> out) const;
 
   ModelParams params_;
   std::vector<float> w_q_, w_k_, w_v_;  // d × d, row-major

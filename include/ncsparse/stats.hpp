@@ -16,10 +16,10 @@ inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // What sparse attention kept of one row, in softmax terms of the full row.
 struct KeptSet {
-  double mass = 0;      // M = Σ_{j∈S} p_j
-  double sum_sq = 0;    // Σ_{j∈S} p_j²
-  double p_max = 0;     // max_{j∈S} p_j
-  double p_dropped = 0; // max_{j∉S} p_j (0 when nothing is dropped)
+  double mass = 0;       // M = Σ_{j∈S} p_j
+  double sum_sq = 0;     // Σ_{j∈S} p_j²
+  double p_max = 0;      // max_{j∈S} p_j
+  double p_dropped = 0;  // max_{j∉S} p_j (0 when nothing is dropped)
   // Σ_{j∉S} p_j² when known without cancellation; NaN: fill_errors uses Σ_all p² − Σ_S p².
   double dropped_sq = kNaN;
 };
@@ -32,15 +32,15 @@ struct KeptSet {
 // from the listed entries, and only the part beyond the list comes from the exact state,
 // clamped to what the list allows (each unlisted entry is at most the last listed one). When
 // the list holds every visible key, the result does not depend on l at all.
-KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double m, double l,
-                        std::int64_t n_visible, double sum_sq_all);
+KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double m, double l, std::int64_t n_visible,
+                        double sum_sq_all);
 
 // The same for a kept set that is not a prefix (sink windows): `in_set` flags the listed
 // entries that belong to it, set_size is its size, and kept_mass, kept_sq, kept_max are its
 // Σ p, Σ p² and max p from its own merged state.
-KeptSet general_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set,
-                         std::int64_t set_size, double kept_mass, double kept_sq, double kept_max, double m,
-                         double l, std::int64_t n_visible, double sum_sq_all);
+KeptSet general_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set, std::int64_t set_size,
+                         double kept_mass, double kept_sq, double kept_max, double m, double l, std::int64_t n_visible,
+                         double sum_sq_all);
 
 struct RowStats {
   std::int64_t k = 0;

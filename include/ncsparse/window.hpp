@@ -18,8 +18,8 @@ enum class WindowKind { Const, Log, Power, Sqrt, Eps, Mass, Cert, Sink };
 
 struct WindowSpec {
   WindowKind kind = WindowKind::Const;
-  double a = 0;  // k, α, ε or δ; s for sink
-  double b = 0;  // C for power; w for sink
+  double a = 0;      // k, α, ε or δ; s for sink
+  double b = 0;      // C for power; w for sink
   std::string text;  // the spec as the user wrote it, canonicalised
 
   // Fixed windows depend only on the row's key count; adaptive ones read the list.
@@ -42,8 +42,7 @@ std::int64_t list_length(std::span<const WindowSpec> windows, std::int64_t n, st
 // Certificate bound on the dropped mass 1 − M_k for each prefix length k = 1..K of a sorted
 // list, without the exact state (DESIGN.md §4). `list` holds the valid entries only; n is
 // the number of keys the row sees. Returns bound[k-1] for k = 1..list.size().
-void certificate_mass_bounds(std::span<const Candidate> list, std::int64_t n,
-                             std::span<double> bound);
+void certificate_mass_bounds(std::span<const Candidate> list, std::int64_t n, std::span<double> bound);
 
 struct WindowChoice {
   std::int64_t k = 0;
@@ -59,8 +58,7 @@ struct RowNormaliser {
 // Window length for one row. `list` holds the valid entries of the merged list (at most K+1);
 // windows longer than K = list_capacity − 1 are clamped (and flagged). exact may be null for
 // strategies that do not need it.
-WindowChoice choose_window(const WindowSpec& w, std::span<const Candidate> list,
-                           std::int64_t list_capacity, std::int64_t n_visible,
-                           const RowNormaliser* exact);
+WindowChoice choose_window(const WindowSpec& w, std::span<const Candidate> list, std::int64_t list_capacity,
+                           std::int64_t n_visible, const RowNormaliser* exact);
 
 }  // namespace ncsparse

@@ -41,8 +41,9 @@ void add_run_options(CLI::App& cmd, RunOptions& o) {
   JobConfig& j = o.job;
   cmd.add_option("--n", j.n, "Keys: the sequence length")->capture_default_str();
   cmd.add_option("--d", j.model.d, "Head dimension of Q, K and V")->capture_default_str();
-  cmd.add_option("--queries", j.queries,
-                 "Query rows evaluated: an evenly strided deterministic sample of the n rows (all rows when equal to --n)")
+  cmd.add_option(
+         "--queries", j.queries,
+         "Query rows evaluated: an evenly strided deterministic sample of the n rows (all rows when equal to --n)")
       ->capture_default_str();
   cmd.add_option("--window", o.windows,
                  "Window strategies, repeatable or space-separated: const:K, log:A (k=ceil(A ln n)), power:A,C "
@@ -52,7 +53,8 @@ void add_run_options(CLI::App& cmd, RunOptions& o) {
   cmd.add_option("--model", o.model,
                  "Input generator: paper (X with bounded entries, Q=XW_Q, K=XW_K, V=XW_V) or gaussian (i.i.d. Q, K, V)")
       ->capture_default_str();
-  cmd.add_option("--x-dist", o.x_dist, "paper model: entries of X, gaussian (N(0,1) clipped to [-B,B]) or uniform (on [-B,B])")
+  cmd.add_option("--x-dist", o.x_dist,
+                 "paper model: entries of X, gaussian (N(0,1) clipped to [-B,B]) or uniform (on [-B,B])")
       ->capture_default_str();
   cmd.add_option("--B", j.model.bound, "paper model: bound B on the entries of X")->capture_default_str();
   cmd.add_option("--R", j.model.weight_norm,
@@ -69,7 +71,8 @@ void add_run_options(CLI::App& cmd, RunOptions& o) {
   cmd.add_option("--tile", j.tile, "Keys per score tile")->capture_default_str();
   cmd.add_option("--max-k", j.max_k, "Largest window the adaptive strategies (eps, mass, cert) may choose")
       ->capture_default_str();
-  cmd.add_option("--sparsity-eps", o.sparsity_eps, "Levels epsilon at which entries with p > epsilon are counted per row")
+  cmd.add_option("--sparsity-eps", o.sparsity_eps,
+                 "Levels epsilon at which entries with p > epsilon are counted per row")
       ->capture_default_str();
   cmd.add_option("--backend", j.backend, "Compute backend: cpu")->capture_default_str();
   cmd.add_option("--format", o.format, "Output: table, csv or json")->capture_default_str();
@@ -101,15 +104,17 @@ JobConfig finish_run_options(RunOptions& o) {
 }
 
 int main_inner(int argc, char** argv) {
-  CLI::App app{"ncsparse: distributed exact and top-k sparse softmax attention over MPI ranks.\n"
-               "Run under mpirun; every rank takes the same arguments.",
-               "ncsparse"};
+  CLI::App app{
+      "ncsparse: distributed exact and top-k sparse softmax attention over MPI ranks.\n"
+      "Run under mpirun; every rank takes the same arguments.",
+      "ncsparse"};
   app.set_version_flag("--version", std::string("ncsparse ") + NCSPARSE_VERSION);
   app.require_subcommand(1);
   RunOptions run;
   CLI::App* run_cmd = app.add_subcommand(
-      "run", "Generate a sharded sequence, compute exact and top-k sparse attention for sampled query rows, "
-             "and print the error of every window strategy");
+      "run",
+      "Generate a sharded sequence, compute exact and top-k sparse attention for sampled query rows, "
+      "and print the error of every window strategy");
   add_run_options(*run_cmd, run);
 
   try {

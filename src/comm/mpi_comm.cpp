@@ -88,8 +88,7 @@ void Comm::allreduce_flash(std::span<double> states, std::int64_t d) const {
 void Comm::allreduce_sum(std::span<double> values) const {
   if (size_ == 1 || values.empty()) return;
   NCSPARSE_ASSERT(values.size() <= INT_MAX);
-  NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()),
-                             MPI_DOUBLE, MPI_SUM, comm_));
+  NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, comm_));
 }
 
 double Comm::allreduce_max(double value) const {

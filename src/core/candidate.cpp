@@ -6,8 +6,7 @@
 
 namespace ncsparse {
 
-void merge_sorted(std::span<const Candidate> a, std::span<const Candidate> b,
-                  std::span<Candidate> out) {
+void merge_sorted(std::span<const Candidate> a, std::span<const Candidate> b, std::span<Candidate> out) {
   std::size_t i = 0, j = 0;
   for (Candidate& slot : out) {
     const bool have_a = i < a.size() && a[i].index != kNoIndex;
@@ -30,8 +29,7 @@ std::size_t count_valid(std::span<const Candidate> list) {
 
 void TopKRow::reset(std::size_t keep) {
   keep_ = keep;
-  threshold_ = keep == 0 ? std::numeric_limits<float>::infinity()
-                         : -std::numeric_limits<float>::infinity();
+  threshold_ = keep == 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
   size_ = 0;
   const std::size_t want = 2 * keep + 16;
   if (capacity_ < want) {

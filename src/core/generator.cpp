@@ -1,9 +1,9 @@
 #include "ncsparse/generator.hpp"
 
-#include <Random123/boxmuller.hpp>
 #include <Random123/philox.h>
-#include <Random123/uniform.hpp>
 #include <cblas.h>
+#include <Random123/boxmuller.hpp>
+#include <Random123/uniform.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -12,21 +12,16 @@
 
 namespace ncsparse {
 
-std::string to_string(InputModel model) {
-  return model == InputModel::Paper ? "paper" : "gaussian";
-}
-std::string to_string(XDistribution dist) {
-  return dist == XDistribution::Gaussian ? "gaussian" : "uniform";
-}
+std::string to_string(InputModel model) { return model == InputModel::Paper ? "paper" : "gaussian"; }
+std::string to_string(XDistribution dist) { return dist == XDistribution::Gaussian ? "gaussian" : "uniform"; }
 
 void Generator::fill_row(Tensor tensor, std::int64_t row, bool uniform, float* out) const {
   using Rng = r123::Philox4x32;
   Rng rng;
-  const Rng::key_type key = {{static_cast<std::uint32_t>(params_.seed),
-                              static_cast<std::uint32_t>(params_.seed >> 32)}};
+  const Rng::key_type key = {
+      {static_cast<std::uint32_t>(params_.seed), static_cast<std::uint32_t>(params_.seed >> 32)}};
   const auto urow = static_cast<std::uint64_t>(row);
-  Rng::ctr_type ctr = {{tensor, static_cast<std::uint32_t>(urow),
-                        static_cast<std::uint32_t>(urow >> 32), 0}};
+  Rng::ctr_type ctr = {{tensor, static_cast<std::uint32_t>(urow), static_cast<std::uint32_t>(urow >> 32), 0}};
   const std::int64_t d = params_.d;
   for (std::int64_t c = 0; c < d; c += 4) {
     ctr[3] = static_cast<std::uint32_t>(c / 4);
@@ -87,12 +82,11 @@ void Generator::project(std::span<const float> x, std::int64_t rows, const std::
                         std::span<float> out) const {
   const int d = static_cast<int>(params_.d);
   if (rows == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), d, d, 1.0f, x.data(), d,
-              w.data(), d, 0.0f, out.data(), d);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), d, d, 1.0f, x.data(), d, w.data(), d,
+              0.0f, out.data(), d);
 }
 
-void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<float> k,
-                            std::span<float> v) const {
+void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<float> k, std::span<float> v) const {
   const std::int64_t d = params_.d;
   NCSPARSE_ASSERT(k.size() == static_cast<std::size_t>(count * d) && v.size() == k.size());
   if (params_.model == InputModel::Gaussian) {

@@ -13,9 +13,9 @@ namespace {
 
 // Adds the dropped part and normalises; kept* describe the set, listed entries flagged out of
 // the set are summed exactly, unlisted ones come from the exact state within the list's bounds.
-KeptSet finish_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set,
-                        std::int64_t set_size, double kept, double kept_sq, double kept_max, double m,
-                        double l, std::int64_t n_visible, double sum_sq_all) {
+KeptSet finish_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set, std::int64_t set_size,
+                        double kept, double kept_sq, double kept_max, double m, double l, std::int64_t n_visible,
+                        double sum_sq_all) {
   const std::int64_t listed = static_cast<std::int64_t>(list.size());
   NCSPARSE_ASSERT(listed <= n_visible && in_set.size() == list.size());
   double dropped = 0, dropped_sq = 0, p_dropped = 0, p_last = 0;
@@ -54,8 +54,8 @@ KeptSet finish_kept_set(std::span<const Candidate> list, std::span<const std::ui
 
 }  // namespace
 
-KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double m, double l,
-                        std::int64_t n_visible, double sum_sq_all) {
+KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double m, double l, std::int64_t n_visible,
+                        double sum_sq_all) {
   NCSPARSE_ASSERT(k >= 0 && static_cast<std::size_t>(k) <= list.size());
   double kept = 0, kept_sq = 0, kept_max = 0;
   std::vector<std::uint8_t> in_set(list.size(), 0);
@@ -69,9 +69,9 @@ KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double 
   return finish_kept_set(list, in_set, k, kept, kept_sq, kept_max, m, l, n_visible, sum_sq_all);
 }
 
-KeptSet general_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set,
-                         std::int64_t set_size, double kept_mass, double kept_sq, double kept_max, double m,
-                         double l, std::int64_t n_visible, double sum_sq_all) {
+KeptSet general_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set, std::int64_t set_size,
+                         double kept_mass, double kept_sq, double kept_max, double m, double l, std::int64_t n_visible,
+                         double sum_sq_all) {
   return finish_kept_set(list, in_set, set_size, kept_mass, kept_sq, kept_max, m, l, n_visible, sum_sq_all);
 }
 
@@ -111,7 +111,8 @@ double certificate_output_bound(double bound_mass, std::span<const double> o_spa
 Summary summarize(std::span<const double> values) {
   std::vector<double> v;
   v.reserve(values.size());
-  for (double x : values) if (!std::isnan(x)) v.push_back(x);
+  for (double x : values)
+    if (!std::isnan(x)) v.push_back(x);
   Summary s;
   s.count = static_cast<std::int64_t>(v.size());
   if (v.empty()) return s;

@@ -9,8 +9,7 @@
 namespace ncsparse {
 namespace {
 
-const char* kForms =
-    "const:K, log:A, power:A,C, sqrt:A, eps:E, mass:D, cert:D or sink:S,W";
+const char* kForms = "const:K, log:A, power:A,C, sqrt:A, eps:E, mass:D, cert:D or sink:S,W";
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> parts;
@@ -24,15 +23,13 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return parts;
 }
 
-double parse_number(const std::string& text, const std::string& flag, const std::string& spec,
-                    const char* what) {
+double parse_number(const std::string& text, const std::string& flag, const std::string& spec, const char* what) {
   double value = 0;
   const char* first = text.data();
   const char* last = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(first, last, value);
   if (text.empty() || ec != std::errc() || ptr != last || !std::isfinite(value)) {
-    throw usage_error(flag + ": '" + spec + "': " + what + " '" + text +
-                      "' is not a number (forms: " + kForms + ")");
+    throw usage_error(flag + ": '" + spec + "': " + what + " '" + text + "' is not a number (forms: " + kForms + ")");
   }
   return value;
 }
@@ -40,27 +37,23 @@ double parse_number(const std::string& text, const std::string& flag, const std:
 }  // namespace
 
 bool WindowSpec::fixed() const {
-  return kind == WindowKind::Const || kind == WindowKind::Log || kind == WindowKind::Power ||
-         kind == WindowKind::Sqrt;
+  return kind == WindowKind::Const || kind == WindowKind::Log || kind == WindowKind::Power || kind == WindowKind::Sqrt;
 }
 
 WindowSpec parse_window(const std::string& spec, const std::string& flag) {
   const std::size_t colon = spec.find(':');
   if (colon == std::string::npos) {
-    throw usage_error(flag + ": '" + spec + "' is not a window strategy (use one of " + kForms +
-                      ")");
+    throw usage_error(flag + ": '" + spec + "' is not a window strategy (use one of " + kForms + ")");
   }
   const std::string name = spec.substr(0, colon);
   const std::vector<std::string> args = split(spec.substr(colon + 1), ',');
   auto need_args = [&](std::size_t count, const char* form) {
     if (args.size() != count) {
-      throw usage_error(flag + ": '" + spec + "' takes " + std::to_string(count) +
-                        (count == 1 ? " value" : " values") + " (write it as " + form + ")");
+      throw usage_error(flag + ": '" + spec + "' takes " + std::to_string(count) + (count == 1 ? " value" : " values") +
+                        " (write it as " + form + ")");
     }
   };
-  auto fail = [&](const std::string& why) {
-    throw usage_error(flag + ": '" + spec + "': " + why);
-  };
+  auto fail = [&](const std::string& why) { throw usage_error(flag + ": '" + spec + "': " + why); };
 
   WindowSpec w;
   if (name == "const") {
@@ -93,8 +86,7 @@ WindowSpec parse_window(const std::string& spec, const std::string& flag) {
     if (w.a < 0 || w.a != std::floor(w.a)) fail("S (sink tokens) must be a whole number >= 0");
     if (w.b < 1 || w.b != std::floor(w.b)) fail("W (recent window) must be a whole number >= 1");
   } else {
-    throw usage_error(flag + ": unknown window strategy '" + name + "' in '" + spec +
-                      "' (use one of " + kForms + ")");
+    throw usage_error(flag + ": unknown window strategy '" + name + "' in '" + spec + "' (use one of " + kForms + ")");
   }
   w.text = spec;
   return w;
@@ -103,12 +95,18 @@ WindowSpec parse_window(const std::string& spec, const std::string& flag) {
 double fixed_window_target(const WindowSpec& w, std::int64_t n) {
   const double nn = static_cast<double>(std::max<std::int64_t>(n, 1));
   switch (w.kind) {
-    case WindowKind::Const: return w.a;
-    case WindowKind::Log: return std::ceil(w.a * std::log(nn));
-    case WindowKind::Power: return std::ceil(w.a * std::pow(nn, w.b));
-    case WindowKind::Sqrt: return std::ceil(w.a * std::sqrt(nn));
-    case WindowKind::Sink: return w.a + w.b;
-    default: NCSPARSE_ASSERT(!"not a fixed window");
+    case WindowKind::Const:
+      return w.a;
+    case WindowKind::Log:
+      return std::ceil(w.a * std::log(nn));
+    case WindowKind::Power:
+      return std::ceil(w.a * std::pow(nn, w.b));
+    case WindowKind::Sqrt:
+      return std::ceil(w.a * std::sqrt(nn));
+    case WindowKind::Sink:
+      return w.a + w.b;
+    default:
+      NCSPARSE_ASSERT(!"not a fixed window");
   }
   return 0;
 }
@@ -132,8 +130,7 @@ std::int64_t list_length(std::span<const WindowSpec> windows, std::int64_t n, st
   return static_cast<std::int64_t>(std::min(k, static_cast<double>(n))) + 1;
 }
 
-void certificate_mass_bounds(std::span<const Candidate> list, std::int64_t n,
-                             std::span<double> bound) {
+void certificate_mass_bounds(std::span<const Candidate> list, std::int64_t n, std::span<double> bound) {
   const std::size_t count = list.size();
   NCSPARSE_ASSERT(bound.size() >= count);
   if (count == 0) return;
@@ -156,9 +153,8 @@ void certificate_mass_bounds(std::span<const Candidate> list, std::int64_t n,
   }
 }
 
-WindowChoice choose_window(const WindowSpec& w, std::span<const Candidate> list,
-                           std::int64_t list_capacity, std::int64_t n_visible,
-                           const RowNormaliser* exact) {
+WindowChoice choose_window(const WindowSpec& w, std::span<const Candidate> list, std::int64_t list_capacity,
+                           std::int64_t n_visible, const RowNormaliser* exact) {
   const std::int64_t max_window = std::min(list_capacity - 1, n_visible);
   const std::int64_t available = std::min<std::int64_t>(n_visible, static_cast<std::int64_t>(list.size()));
   WindowChoice c;

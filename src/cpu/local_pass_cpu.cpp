@@ -23,8 +23,7 @@ namespace {
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
-  void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& params,
-                  LocalOutput out) override;
+  void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& params, LocalOutput out) override;
 };
 
 // Largest of s[0..count), in independent lanes so that the loop vectorises.
@@ -43,8 +42,8 @@ float row_max(const float* s, std::int64_t count) {
 }
 
 // Scans the shard for rows [r0, r1) of the block. k_norm_max: the largest key norm of the shard.
-void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams& p,
-               std::int64_t r0, std::int64_t r1, double k_norm_max, LocalOutput out) {
+void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, std::int64_t r0, std::int64_t r1,
+               double k_norm_max, LocalOutput out) {
   const std::int64_t d = p.d;
   const std::int64_t rows = r1 - r0;
   const std::int64_t L = p.list_length;
@@ -62,7 +61,8 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
   std::vector<double> q_norm(static_cast<std::size_t>(rows));
   for (std::int64_t i = 0; i < rows; ++i) {
     double s2 = 0;
-    for (std::int64_t c = 0; c < d; ++c) s2 += double(queries.q[(r0 + i) * d + c]) * double(queries.q[(r0 + i) * d + c]);
+    for (std::int64_t c = 0; c < d; ++c)
+      s2 += double(queries.q[(r0 + i) * d + c]) * double(queries.q[(r0 + i) * d + c]);
     q_norm[static_cast<std::size_t>(i)] = std::sqrt(s2);
   }
   std::int64_t max_pos = std::numeric_limits<std::int64_t>::min();
@@ -72,10 +72,9 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
     const std::int64_t tc = std::min(T, keys.count - t0);
     const std::int64_t g0 = keys.begin + t0;  // global index of the tile's first key
     if (p.causal && g0 > max_pos) break;      // every later tile is masked for every row
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-                static_cast<int>(tc), static_cast<int>(d), static_cast<float>(p.scale),
-                queries.q + r0 * d, static_cast<int>(d), keys.k + t0 * d, static_cast<int>(d),
-                0.0f, scores.data(), static_cast<int>(tc));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(tc),
+                static_cast<int>(d), static_cast<float>(p.scale), queries.q + r0 * d, static_cast<int>(d),
+                keys.k + t0 * d, static_cast<int>(d), 0.0f, scores.data(), static_cast<int>(tc));
 
     bool any_visible = false;
     for (std::int64_t i = 0; i < rows; ++i) {
@@ -87,7 +86,8 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
       // The GEMM score filters; a key that may beat the threshold is re-scored canonically.
       auto cut_of = [&](float threshold) {
         if (!std::isfinite(threshold)) return threshold;
-        return threshold - score_margin(q_norm[static_cast<std::size_t>(i)], k_norm_max, d, p.scale, std::abs(threshold));
+        return threshold -
+               score_margin(q_norm[static_cast<std::size_t>(i)], k_norm_max, d, p.scale, std::abs(threshold));
       };
       float cut = cut_of(top.threshold());
       for (std::int64_t j = 0; j < limit; ++j) {
@@ -136,10 +136,9 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
       for (std::int64_t c = 0; c < d; ++c) st[kFlashHeader + c] *= alpha;
     }
     if (p.exact && any_visible) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
-                  static_cast<int>(d), static_cast<int>(tc), 1.0f, scores.data(),
-                  static_cast<int>(tc), keys.v + t0 * d, static_cast<int>(d), 0.0f, pv.data(),
-                  static_cast<int>(d));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d),
+                  static_cast<int>(tc), 1.0f, scores.data(), static_cast<int>(tc), keys.v + t0 * d, static_cast<int>(d),
+                  0.0f, pv.data(), static_cast<int>(d));
       for (std::int64_t i = 0; i < rows; ++i) {
         double* o = state.data() + i * frow + kFlashHeader;
         const float* x = pv.data() + i * d;
@@ -149,8 +148,8 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
   }
 
   for (std::int64_t i = 0; i < rows; ++i) {
-    topk[static_cast<std::size_t>(i)].finish(out.lists.subspan(static_cast<std::size_t>((r0 + i) * L),
-                                                              static_cast<std::size_t>(L)));
+    topk[static_cast<std::size_t>(i)].finish(
+        out.lists.subspan(static_cast<std::size_t>((r0 + i) * L), static_cast<std::size_t>(L)));
     if (p.exact) {
       std::copy(state.begin() + i * frow, state.begin() + (i + 1) * frow,
                 out.flash.begin() + (r0 + i) * static_cast<std::ptrdiff_t>(frow));
@@ -158,8 +157,7 @@ void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams
   }
 }
 
-void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p,
-                            LocalOutput out) {
+void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, LocalOutput out) {
   NCSPARSE_ASSERT(out.lists.size() == static_cast<std::size_t>(queries.rows * p.list_length));
   NCSPARSE_ASSERT(!p.exact || out.flash.size() == static_cast<std::size_t>(queries.rows) *
                                                       flash_row_size(static_cast<std::size_t>(p.d)));
@@ -186,8 +184,7 @@ void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, con
 std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "cpu") return std::make_unique<CpuBackend>();
   if (name == "cuda") {
-    throw Error(kExitUnavailable,
-                "--backend cuda: this build has no CUDA backend (use --backend cpu)");
+    throw Error(kExitUnavailable, "--backend cuda: this build has no CUDA backend (use --backend cpu)");
   }
   throw usage_error("--backend: unknown backend '" + name + "' (use cpu)");
 }

@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 
 #include "ncsparse/backend.hpp"
@@ -24,9 +24,7 @@ std::string gib(double bytes) {
 }
 
 // Keys a query row at sequence position `pos` sees.
-std::int64_t visible_keys(std::int64_t pos, std::int64_t n, bool causal) {
-  return causal ? std::min(pos + 1, n) : n;
-}
+std::int64_t visible_keys(std::int64_t pos, std::int64_t n, bool causal) { return causal ? std::min(pos + 1, n) : n; }
 
 // The StreamingLLM set of a row: the first s positions and the w positions ending at the row.
 bool in_sink_set(const WindowSpec& w, std::int64_t j, std::int64_t pos) {
@@ -62,7 +60,8 @@ void validate(const JobConfig& c, int ranks) {
   const ModelParams& m = c.model;
   if (m.model == InputModel::Paper) {
     if (!(m.bound > 0) || !std::isfinite(m.bound)) throw usage_error("--B: the input bound must be > 0");
-    if (!(m.weight_norm > 0) || !std::isfinite(m.weight_norm)) throw usage_error("--R: the weight norm bound must be > 0");
+    if (!(m.weight_norm > 0) || !std::isfinite(m.weight_norm))
+      throw usage_error("--R: the weight norm bound must be > 0");
   } else if (!(m.sigma > 0) || !std::isfinite(m.sigma)) {
     throw usage_error("--sigma: must be > 0");
   }
@@ -196,7 +195,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
       const std::size_t w = prefix_ids[pi];
       choice[w].resize(ru);
       for (std::size_t i = 0; i < ru; ++i) {
-        const std::span<const Candidate> row{lists.data() + i * static_cast<std::size_t>(L), static_cast<std::size_t>(L)};
+        const std::span<const Candidate> row{lists.data() + i * static_cast<std::size_t>(L),
+                                             static_cast<std::size_t>(L)};
         const std::span<const Candidate> valid = row.first(count_valid(row));
         const std::int64_t nv = visible_keys(pos[i], n, config.causal);
         RowNormaliser norm{};
@@ -271,23 +271,28 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
         const WindowSpec& spec = config.windows[w];
         KeptSet kept;
         if (spec.kind == WindowKind::Sink) {
-          const std::size_t si = static_cast<std::size_t>(std::find(sink_ids.begin(), sink_ids.end(), w) - sink_ids.begin());
+          const std::size_t si =
+              static_cast<std::size_t>(std::find(sink_ids.begin(), sink_ids.end(), w) - sink_ids.begin());
           const double* ss = sink_state.data() + (si * ru + i) * frow;
           flash_output({ss, frow}, o_hat);
           std::int64_t size = std::min<std::int64_t>(static_cast<std::int64_t>(spec.a), nv);
-          size += std::max<std::int64_t>(0, pos[i] + 1 - std::max(static_cast<std::int64_t>(spec.a), pos[i] - static_cast<std::int64_t>(spec.b) + 1));
+          size += std::max<std::int64_t>(
+              0,
+              pos[i] + 1 - std::max(static_cast<std::int64_t>(spec.a), pos[i] - static_cast<std::int64_t>(spec.b) + 1));
           size = std::min(size, nv);
           st.k = size;
           st.clamped = size < static_cast<std::int64_t>(spec.a + spec.b);
           if (config.exact && fl[1] > 0) {
             const double f = std::exp(ss[0] - fl[0]);
             in_set.resize(valid.size());
-            for (std::size_t j = 0; j < valid.size(); ++j) in_set[j] = in_sink_set(spec, valid[j].index, pos[i]) ? 1 : 0;
+            for (std::size_t j = 0; j < valid.size(); ++j)
+              in_set[j] = in_sink_set(spec, valid[j].index, pos[i]) ? 1 : 0;
             kept = general_kept_set(valid, in_set, size, ss[1] * f / fl[1], ss[2] * f * f / (fl[1] * fl[1]),
                                     ss[1] > 0 ? f / fl[1] : 0.0, fl[0], fl[1], nv, sum_sq_all);
           }
         } else {
-          const std::size_t pi = static_cast<std::size_t>(std::find(prefix_ids.begin(), prefix_ids.end(), w) - prefix_ids.begin());
+          const std::size_t pi =
+              static_cast<std::size_t>(std::find(prefix_ids.begin(), prefix_ids.end(), w) - prefix_ids.begin());
           const WindowChoice& c = choice[w][i];
           st.k = c.k;
           st.clamped = c.clamped;
@@ -310,8 +315,10 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
         sparsity_counts[e][row_index] = covered ? static_cast<double>(count) : kNaN;
       }
       if (config.keep_rows) {
-        std::copy(row.begin(), row.end(), res.lists.begin() + static_cast<std::ptrdiff_t>(row_index * static_cast<std::size_t>(L)));
-        if (config.exact) std::copy(o_exact.begin(), o_exact.end(), res.o_exact.begin() + static_cast<std::ptrdiff_t>(row_index * du));
+        std::copy(row.begin(), row.end(),
+                  res.lists.begin() + static_cast<std::ptrdiff_t>(row_index * static_cast<std::size_t>(L)));
+        if (config.exact)
+          std::copy(o_exact.begin(), o_exact.end(), res.o_exact.begin() + static_cast<std::ptrdiff_t>(row_index * du));
       }
     }
     t_stats += now() - t0;

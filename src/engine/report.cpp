@@ -68,23 +68,25 @@ std::string table(const JobResult& r) {
   const JobConfig& c = r.config;
   std::ostringstream os;
   os << "ncsparse run: n=" << c.n << " d=" << c.model.d << " queries=" << c.queries
-     << (c.queries == c.n ? " (all rows)" : " (sampled rows)") << " ranks=" << r.ranks
-     << " threads/rank=" << c.threads << " backend=" << c.backend << "\n"
-     << "  model " << model_text(c) << ", seed " << c.model.seed << ", scale " << num(r.scale, "%.6g")
-     << ", " << (c.causal ? "causal" : "not causal") << ", candidate list K+1=" << r.list_length
-     << ", exact pass " << (c.exact ? "on" : "off") << "\n\n";
+     << (c.queries == c.n ? " (all rows)" : " (sampled rows)") << " ranks=" << r.ranks << " threads/rank=" << c.threads
+     << " backend=" << c.backend << "\n"
+     << "  model " << model_text(c) << ", seed " << c.model.seed << ", scale " << num(r.scale, "%.6g") << ", "
+     << (c.causal ? "causal" : "not causal") << ", candidate list K+1=" << r.list_length << ", exact pass "
+     << (c.exact ? "on" : "off") << "\n\n";
 
   char line[512];
-  std::snprintf(line, sizeof line, "%-14s | %25s | %9s | %21s | %31s | %31s | %21s | %7s\n", "",
-                "window k", "kept mass", "attention row error", "output error |o^-o|_2",
-                "relative |o^-o|/|o|", "certificate bound", "clamped");
+  std::snprintf(line, sizeof line, "%-14s | %25s | %9s | %21s | %31s | %31s | %21s | %7s\n", "", "window k",
+                "kept mass", "attention row error", "output error |o^-o|_2", "relative |o^-o|/|o|", "certificate bound",
+                "clamped");
   os << line;
-  std::snprintf(line, sizeof line, "%-14s | %7s %8s %8s | %9s | %10s %10s | %10s %10s %9s | %10s %10s %9s | %10s %10s | %7s\n",
-                "strategy", "mean", "min", "max", "mean", "l1 mean", "linf mean", "mean", "p99", "max",
-                "mean", "p99", "max", "mean", "max", "rows");
+  std::snprintf(line, sizeof line,
+                "%-14s | %7s %8s %8s | %9s | %10s %10s | %10s %10s %9s | %10s %10s %9s | %10s %10s | %7s\n", "strategy",
+                "mean", "min", "max", "mean", "l1 mean", "linf mean", "mean", "p99", "max", "mean", "p99", "max",
+                "mean", "max", "rows");
   os << line << std::string(std::string(line).size() - 1, '-') << "\n";
   for (const StrategyResult& s : r.strategies) {
-    std::snprintf(line, sizeof line, "%-14s | %7s %8s %8s | %9s | %10s %10s | %10s %10s %9s | %10s %10s %9s | %10s %10s | %7lld\n",
+    std::snprintf(line, sizeof line,
+                  "%-14s | %7s %8s %8s | %9s | %10s %10s | %10s %10s %9s | %10s %10s %9s | %10s %10s | %7lld\n",
                   s.spec.text.c_str(), num(s.k.mean, "%.1f").c_str(), num(s.k.min, "%.0f").c_str(),
                   num(s.k.max, "%.0f").c_str(), num(s.kept_mass.mean, "%.4f").c_str(), num(s.attn_l1.mean).c_str(),
                   num(s.attn_linf.mean).c_str(), num(s.out_l2.mean).c_str(), num(s.out_l2.p99).c_str(),
@@ -94,16 +96,19 @@ std::string table(const JobResult& r) {
     os << line;
   }
   const std::int64_t rows = r.strategies.empty() ? 0 : static_cast<std::int64_t>(r.strategies[0].rows.size());
-  os << "(statistics over " << rows << " query rows; certificate bound: upper bound on |o^-o|_2 that needs no exact pass)\n";
+  os << "(statistics over " << rows
+     << " query rows; certificate bound: upper bound on |o^-o|_2 that needs no exact pass)\n";
   for (const SparsityResult& s : r.sparsity) {
     os << "epsilon-sparsity: entries with p > " << num(s.eps, "%.0e") << " per row: mean " << num(s.count.mean, "%.2f")
-       << ", p50 " << num(s.count.p50, "%.0f") << ", max " << num(s.count.max, "%.0f") << " (" << s.count.count << " rows";
+       << ", p50 " << num(s.count.p50, "%.0f") << ", max " << num(s.count.max, "%.0f") << " (" << s.count.count
+       << " rows";
     if (s.uncovered_rows > 0) os << "; " << s.uncovered_rows << " rows had more than K entries and are left out";
     os << ")\n";
   }
   const PhaseTimes& t = r.times;
   std::snprintf(line, sizeof line,
-                "wall time (s, max over ranks): generate %.3f | local pass %.3f | merge %.3f | sparse softmax %.3f | stats %.3f | total %.3f\n",
+                "wall time (s, max over ranks): generate %.3f | local pass %.3f | merge %.3f | sparse softmax %.3f | "
+                "stats %.3f | total %.3f\n",
                 t.generate, t.local_pass, t.merge, t.sparse, t.stats, t.total);
   os << line;
   return os.str();
@@ -128,9 +133,9 @@ std::string csv(const JobResult& r) {
 }
 
 std::string summary_json(const Summary& s) {
-  return "{\"count\": " + std::to_string(s.count) + ", \"mean\": " + json_num(s.mean) + ", \"min\": " + json_num(s.min) +
-         ", \"p50\": " + json_num(s.p50) + ", \"p90\": " + json_num(s.p90) + ", \"p99\": " + json_num(s.p99) +
-         ", \"max\": " + json_num(s.max) + "}";
+  return "{\"count\": " + std::to_string(s.count) + ", \"mean\": " + json_num(s.mean) +
+         ", \"min\": " + json_num(s.min) + ", \"p50\": " + json_num(s.p50) + ", \"p90\": " + json_num(s.p90) +
+         ", \"p99\": " + json_num(s.p99) + ", \"max\": " + json_num(s.max) + "}";
 }
 
 std::string json(const JobResult& r) {
@@ -141,10 +146,11 @@ std::string json(const JobResult& r) {
      << ", \"d\": " << m.d << ", \"queries\": " << c.queries << ", \"ranks\": " << r.ranks
      << ", \"threads\": " << c.threads << ", \"backend\": " << json_str(c.backend)
      << ", \"model\": " << json_str(to_string(m.model)) << ", \"x_dist\": " << json_str(to_string(m.x_dist))
-     << ", \"B\": " << json_num(m.bound) << ", \"R\": " << json_num(m.weight_norm) << ", \"sigma\": " << json_num(m.sigma)
-     << ", \"seed\": " << m.seed << ", \"scale\": " << json_num(r.scale) << ", \"causal\": " << (c.causal ? "true" : "false")
-     << ", \"exact\": " << (c.exact ? "true" : "false") << ", \"block\": " << c.block << ", \"tile\": " << c.tile
-     << ", \"max_k\": " << c.max_k << ", \"list_length\": " << r.list_length << "},\n  \"v_max_norm\": " << json_num(r.v_max_norm)
+     << ", \"B\": " << json_num(m.bound) << ", \"R\": " << json_num(m.weight_norm)
+     << ", \"sigma\": " << json_num(m.sigma) << ", \"seed\": " << m.seed << ", \"scale\": " << json_num(r.scale)
+     << ", \"causal\": " << (c.causal ? "true" : "false") << ", \"exact\": " << (c.exact ? "true" : "false")
+     << ", \"block\": " << c.block << ", \"tile\": " << c.tile << ", \"max_k\": " << c.max_k
+     << ", \"list_length\": " << r.list_length << "},\n  \"v_max_norm\": " << json_num(r.v_max_norm)
      << ",\n  \"strategies\": [";
   for (std::size_t i = 0; i < r.strategies.size(); ++i) {
     const StrategyResult& s = r.strategies[i];
@@ -161,8 +167,8 @@ std::string json(const JobResult& r) {
   }
   const PhaseTimes& t = r.times;
   os << "],\n  \"seconds\": {\"generate\": " << json_num(t.generate) << ", \"local_pass\": " << json_num(t.local_pass)
-     << ", \"merge\": " << json_num(t.merge) << ", \"sparse\": " << json_num(t.sparse) << ", \"stats\": " << json_num(t.stats)
-     << ", \"total\": " << json_num(t.total) << "}\n}\n";
+     << ", \"merge\": " << json_num(t.merge) << ", \"sparse\": " << json_num(t.sparse)
+     << ", \"stats\": " << json_num(t.stats) << ", \"total\": " << json_num(t.total) << "}\n}\n";
   return os.str();
 }
 
@@ -177,9 +183,12 @@ Format parse_format(const std::string& text) {
 
 std::string format_result(const JobResult& result, Format format) {
   switch (format) {
-    case Format::Csv: return csv(result);
-    case Format::Json: return json(result);
-    default: return table(result);
+    case Format::Csv:
+      return csv(result);
+    case Format::Json:
+      return json(result);
+    default:
+      return table(result);
   }
 }
 

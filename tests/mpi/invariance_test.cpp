@@ -20,11 +20,12 @@ JobConfig make_job(std::int64_t n, std::int64_t queries, InputModel model, bool 
   c.model.seed = 20261125;
   c.model.weight_norm = 90;  // scores of standard deviation ~ 2: ties are rare but lists matter
   c.causal = causal;
-  c.block = 7;   // several query blocks, the last one short
-  c.tile = 37;   // several key tiles per shard, edges everywhere
+  c.block = 7;  // several query blocks, the last one short
+  c.tile = 37;  // several key tiles per shard, edges everywhere
   c.max_k = 64;
   c.keep_rows = true;
-  for (const char* w : {"const:5", "log:2", "power:1,0.5", "sqrt:0.5", "eps:0.02", "mass:0.2", "cert:0.3", "sink:2,6"}) {
+  for (const char* w :
+       {"const:5", "log:2", "power:1,0.5", "sqrt:0.5", "eps:0.02", "mass:0.2", "cert:0.3", "sink:2,6"}) {
     c.windows.push_back(parse_window(w));
   }
   return c;

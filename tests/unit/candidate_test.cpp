@@ -20,16 +20,14 @@ bool same(const Candidate& a, const Candidate& b) {
   return a.index == b.index && (a.score == b.score);
 }
 
-::testing::AssertionResult lists_equal(const std::vector<Candidate>& got,
-                                       const std::vector<Candidate>& want) {
+::testing::AssertionResult lists_equal(const std::vector<Candidate>& got, const std::vector<Candidate>& want) {
   if (got.size() != want.size()) {
     return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
   }
   for (std::size_t i = 0; i < got.size(); ++i) {
     if (!same(got[i], want[i])) {
-      return ::testing::AssertionFailure()
-             << "entry " << i << ": got (" << got[i].score << ", " << got[i].index << ") want ("
-             << want[i].score << ", " << want[i].index << ")";
+      return ::testing::AssertionFailure() << "entry " << i << ": got (" << got[i].score << ", " << got[i].index
+                                           << ") want (" << want[i].score << ", " << want[i].index << ")";
     }
   }
   return ::testing::AssertionSuccess();
@@ -101,11 +99,21 @@ TEST(TopKRow, MatchesPartialSortOnAdversarialOrders) {
       for (std::size_t i = 0; i < n; ++i) {
         float s = 0;
         switch (pattern) {
-          case 0: s = static_cast<float>(i); break;                    // increasing: every push enters
-          case 1: s = -static_cast<float>(i); break;                   // decreasing
-          case 2: s = 1.0f; break;                                     // all equal
-          case 3: s = static_cast<float>(i % 7); break;                // saw tooth with ties
-          default: s = static_cast<float>(static_cast<int>(i / 50)) * (i % 2 ? 1.0f : -1.0f); break;
+          case 0:
+            s = static_cast<float>(i);
+            break;  // increasing: every push enters
+          case 1:
+            s = -static_cast<float>(i);
+            break;  // decreasing
+          case 2:
+            s = 1.0f;
+            break;  // all equal
+          case 3:
+            s = static_cast<float>(i % 7);
+            break;  // saw tooth with ties
+          default:
+            s = static_cast<float>(static_cast<int>(i / 50)) * (i % 2 ? 1.0f : -1.0f);
+            break;
         }
         keys[i] = Candidate{s, static_cast<std::int64_t>(i) * 3 + 11};
       }
@@ -194,8 +202,7 @@ TEST(CountValid, CountsLeadingRealEntries) {
 // ---------------------------------------------------------------------------------------------
 // merge_sorted
 
-std::vector<Candidate> merge(const std::vector<Candidate>& a, const std::vector<Candidate>& b,
-                             std::size_t L) {
+std::vector<Candidate> merge(const std::vector<Candidate>& a, const std::vector<Candidate>& b, std::size_t L) {
   std::vector<Candidate> out(L, Candidate{7.0f, 7});
   merge_sorted(a, b, out);
   return out;

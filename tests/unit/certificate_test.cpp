@@ -17,7 +17,7 @@ namespace ncsparse {
 namespace {
 
 struct Row {
-  std::vector<float> scores;  // all n
+  std::vector<float> scores;      // all n
   std::vector<Candidate> sorted;  // all n, sorted by `before`
 };
 
@@ -54,14 +54,12 @@ int check_row(const Row& r, std::size_t L, const std::string& what) {
   for (std::size_t k = 0; k < K; ++k) {
     // Never below the truth (beyond the last bits of rounding).
     EXPECT_GE(bound[k], truth[k] * (1.0 - 1e-12))
-        << what << ": k=" << k + 1 << " n=" << n << " L=" << L << " bound " << bound[k] << " < true "
-        << truth[k];
+        << what << ": k=" << k + 1 << " n=" << n << " L=" << L << " bound " << bound[k] << " < true " << truth[k];
     EXPECT_LE(bound[k], 1.0) << what;
     EXPECT_GE(bound[k], 0.0) << what;
     if (n == K) {
       // The list holds every key: the bound is the dropped mass itself.
-      EXPECT_NEAR(bound[k], truth[k], 1e-12 * truth[k] + 1e-300)
-          << what << ": exact case k=" << k + 1 << " n=" << n;
+      EXPECT_NEAR(bound[k], truth[k], 1e-12 * truth[k] + 1e-300) << what << ": exact case k=" << k + 1 << " n=" << n;
     }
     if (::testing::Test::HasFailure()) return static_cast<int>(k);
   }
@@ -155,7 +153,8 @@ TEST(Certificate, OutputBoundHoldsForRandomValues) {
     std::normal_distribution<double> normal(0.0, 1.0);
     std::vector<float> s(n);
     for (auto& x : s) x = static_cast<float>(sd * normal(rng));
-    if (trial % 5 == 0) for (auto& x : s) x = std::round(x);  // ties
+    if (trial % 5 == 0)
+      for (auto& x : s) x = std::round(x);  // ties
     const Row r = finish_row(s);
     // Values with a common offset (outputs do not cancel) or centred, and varying norms.
     const double offset = (trial % 3 == 0) ? 3.0 : 0.0;
@@ -199,8 +198,7 @@ TEST(Certificate, OutputBoundHoldsForRandomValues) {
       double oh2 = 0;
       for (double x : oh) oh2 += x * x;
       EXPECT_DOUBLE_EQ(got, bound[k - 1] * (std::sqrt(oh2) + vmax));
-      EXPECT_GE(got * (1 + 1e-12) + 1e-14 * vmax, std::sqrt(err2))
-          << "trial " << trial << " k=" << k << " n=" << n;
+      EXPECT_GE(got * (1 + 1e-12) + 1e-14 * vmax, std::sqrt(err2)) << "trial " << trial << " k=" << k << " n=" << n;
       ++checks;
     }
   }

@@ -24,8 +24,8 @@
 namespace ncsparse {
 namespace {
 
-const std::vector<std::string> kAllWindows = {"const:5", "log:2", "power:1,0.5", "sqrt:1",
-                                              "eps:0.01", "mass:0.1", "cert:0.05", "sink:2,8"};
+const std::vector<std::string> kAllWindows = {"const:5",  "log:2",    "power:1,0.5", "sqrt:1",
+                                              "eps:0.01", "mass:0.1", "cert:0.05",   "sink:2,8"};
 
 struct Case {
   std::int64_t n, queries;
@@ -36,8 +36,8 @@ struct Case {
 };
 
 std::string describe(const Case& c) {
-  return "n=" + std::to_string(c.n) + " queries=" + std::to_string(c.queries) + " model=" +
-         to_string(c.model) + (c.causal ? " causal" : " full") + " max_k=" + std::to_string(c.max_k) +
+  return "n=" + std::to_string(c.n) + " queries=" + std::to_string(c.queries) + " model=" + to_string(c.model) +
+         (c.causal ? " causal" : " full") + " max_k=" + std::to_string(c.max_k) +
          " threads=" + std::to_string(c.threads);
 }
 
@@ -186,8 +186,8 @@ struct Worst {
 std::string at(const Run& run, std::size_t w, std::int64_t i, const std::string& detail) {
   std::ostringstream text;
   text.precision(9);
-  text << run.cfg.windows[w].text << " row " << i << " (position " << run.rows[i].pos << ", "
-       << run.rows[i].nv << " visible keys, k " << run.res.strategies[w].rows[i].k << "): " << detail;
+  text << run.cfg.windows[w].text << " row " << i << " (position " << run.rows[i].pos << ", " << run.rows[i].nv
+       << " visible keys, k " << run.res.strategies[w].rows[i].k << "): " << detail;
   return text.str();
 }
 
@@ -245,12 +245,16 @@ void check_against_reference(const Case& c, MPI_Comm comm = MPI_COMM_SELF) {
       ASSERT_LT(e.index, nv) << "list entry " << j << " is not visible (position " << pos << ")";
       ASSERT_FALSE(listed[e.index]) << "index " << e.index << " listed twice";
       listed[e.index] = 1;
-      if (j > 0) { EXPECT_TRUE(before(row[j - 1], e)) << "list not sorted at " << j; }
+      if (j > 0) {
+        EXPECT_TRUE(before(row[j - 1], e)) << "list not sorted at " << j;
+      }
       EXPECT_NEAR(e.score, s[e.index], 1e-5 * std::abs(s[e.index]) + 1e-6) << "score of index " << e.index;
     }
     const double last = row[valid - 1].score;
     for (std::int64_t j = 0; j < nv; ++j) {
-      if (!listed[j]) { EXPECT_LE(s[j], last + 1e-5) << "key " << j << " left out of the top-" << L; }
+      if (!listed[j]) {
+        EXPECT_LE(s[j], last + 1e-5) << "key " << j << " left out of the top-" << L;
+      }
     }
     const std::span<const Candidate> list(row, valid);
     std::vector<double> bounds(valid);
@@ -290,13 +294,18 @@ void check_against_reference(const Case& c, MPI_Comm comm = MPI_COMM_SELF) {
           std::vector<double> p(valid);
           for (std::size_t j = 0; j < valid; ++j) p[j] = std::exp(s[row[j].index] - r.top) / r.l;
           if (spec.kind == WindowKind::Eps) {
-            for (std::int64_t j = 0; j < rs.k && !(rs.clamped && rs.k == 1); ++j) EXPECT_GE(p[j], spec.a * (1 - 1e-4)) << j;
-            if (!rs.clamped && rs.k < static_cast<std::int64_t>(valid)) { EXPECT_LT(p[rs.k], spec.a * (1 + 1e-4)); }
+            for (std::int64_t j = 0; j < rs.k && !(rs.clamped && rs.k == 1); ++j)
+              EXPECT_GE(p[j], spec.a * (1 - 1e-4)) << j;
+            if (!rs.clamped && rs.k < static_cast<std::int64_t>(valid)) {
+              EXPECT_LT(p[rs.k], spec.a * (1 + 1e-4));
+            }
           } else {
             double mass = 0;
             for (std::int64_t j = 0; j < rs.k - 1; ++j) mass += p[j];
             EXPECT_LT(mass, (1 - spec.a) * (1 + 1e-5)) << "a shorter window already had the mass";
-            if (!rs.clamped) { EXPECT_GE(mass + p[rs.k - 1], (1 - spec.a) * (1 - 1e-5)); }
+            if (!rs.clamped) {
+              EXPECT_GE(mass + p[rs.k - 1], (1 - spec.a) * (1 - 1e-5));
+            }
           }
         }
         // Certificate of the prefix, from the list alone.
@@ -323,7 +332,8 @@ void check_against_reference(const Case& c, MPI_Comm comm = MPI_COMM_SELF) {
         // The certificate is a true bound: on the true dropped mass (with the float rounding of
         // the scores) and on the true output error.
         EXPECT_GE(rs.cert_mass, (1 - M) * (1 - 1e-9) - 1e-6) << "certificate below true dropped mass";
-        EXPECT_DOUBLE_EQ(rs.cert_out, certificate_output_bound(rs.cert_mass, std::vector<double>(oh, oh + d), res.v_max_norm));
+        EXPECT_DOUBLE_EQ(rs.cert_out,
+                         certificate_output_bound(rs.cert_mass, std::vector<double>(oh, oh + d), res.v_max_norm));
         EXPECT_GE(rs.cert_out, err - 1e-5 * (on + vmax)) << "output certificate below true error";
       }
     }
@@ -369,7 +379,8 @@ void check_against_reference(const Case& c, MPI_Comm comm = MPI_COMM_SELF) {
 void check_attention_errors(const Case& c) {
   SCOPED_TRACE(describe(c));
   const Run& run = get_run(c);
-  Worst l2_off("attn_l2 differs from the brute-force ||p_hat - p||_2 by more than 1e-5 + 1e-4 relative (+ the float floor)");
+  Worst l2_off(
+      "attn_l2 differs from the brute-force ||p_hat - p||_2 by more than 1e-5 + 1e-4 relative (+ the float floor)");
   Worst linf_off("attn_linf differs from the brute-force max|p_hat - p| by more than 1e-5 + 1e-4 relative");
   Worst l2_above_l1("attn_l2 > attn_l1 + 1e-6 (impossible for any vector)");
   Worst linf_above_l2("attn_linf > attn_l2 + 1e-6 (impossible for any vector)");
@@ -431,10 +442,12 @@ void check_certificate_vs_measured(const Case& c) {
       const RowStats& rs = run.res.strategies[w].rows[i];
       std::ostringstream detail;
       detail.precision(9);
-      detail << "cert_mass " << rs.cert_mass << " kept_mass " << rs.kept_mass << " (1 - kept_mass "
-             << 1 - rs.kept_mass << "), cert_out " << rs.cert_out << " out_l2 " << rs.out_l2;
-      if (rs.cert_mass < 1 - rs.kept_mass - kMassSlack) mass.note(1 - rs.kept_mass - rs.cert_mass, at(run, w, i, detail.str()));
-      if (rs.cert_out < rs.out_l2 - kFloatOutputSlack * on) out.note(rs.out_l2 - rs.cert_out, at(run, w, i, detail.str()));
+      detail << "cert_mass " << rs.cert_mass << " kept_mass " << rs.kept_mass << " (1 - kept_mass " << 1 - rs.kept_mass
+             << "), cert_out " << rs.cert_out << " out_l2 " << rs.out_l2;
+      if (rs.cert_mass < 1 - rs.kept_mass - kMassSlack)
+        mass.note(1 - rs.kept_mass - rs.cert_mass, at(run, w, i, detail.str()));
+      if (rs.cert_out < rs.out_l2 - kFloatOutputSlack * on)
+        out.note(rs.out_l2 - rs.cert_out, at(run, w, i, detail.str()));
     }
   }
   mass.report();
@@ -452,9 +465,9 @@ const Case kAllRowsPaperFull{200, 200, InputModel::Paper, false, 8192, 1};
 const Case kShortGaussianFull{777, 50, InputModel::Gaussian, false, 40, 1};
 const Case kShortPaperCausal{777, 50, InputModel::Paper, true, 40, 2};
 const Case kShortAllRowsPaperCausal{200, 200, InputModel::Paper, true, 40, 1};
-const Case kAll[] = {kGaussianFull, kGaussianCausal, kPaperFull, kPaperCausal, kAllRowsGaussianCausal,
-                     kAllRowsPaperCausal, kAllRowsPaperFull, kShortGaussianFull, kShortPaperCausal,
-                     kShortAllRowsPaperCausal};
+const Case kAll[] = {kGaussianFull,          kGaussianCausal,         kPaperFull,        kPaperCausal,
+                     kAllRowsGaussianCausal, kAllRowsPaperCausal,     kAllRowsPaperFull, kShortGaussianFull,
+                     kShortPaperCausal,      kShortAllRowsPaperCausal};
 
 TEST(EngineReference, GaussianFull) { check_against_reference(kGaussianFull); }
 TEST(EngineReference, GaussianCausal) { check_against_reference(kGaussianCausal); }

@@ -22,8 +22,7 @@ struct Reference {
   double o_scale = 0;  // Σ e^{s−m}·|v| per component bound, for tolerances
 };
 
-Reference one_shot(const std::vector<double>& s, const std::vector<std::vector<double>>& v,
-                   std::size_t d) {
+Reference one_shot(const std::vector<double>& s, const std::vector<std::vector<double>>& v, std::size_t d) {
   Reference r;
   r.o.assign(d, 0.0);
   for (double x : s) r.m = std::max(r.m, x);
@@ -82,13 +81,28 @@ std::vector<double> make_scores(std::mt19937_64& rng, std::size_t n, int flavour
   for (auto& x : s) x = normal(rng);
   if (n == 0) return s;
   switch (flavour) {
-    case 1: s[rng() % n] = 1e3; break;                           // one huge score
-    case 2: s[rng() % n] = 80.0; s[rng() % n] = 79.5; break;     // large, e^80 overflows float
-    case 3: for (auto& x : s) if (rng() % 2) x = -1e3; break;    // many tiny scores
-    case 4: for (auto& x : s) x = -1e3 + normal(rng); break;     // every score tiny
-    case 5: for (auto& x : s) x = 700.0 + normal(rng); break;    // every score huge
-    case 6: for (auto& x : s) x = (rng() % 2) ? 1e3 : -1e3; break;  // two far clusters
-    default: break;
+    case 1:
+      s[rng() % n] = 1e3;
+      break;  // one huge score
+    case 2:
+      s[rng() % n] = 80.0;
+      s[rng() % n] = 79.5;
+      break;  // large, e^80 overflows float
+    case 3:
+      for (auto& x : s)
+        if (rng() % 2) x = -1e3;
+      break;  // many tiny scores
+    case 4:
+      for (auto& x : s) x = -1e3 + normal(rng);
+      break;  // every score tiny
+    case 5:
+      for (auto& x : s) x = 700.0 + normal(rng);
+      break;  // every score huge
+    case 6:
+      for (auto& x : s) x = (rng() % 2) ? 1e3 : -1e3;
+      break;  // two far clusters
+    default:
+      break;
   }
   return s;
 }
@@ -103,7 +117,8 @@ TEST(FlashMerge, RandomPartitionsAndTreesMatchOneShot) {
     const int flavour = trial % 7;
     const std::vector<double> s = make_scores(rng, n, flavour);
     std::vector<std::vector<double>> v(n, std::vector<double>(d));
-    for (auto& row : v) for (auto& x : row) x = normal(rng) + 0.5;
+    for (auto& row : v)
+      for (auto& x : row) x = normal(rng) + 0.5;
     const Reference ref = one_shot(s, v, d);
 
     // Split the keys into random parts (some empty); build each part by sequential merges.

@@ -259,9 +259,15 @@ TEST(Generator, GaussianModelMomentsAndPaperValueWeights) {
 
 TEST(SamplePositions, StrictlyIncreasingEndingAtLastRow) {
   std::mt19937_64 rng(17);
-  std::vector<std::pair<std::int64_t, std::int64_t>> cases = {
-      {1, 1}, {2, 1}, {2, 2}, {10, 3}, {777, 50}, {200, 200}, {1 << 20, 256},
-      {std::int64_t{1} << 40, 1000}, {(std::int64_t{1} << 62) + 3, 7}};
+  std::vector<std::pair<std::int64_t, std::int64_t>> cases = {{1, 1},
+                                                              {2, 1},
+                                                              {2, 2},
+                                                              {10, 3},
+                                                              {777, 50},
+                                                              {200, 200},
+                                                              {1 << 20, 256},
+                                                              {std::int64_t{1} << 40, 1000},
+                                                              {(std::int64_t{1} << 62) + 3, 7}};
   for (int i = 0; i < 200; ++i) {
     const std::int64_t n = 1 + static_cast<std::int64_t>(rng() % 100000);
     cases.push_back({n, 1 + static_cast<std::int64_t>(rng() % std::min<std::int64_t>(n, 3000))});
@@ -274,9 +280,11 @@ TEST(SamplePositions, StrictlyIncreasingEndingAtLastRow) {
     EXPECT_GE(pos.front(), 0);
     for (std::size_t i = 1; i < pos.size(); ++i) ASSERT_LT(pos[i - 1], pos[i]) << i;
     for (std::int64_t i = 0; i < m; i += std::max<std::int64_t>(1, m / 17)) {
-      const long double want = std::floor(static_cast<long double>(i + 1) * static_cast<long double>(n) /
-                                          static_cast<long double>(m)) - 1;
-      if (n < (std::int64_t{1} << 50)) { EXPECT_EQ(pos[i], static_cast<std::int64_t>(want)) << i; }
+      const long double want =
+          std::floor(static_cast<long double>(i + 1) * static_cast<long double>(n) / static_cast<long double>(m)) - 1;
+      if (n < (std::int64_t{1} << 50)) {
+        EXPECT_EQ(pos[i], static_cast<std::int64_t>(want)) << i;
+      }
     }
     if (m == n) {
       for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(pos[i], i);

@@ -75,8 +75,8 @@ TEST(Stats, PrefixKeptSetAndErrorsAgainstBruteForce) {
         std::vector<std::int64_t> ks = {1, 2, 3, 7, 20, 60};
         if (L > n) ks.insert(ks.end(), {150, n - 1, n});
         for (std::int64_t k : ks) {
-          SCOPED_TRACE("sharp " + std::to_string(sharp) + " row " + std::to_string(i) + " L " +
-                       std::to_string(L) + " k " + std::to_string(k));
+          SCOPED_TRACE("sharp " + std::to_string(sharp) + " row " + std::to_string(i) + " L " + std::to_string(L) +
+                       " k " + std::to_string(k));
           // Brute force over the whole row.
           std::vector<char> in(static_cast<std::size_t>(n), 0);
           for (std::int64_t j = 0; j < k; ++j) in[list[j].index] = 1;
@@ -113,7 +113,9 @@ TEST(Stats, PrefixKeptSetAndErrorsAgainstBruteForce) {
           EXPECT_NEAR(kept.sum_sq, sum_sq, close_tol(sum_sq, 1e-18));
           EXPECT_NEAR(kept.p_max, p_max, close_tol(p_max, 1e-18));
           EXPECT_NEAR(kept.p_dropped, p_drop, close_tol(p_drop, 1e-18));
-          if (k == n) { EXPECT_EQ(kept.p_dropped, 0.0); }
+          if (k == n) {
+            EXPECT_EQ(kept.p_dropped, 0.0);
+          }
 
           RowStats st;
           const double sum_sq_all = l2 / (l * l);
@@ -171,8 +173,8 @@ TEST(Stats, AttentionErrorsAreConsistent) {
       const KeptSet kept = prefix_kept_set(all, k, mx, l, n, l2 / (l * l));
       RowStats st;
       fill_errors(kept, l2 / (l * l), zero, zero, st);
-      const bool ok = st.attn_linf <= st.attn_l2 * (1 + 1e-12) + 1e-15 &&
-                      st.attn_l2 <= st.attn_l1 * (1 + 1e-12) + 1e-15;
+      const bool ok =
+          st.attn_linf <= st.attn_l2 * (1 + 1e-12) + 1e-15 && st.attn_l2 <= st.attn_l1 * (1 + 1e-12) + 1e-15;
       if (!ok) {
         ++violations;
         if (st.attn_l2 - st.attn_l1 > worst_l2 - worst_l1) {
@@ -185,8 +187,8 @@ TEST(Stats, AttentionErrorsAreConsistent) {
       }
     }
   }
-  EXPECT_EQ(violations, 0) << "fill_errors reported attn_l2 > attn_l1 (or attn_linf > attn_l2); worst: "
-                           << worst_case << " attn_l2 " << worst_l2 << " > attn_l1 " << worst_l1;
+  EXPECT_EQ(violations, 0) << "fill_errors reported attn_l2 > attn_l1 (or attn_linf > attn_l2); worst: " << worst_case
+                           << " attn_l2 " << worst_l2 << " > attn_l1 " << worst_l1;
 }
 
 TEST(Stats, FillErrorsEdgeCases) {

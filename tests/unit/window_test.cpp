@@ -65,13 +65,13 @@ TEST(ParseWindow, AcceptsEveryForm) {
 
 TEST(ParseWindow, RejectsBadSpecsWithUsageError) {
   const char* bad[] = {
-      "unknown:3", "CONST:5", "top:5", "const:0", "const:-3", "const:2.5", "power:1,0",
-      "power:1,1.5", "power:0,0.5", "power:-1,0.5", "log:0", "log:-1", "sqrt:0", "sqrt:-2",
-      "eps:0", "eps:1", "eps:-0.1", "eps:2", "mass:2", "mass:0", "mass:1", "cert:0", "cert:1",
-      "cert:1.5", "sink:-1,4", "sink:4,0", "sink:1.5,4", "sink:2,2.5", "sink:2", "sink:2,3,4",
-      "const:abc", "const:", "const:5x", "const: 5", "const:5,6", "const:nan", "const:inf",
-      "log:inf", "log:nan", "power:1", "power:1,", "power:,0.5", "power:1,0.5,2", "const5",
-      "log", "", ":", ":5", "const:1e400",
+      "unknown:3",     "CONST:5",     "top:5",        "const:0",   "const:-3", "const:2.5",  "power:1,0",
+      "power:1,1.5",   "power:0,0.5", "power:-1,0.5", "log:0",     "log:-1",   "sqrt:0",     "sqrt:-2",
+      "eps:0",         "eps:1",       "eps:-0.1",     "eps:2",     "mass:2",   "mass:0",     "mass:1",
+      "cert:0",        "cert:1",      "cert:1.5",     "sink:-1,4", "sink:4,0", "sink:1.5,4", "sink:2,2.5",
+      "sink:2",        "sink:2,3,4",  "const:abc",    "const:",    "const:5x", "const: 5",   "const:5,6",
+      "const:nan",     "const:inf",   "log:inf",      "log:nan",   "power:1",  "power:1,",   "power:,0.5",
+      "power:1,0.5,2", "const5",      "log",          "",          ":",        ":5",         "const:1e400",
   };
   for (const char* spec : bad) {
     SCOPED_TRACE(spec);
@@ -94,12 +94,10 @@ TEST(ParseWindow, RejectsBadSpecsWithUsageError) {
 
 TEST(FixedWindowTarget, Formulas) {
   std::mt19937_64 rng(55);
-  std::vector<std::int64_t> ns = {1, 2, 3, 7, 10, 100, 777, 1000, 4096, 1 << 20, 1000003,
-                                  std::int64_t{1} << 40};
+  std::vector<std::int64_t> ns = {1, 2, 3, 7, 10, 100, 777, 1000, 4096, 1 << 20, 1000003, std::int64_t{1} << 40};
   for (int i = 0; i < 200; ++i) ns.push_back(1 + static_cast<std::int64_t>(rng() % 10000000));
-  const WindowSpec c7 = parse_window("const:7"), lg = parse_window("log:2"),
-                   lg3 = parse_window("log:0.3"), pw = parse_window("power:1.5,0.3"),
-                   pw1 = parse_window("power:0.5,1"), sq = parse_window("sqrt:0.7"),
+  const WindowSpec c7 = parse_window("const:7"), lg = parse_window("log:2"), lg3 = parse_window("log:0.3"),
+                   pw = parse_window("power:1.5,0.3"), pw1 = parse_window("power:0.5,1"), sq = parse_window("sqrt:0.7"),
                    sk = parse_window("sink:3,9");
   for (std::int64_t n : ns) {
     SCOPED_TRACE(n);
@@ -113,7 +111,7 @@ TEST(FixedWindowTarget, Formulas) {
     EXPECT_EQ(fixed_window_target(sk, n), 12.0);
   }
   // Hand-checked values.
-  EXPECT_EQ(fixed_window_target(lg, 1000), 14.0);   // 2 ln 1000 = 13.8
+  EXPECT_EQ(fixed_window_target(lg, 1000), 14.0);                          // 2 ln 1000 = 13.8
   EXPECT_EQ(fixed_window_target(parse_window("power:1,0.5"), 777), 28.0);  // √777 = 27.9
   EXPECT_EQ(fixed_window_target(parse_window("sqrt:1"), 100), 10.0);
   EXPECT_EQ(fixed_window_target(parse_window("sqrt:1"), 101), 11.0);
@@ -147,11 +145,11 @@ TEST(ListLength, IsLargestWindowPlusOneCappedByN) {
   EXPECT_EQ(L({"const:5"}, 1, 8192), 2);
   // Never below 2 (K >= 1) and never above n + 1.
   std::mt19937_64 rng(3);
-  const char* specs[] = {"const:3", "log:1", "power:2,0.7", "sqrt:3", "eps:0.05", "mass:0.2",
-                         "cert:0.1", "sink:4,16"};
+  const char* specs[] = {"const:3", "log:1", "power:2,0.7", "sqrt:3", "eps:0.05", "mass:0.2", "cert:0.1", "sink:4,16"};
   for (int i = 0; i < 500; ++i) {
     std::vector<std::string> pick;
-    for (const char* s : specs) if (rng() % 3 == 0) pick.push_back(s);
+    for (const char* s : specs)
+      if (rng() % 3 == 0) pick.push_back(s);
     const std::int64_t n = 1 + static_cast<std::int64_t>(rng() % 5000);
     const std::int64_t max_k = 1 + static_cast<std::int64_t>(rng() % 300);
     const std::int64_t got = L(pick, n, max_k);
@@ -160,9 +158,12 @@ TEST(ListLength, IsLargestWindowPlusOneCappedByN) {
     double want = 1;
     for (const auto& s : pick) {
       const WindowSpec w = parse_window(s);
-      if (w.kind == WindowKind::Eps) want = std::max(want, std::min(std::floor(1.0 / w.a), double(max_k)));
-      else if (w.kind == WindowKind::Mass || w.kind == WindowKind::Cert) want = std::max(want, double(max_k));
-      else want = std::max(want, fixed_window_target(w, n));
+      if (w.kind == WindowKind::Eps)
+        want = std::max(want, std::min(std::floor(1.0 / w.a), double(max_k)));
+      else if (w.kind == WindowKind::Mass || w.kind == WindowKind::Cert)
+        want = std::max(want, double(max_k));
+      else
+        want = std::max(want, fixed_window_target(w, n));
     }
     EXPECT_EQ(got, static_cast<std::int64_t>(std::min(want, double(n))) + 1);
   }
@@ -173,8 +174,8 @@ TEST(ListLength, IsLargestWindowPlusOneCappedByN) {
 
 // A row of n scores, its sorted list of min(L, n) valid entries and its exact normaliser.
 struct Row {
-  std::vector<double> scores;       // all n scores (float values held in double)
-  std::vector<Candidate> list;      // valid entries of the top-L list
+  std::vector<double> scores;   // all n scores (float values held in double)
+  std::vector<Candidate> list;  // valid entries of the top-L list
   RowNormaliser norm{};
 };
 
@@ -200,8 +201,8 @@ Row make_row(std::mt19937_64& rng, std::int64_t n, std::int64_t L, double sd) {
 
 TEST(ChooseWindow, FixedWindowsClampToOneAndAvailable) {
   std::mt19937_64 rng(808);
-  const char* specs[] = {"const:1", "const:5", "const:300", "log:0.1", "log:2", "log:30",
-                         "power:1,0.5", "power:3,0.9", "sqrt:0.05", "sqrt:1", "sqrt:9"};
+  const char* specs[] = {"const:1",     "const:5",     "const:300", "log:0.1", "log:2", "log:30",
+                         "power:1,0.5", "power:3,0.9", "sqrt:0.05", "sqrt:1",  "sqrt:9"};
   int clamped_seen = 0, unclamped_seen = 0;
   for (int trial = 0; trial < 400; ++trial) {
     const std::int64_t n = 1 + static_cast<std::int64_t>(rng() % 600);
@@ -238,7 +239,7 @@ TEST(ChooseWindow, FixedWindowsClampToOneAndAvailable) {
   EXPECT_FALSE(pick("const:5", 6, 100).clamped);
   EXPECT_EQ(pick("const:5", 6, 5).k, 5);
   EXPECT_FALSE(pick("const:5", 6, 5).clamped);
-  EXPECT_EQ(pick("log:1", 10, 1).k, 1);     // ln 1 = 0 → clamped up to 1
+  EXPECT_EQ(pick("log:1", 10, 1).k, 1);  // ln 1 = 0 → clamped up to 1
   EXPECT_TRUE(pick("log:1", 10, 1).clamped);
   EXPECT_EQ(pick("log:2", 100, 1000).k, 14);
   EXPECT_FALSE(pick("log:2", 100, 1000).clamped);
@@ -266,7 +267,8 @@ TEST(ChooseWindow, EpsAndMassAgainstBruteForce) {
       WindowSpec w = parse_window("eps:" + std::to_string(eps));
       // Brute force: every listed entry with p >= eps (the list is sorted, so a prefix).
       std::int64_t count = 0;
-      for (double x : p) if (x >= eps) ++count;
+      for (double x : p)
+        if (x >= eps) ++count;
       const WindowChoice c = choose_window(w, row.list, L, n, &row.norm);
       const std::int64_t want = std::clamp<std::int64_t>(count, 1, hi);
       EXPECT_EQ(c.k, want);
