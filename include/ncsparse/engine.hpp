@@ -10,14 +10,16 @@
 #include "ncsparse/candidate.hpp"
 #include "ncsparse/comm.hpp"
 #include "ncsparse/generator.hpp"
+#include "ncsparse/source.hpp"
 #include "ncsparse/stats.hpp"
 #include "ncsparse/window.hpp"
 
 namespace ncsparse {
 
 struct JobConfig {
-  std::int64_t n = 1 << 20;    // keys (sequence length)
-  std::int64_t queries = 256;  // sampled query rows (all rows when == n)
+  std::int64_t n = 1 << 20;     // keys (sequence length)
+  std::int64_t query_rows = 0;  // rows of Q (0: n, self-attention); row i sits at position n − query_rows + i
+  std::int64_t queries = 256;   // evaluated rows: an even sample of Q's rows (all rows when equal)
   std::vector<WindowSpec> windows;
   ModelParams model;  // model.d is the head dimension
   bool causal = false;
@@ -57,7 +59,7 @@ struct SparsityResult {
 
 // Wall time of each phase, the maximum over ranks, in seconds.
 struct PhaseTimes {
-  double generate = 0, local_pass = 0, merge = 0, sparse = 0, stats = 0, total = 0;
+  double generate = 0 /* inputs: generated or read */, local_pass = 0, merge = 0, sparse = 0, stats = 0, output = 0, total = 0;
 };
 
 struct JobResult {
@@ -66,7 +68,8 @@ struct JobResult {
   double scale = 0;
   std::int64_t list_length = 0;  // K + 1
   double v_max_norm = 0;
-  std::vector<std::int64_t> positions;
+  std::vector<std::int64_t> row_ids;    // evaluated rows of Q
+  std::vector<std::int64_t> positions;  // their sequence positions
   std::vector<StrategyResult> strategies;
   std::vector<SparsityResult> sparsity;
   PhaseTimes times;
@@ -77,6 +80,8 @@ struct JobResult {
   std::vector<double> o_sparse;
 };
 
-JobResult run_job(const Comm& comm, const JobConfig& config);
+// Runs the job on every rank of comm. source: where K/V and Q come from (null: the generator
+// of config.model); sink: receives each finished block (may be null).
+JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source = nullptr, BlockSink* sink = nullptr);
 
 }  // namespace ncsparse

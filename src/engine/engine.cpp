@@ -44,8 +44,13 @@ void validate(const JobConfig& c, int ranks) {
   if (c.model.d < 1) throw usage_error("--d: must be >= 1 (the head dimension), got " + std::to_string(c.model.d));
   if (c.model.d > 65536) throw usage_error("--d: " + std::to_string(c.model.d) + " is larger than the supported 65536");
   if (c.queries < 1) throw usage_error("--queries: must be >= 1, got " + std::to_string(c.queries));
-  if (c.queries > c.n) {
-    throw usage_error("--queries: " + std::to_string(c.queries) + " is more than the " + std::to_string(c.n) +
+  const std::int64_t q_rows = c.query_rows > 0 ? c.query_rows : c.n;
+  if (c.query_rows < 0 || q_rows > c.n) {
+    throw usage_error("Q has " + std::to_string(q_rows) + " rows but K has only " + std::to_string(c.n) +
+                      " (queries are aligned to the last keys; use at most as many query rows as keys)");
+  }
+  if (c.queries > q_rows) {
+    throw usage_error("--queries: " + std::to_string(c.queries) + " is more than the " + std::to_string(q_rows) +
                       " rows of the sequence (use --queries <= --n)");
   }
   if (c.windows.empty()) throw usage_error("--window: give at least one window strategy (e.g. --window const:256)");
@@ -88,7 +93,7 @@ void validate(const JobConfig& c, int ranks) {
   }
 }
 
-JobResult run_job(const Comm& comm, const JobConfig& config) {
+JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source, BlockSink* sink) {
   const double t_start = now();
   // Ranks are the unit of parallelism across cores and --threads within a rank; BLAS
   // threads on top would oversubscribe the cores.
@@ -103,10 +108,18 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
   res.scale = config.scale > 0 ? config.scale : 1.0 / std::sqrt(static_cast<double>(d));
   const std::int64_t L = list_length(config.windows, n, config.max_k);
   res.list_length = L;
-  res.positions = sample_positions(n, m);
+  const std::int64_t q_rows = config.query_rows > 0 ? config.query_rows : n;
+  res.row_ids = sample_positions(q_rows, m);
+  res.positions = res.row_ids;
+  for (std::int64_t& p : res.positions) p += n - q_rows;  // bottom-right aligned
   const ShardRange shard = shard_range(n, comm.size(), comm.rank());
   const std::int64_t owned = shard.hi - shard.lo;
 
+  std::unique_ptr<InputSource> own_source;
+  if (source == nullptr) {
+    own_source = std::make_unique<GeneratorSource>(config.model);
+    source = own_source.get();
+  }
   std::unique_ptr<Backend> backend;
   std::vector<float> k, v;
   double t0 = now();
@@ -118,9 +131,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
     backend = make_backend(config.backend);
     k.resize(static_cast<std::size_t>(owned) * du);
     v.resize(k.size());
-    Generator(config.model).keys_values(shard.lo, owned, k, v);
+    source->keys_values(shard.lo, owned, k, v);
   });
-  const Generator gen(config.model);
   double v_max = 0;
   for (std::int64_t j = 0; j < owned; ++j) {
     double s = 0;
@@ -128,7 +140,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
     v_max = std::max(v_max, std::sqrt(s));
   }
   res.v_max_norm = comm.allreduce_max(v_max);
-  double t_generate = now() - t0, t_local = 0, t_merge = 0, t_sparse = 0, t_stats = 0;
+  double t_generate = now() - t0, t_local = 0, t_merge = 0, t_sparse = 0, t_stats = 0, t_output = 0;
 
   const std::size_t S = config.windows.size();
   res.strategies.resize(S);
@@ -164,6 +176,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
   std::vector<std::vector<WindowChoice>> choice(S);
   std::vector<double> o_exact(du), o_hat(du), bounds;
   std::vector<std::uint8_t> in_set;
+  std::vector<double> block_sparse, block_exact;  // this block's outputs, for the sink
 
   for (std::int64_t b0 = 0; b0 < m; b0 += config.block) {
     const std::int64_t rows = std::min(config.block, m - b0);
@@ -172,7 +185,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
 
     t0 = now();
     q.resize(ru * du);
-    gen.queries({pos, ru}, q);
+    collective(comm, [&] { source->query_rows({res.row_ids.data() + b0, ru}, q); });
     t_generate += now() - t0;
 
     t0 = now();
@@ -255,13 +268,18 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
     t_sparse += now() - t0;
 
     t0 = now();
+    block_sparse.assign(S * ru * du, 0.0);
+    block_exact.assign(config.exact ? ru * du : 0, 0.0);
     for (std::size_t i = 0; i < ru; ++i) {
       const std::size_t row_index = static_cast<std::size_t>(b0) + i;
       const std::span<const Candidate> row{lists.data() + i * static_cast<std::size_t>(L), static_cast<std::size_t>(L)};
       const std::span<const Candidate> valid = row.first(count_valid(row));
       const std::int64_t nv = visible_keys(pos[i], n, config.causal);
       const double* fl = config.exact ? flash.data() + i * frow : nullptr;
-      if (config.exact) flash_output({fl, frow}, o_exact);
+      if (config.exact) {
+        flash_output({fl, frow}, o_exact);
+        std::copy(o_exact.begin(), o_exact.end(), block_exact.begin() + static_cast<std::ptrdiff_t>(i * du));
+      }
       bounds.resize(valid.size());
       certificate_mass_bounds(valid, nv, bounds);
       const double sum_sq_all = config.exact && fl[1] > 0 ? fl[2] / (fl[1] * fl[1]) : 0.0;
@@ -304,6 +322,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
           }
         }
         if (config.exact) fill_errors(kept, sum_sq_all, o_hat, o_exact, st);
+        std::copy(o_hat.begin(), o_hat.end(), block_sparse.begin() + static_cast<std::ptrdiff_t>((w * ru + i) * du));
         if (config.keep_rows) std::copy(o_hat.begin(), o_hat.end(), res.o_sparse.begin() + (w * m + row_index) * du);
       }
       for (std::size_t e = 0; e < E; ++e) {
@@ -322,6 +341,24 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
       }
     }
     t_stats += now() - t0;
+
+    if (sink != nullptr) {
+      t0 = now();
+      BlockView view;
+      view.first = b0;
+      view.rows = rows;
+      view.row_ids = {res.row_ids.data() + b0, ru};
+      view.positions = {pos, ru};
+      view.list_length = L;
+      view.lists = lists;
+      view.o_exact = block_exact;
+      for (std::size_t w = 0; w < S; ++w) {
+        view.o_sparse.emplace_back(block_sparse.data() + w * ru * du, ru * du);
+        view.stats.emplace_back(res.strategies[w].rows.data() + b0, ru);
+      }
+      collective(comm, [&] { sink->write_block(comm, view); });
+      t_output += now() - t0;
+    }
   }
 
   t0 = now();
@@ -358,6 +395,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config) {
   res.times.merge = comm.allreduce_max(t_merge);
   res.times.sparse = comm.allreduce_max(t_sparse);
   res.times.stats = comm.allreduce_max(t_stats);
+  res.times.output = comm.allreduce_max(t_output);
   res.times.total = comm.allreduce_max(now() - t_start);
   return res;
 }

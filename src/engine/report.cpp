@@ -107,9 +107,9 @@ std::string table(const JobResult& r) {
   }
   const PhaseTimes& t = r.times;
   std::snprintf(line, sizeof line,
-                "wall time (s, max over ranks): generate %.3f | local pass %.3f | merge %.3f | sparse softmax %.3f | "
-                "stats %.3f | total %.3f\n",
-                t.generate, t.local_pass, t.merge, t.sparse, t.stats, t.total);
+                "wall time (s, max over ranks): inputs %.3f | local pass %.3f | merge %.3f | sparse softmax %.3f | "
+                "stats %.3f | output %.3f | total %.3f\n",
+                t.generate, t.local_pass, t.merge, t.sparse, t.stats, t.output, t.total);
   os << line;
   return os.str();
 }
@@ -168,7 +168,7 @@ std::string json(const JobResult& r) {
   const PhaseTimes& t = r.times;
   os << "],\n  \"seconds\": {\"generate\": " << json_num(t.generate) << ", \"local_pass\": " << json_num(t.local_pass)
      << ", \"merge\": " << json_num(t.merge) << ", \"sparse\": " << json_num(t.sparse)
-     << ", \"stats\": " << json_num(t.stats) << ", \"total\": " << json_num(t.total) << "}\n}\n";
+     << ", \"stats\": " << json_num(t.stats) << ", \"output\": " << json_num(t.output) << ", \"total\": " << json_num(t.total) << "}\n}\n";
   return os.str();
 }
 

@@ -25,7 +25,7 @@ for w in const:8 log:2 power:1,0.5 sqrt:0.5 eps:1e-2 mass:0.1 cert:0.2 sink:2,16
   check "table has $w" grep -q "^$w " "$tmp/table"
 done
 check "table states the row count" grep -q "statistics over 40 query rows" "$tmp/table"
-check "table has phase times" grep -q "wall time (s, max over ranks): generate" "$tmp/table"
+check "table has phase times" grep -q "wall time (s, max over ranks): inputs" "$tmp/table"
 
 timeout 120 "$mpiexec" -q -n 2 --oversubscribe "$bin" "${job[@]}" --format json >"$tmp/json" 2>"$tmp/err"
 check "json run exits 0" test $? -eq 0
