@@ -166,7 +166,7 @@ std::string json(const JobResult& r) {
        << ", \"count\": " << summary_json(s.count) << "}";
   }
   const PhaseTimes& t = r.times;
-  os << "],\n  \"seconds\": {\"generate\": " << json_num(t.generate) << ", \"local_pass\": " << json_num(t.local_pass)
+  os << "],\n  \"seconds\": {\"inputs\": " << json_num(t.generate) << ", \"local_pass\": " << json_num(t.local_pass)
      << ", \"merge\": " << json_num(t.merge) << ", \"sparse\": " << json_num(t.sparse)
      << ", \"stats\": " << json_num(t.stats) << ", \"output\": " << json_num(t.output) << ", \"total\": " << json_num(t.total) << "}\n}\n";
   return os.str();
