@@ -11,6 +11,9 @@ packages=(
   libcli11-dev                          # command-line parsing
   librandom123-dev                      # Philox counter-based RNG
   libgtest-dev libbenchmark-dev         # tests and microbenchmarks
+  libhdf5-openmpi-dev                   # parallel HDF5: inputs, results, checkpoints
+  libtomlplusplus-dev                   # study files
+  python3-h5py python3-numpy python3-matplotlib  # plots of study results (launch/plot_study.py)
 )
 
 missing=()

@@ -1,0 +1,92 @@
+#include "cli/commands.hpp"
+
+#include <cstdio>
+
+namespace ncsparse::cli {
+
+std::vector<Command> add_commands(CLI::App& app) {
+  std::vector<Command> commands;
+  auto add = [&](Runner (*adder)(CLI::App&)) {
+    const std::size_t before = app.get_subcommands({}).size();
+    Runner run = adder(app);
+    commands.push_back({app.get_subcommands({})[before], std::move(run)});
+  };
+  add(&add_run_command);
+  return commands;
+}
+
+void add_model_options(CLI::App& cmd, ModelOptions& o) {
+  ModelParams& p = o.params;
+  cmd.add_option("--d", p.d, "Head dimension of Q, K and V")->capture_default_str();
+  cmd.add_option("--model", o.model,
+                 "Input generator: paper (X with bounded entries, Q=XW_Q, K=XW_K, V=XW_V) or gaussian (i.i.d. Q, K, V)")
+      ->capture_default_str();
+  cmd.add_option("--x-dist", o.x_dist,
+                 "paper model: entries of X, gaussian (N(0,1) clipped to [-B,B]) or uniform (on [-B,B])")
+      ->capture_default_str();
+  cmd.add_option("--B", p.bound, "paper model: bound B on the entries of X")->capture_default_str();
+  cmd.add_option("--R", p.weight_norm,
+                 "paper model: R = B^2 ||W_Q W_K^T||_F; scores have standard deviation about scale*R/B^2")
+      ->capture_default_str();
+  cmd.add_option("--sigma", p.sigma, "gaussian model: standard deviation of the entries")->capture_default_str();
+  cmd.add_option("--seed", p.seed, "Seed of the counter-based generator")->capture_default_str();
+}
+
+ModelParams finish_model_options(const ModelOptions& o) {
+  ModelParams p = o.params;
+  if (o.model == "paper") {
+    p.model = InputModel::Paper;
+  } else if (o.model == "gaussian") {
+    p.model = InputModel::Gaussian;
+  } else {
+    throw usage_error("--model: unknown input model '" + o.model + "' (use paper or gaussian)");
+  }
+  if (o.x_dist == "gaussian") {
+    p.x_dist = XDistribution::Gaussian;
+  } else if (o.x_dist == "uniform") {
+    p.x_dist = XDistribution::Uniform;
+  } else {
+    throw usage_error("--x-dist: unknown distribution '" + o.x_dist + "' (use gaussian or uniform)");
+  }
+  return p;
+}
+
+void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string>& default_windows) {
+  JobConfig& j = o.job;
+  o.windows = default_windows;
+  cmd.add_option("--window", o.windows,
+                 "Window strategies, repeatable or space-separated: const:K, log:A (k=ceil(A ln n)), power:A,C "
+                 "(k=ceil(A n^C)), sqrt:A, eps:E (entries with p>=E), mass:D (kept mass>=1-D), cert:D (certified "
+                 "dropped mass<=D), sink:S,W (first S and last W positions)")
+      ->capture_default_str();
+  cmd.add_option("--scale", j.scale, "Score scale s in s*q.k (0 means 1/sqrt(d))")->capture_default_str();
+  cmd.add_flag("--causal", j.causal, "Causal mask: the query at position p sees keys j <= p");
+  cmd.add_flag("--no-exact", o.no_exact,
+               "Skip the exact pass: no error statistics, only windows and certificate bounds (eps and mass need it)");
+  cmd.add_option("--threads", j.threads, "Threads per rank")->capture_default_str();
+  cmd.add_option("--block", j.block, "Query rows per block")->capture_default_str();
+  cmd.add_option("--tile", j.tile, "Keys per score tile")->capture_default_str();
+  cmd.add_option("--max-k", j.max_k, "Largest window the adaptive strategies (eps, mass, cert) may choose")
+      ->capture_default_str();
+  cmd.add_option("--sparsity-eps", o.sparsity_eps,
+                 "Levels epsilon at which entries with p > epsilon are counted per row")
+      ->capture_default_str();
+  cmd.add_option("--backend", j.backend, "Compute backend: cpu")->capture_default_str();
+}
+
+JobConfig finish_job_options(const JobOptions& o) {
+  JobConfig j = o.job;
+  j.windows.clear();
+  for (const std::string& w : o.windows) j.windows.push_back(parse_window(w));
+  j.exact = !o.no_exact;
+  j.sparsity_eps = o.sparsity_eps;
+  return j;
+}
+
+void print(const Comm& comm, const std::string& text) {
+  if (comm.rank() != 0) return;
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace ncsparse::cli

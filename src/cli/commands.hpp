@@ -1,0 +1,50 @@
+// The subcommands of the ncsparse executable. Each add_*_command adds its subcommand (with its
+// options) to the app and returns the function that runs it once parsed; main() parses, picks
+// the parsed subcommand and runs it on every rank. Shared option groups live here too.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ncsparse/comm.hpp"
+#include "ncsparse/engine.hpp"
+
+namespace ncsparse::cli {
+
+using Runner = std::function<int(const Comm&)>;
+
+struct Command {
+  CLI::App* app;
+  Runner run;
+};
+
+// Every subcommand, in the order --help lists them (commands.cpp).
+std::vector<Command> add_commands(CLI::App& app);
+
+Runner add_run_command(CLI::App& app);
+
+// Options of the input generator (--model, --x-dist, --B, --R, --sigma, --seed, --d).
+struct ModelOptions {
+  ModelParams params;
+  std::string model = "paper";
+  std::string x_dist = "gaussian";
+};
+void add_model_options(CLI::App& cmd, ModelOptions& o);
+ModelParams finish_model_options(const ModelOptions& o);  // throws usage Errors
+
+// Options of the attention job shared by run, attend and study-like commands.
+struct JobOptions {
+  JobConfig job;
+  std::vector<std::string> windows;
+  std::vector<double> sparsity_eps = {1e-2, 1e-3, 1e-4};
+  bool no_exact = false;
+};
+void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string>& default_windows);
+JobConfig finish_job_options(const JobOptions& o);  // throws usage Errors
+
+// Writes text to stdout on rank 0 only.
+void print(const Comm& comm, const std::string& text);
+
+}  // namespace ncsparse::cli

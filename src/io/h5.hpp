@@ -1,0 +1,71 @@
+// The one checked wrapper for HDF5: every call goes through h5_check, which turns HDF5's error
+// stack into an ncsparse::Error naming the operation and the file; HDF5's own printing is off.
+// Handles are RAII. Inputs are not trusted: see open_input_file.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ncsparse/error.hpp"
+
+namespace ncsparse::h5 {
+
+// Turns off HDF5's automatic error printing (once per process).
+void silence_errors();
+
+// Throws Error(code) with `what` and the innermost HDF5 message when status < 0.
+void check(herr_t status, const std::string& what, int code = kExitIo);
+hid_t check_id(hid_t id, const std::string& what, int code = kExitIo);
+
+class Handle {
+ public:
+  Handle() = default;
+  explicit Handle(hid_t id) : id_(id) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)) {}
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = std::exchange(o.id_, H5I_INVALID_HID);
+    }
+    return *this;
+  }
+  ~Handle() { reset(); }
+  hid_t get() const { return id_; }
+  operator hid_t() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset();
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+};
+
+// File access: serial (one process) or MPI-IO over a communicator.
+Handle file_access(MPI_Comm comm);  // MPI_COMM_NULL: serial
+// Opens an existing file read-only. Missing file: Error(kExitNoInput); not HDF5: Error(kExitData).
+Handle open_input_file(const std::string& path, MPI_Comm comm);
+// Creates a file, truncating only when `force`; otherwise an existing file is an Error(kExitCantCreate).
+Handle create_file(const std::string& path, MPI_Comm comm, bool force);
+
+Handle open_dataset(hid_t loc, const std::string& name, const std::string& file);
+bool exists(hid_t loc, const std::string& path);
+Handle create_group(hid_t loc, const std::string& name);
+
+// Dataset shape (dims) and its native element class.
+std::vector<hsize_t> shape(hid_t dataset);
+
+// Attributes of simple types on any object.
+void write_attr(hid_t obj, const std::string& name, const std::string& value);
+void write_attr(hid_t obj, const std::string& name, double value);
+void write_attr(hid_t obj, const std::string& name, std::int64_t value);
+bool has_attr(hid_t obj, const std::string& name);
+std::string read_attr_string(hid_t obj, const std::string& name);
+double read_attr_double(hid_t obj, const std::string& name);
+std::int64_t read_attr_int(hid_t obj, const std::string& name);
+
+}  // namespace ncsparse::h5
