@@ -204,28 +204,62 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     // contributions of the V rows it owns; one sum-reduction for all prefix strategies.
     t0 = now();
     acc.assign(prefix_ids.size() * ru * du, 0.0);
-    for (std::size_t pi = 0; pi < prefix_ids.size(); ++pi) {
-      const std::size_t w = prefix_ids[pi];
-      choice[w].resize(ru);
-      for (std::size_t i = 0; i < ru; ++i) {
-        const std::span<const Candidate> row{lists.data() + i * static_cast<std::size_t>(L),
-                                             static_cast<std::size_t>(L)};
-        const std::span<const Candidate> valid = row.first(count_valid(row));
-        const std::int64_t nv = visible_keys(pos[i], n, config.causal);
-        RowNormaliser norm{};
-        if (config.exact) norm = {flash[i * frow], flash[i * frow + 1]};
+    const std::size_t P = prefix_ids.size();
+    std::vector<std::int64_t> k_of(P);
+    std::vector<double> inv_z(P);
+    for (std::size_t i = 0; i < ru; ++i) {
+      const std::span<const Candidate> row{lists.data() + i * static_cast<std::size_t>(L), static_cast<std::size_t>(L)};
+      const std::span<const Candidate> valid = row.first(count_valid(row));
+      const std::int64_t nv = visible_keys(pos[i], n, config.causal);
+      RowNormaliser norm{};
+      if (config.exact) norm = {flash[i * frow], flash[i * frow + 1]};
+      std::int64_t k_max = 0;
+      for (std::size_t pi = 0; pi < P; ++pi) {
+        const std::size_t w = prefix_ids[pi];
+        choice[w].resize(ru);
         const WindowChoice c = choose_window(config.windows[w], valid, L, nv, config.exact ? &norm : nullptr);
         choice[w][i] = c;
-        if (valid.empty()) continue;
-        const double top = valid[0].score;
-        double z = 0;
-        for (std::int64_t j = 0; j < c.k; ++j) z += std::exp(static_cast<double>(valid[j].score) - top);
-        double* out = acc.data() + (pi * ru + i) * du;
-        for (std::int64_t j = 0; j < c.k; ++j) {
-          const std::int64_t g = valid[j].index;
-          if (g < shard.lo || g >= shard.hi) continue;
-          const double p = std::exp(static_cast<double>(valid[j].score) - top) / z;
-          const float* vr = v.data() + (g - shard.lo) * d;
+        k_of[pi] = valid.empty() ? 0 : c.k;
+        k_max = std::max(k_max, k_of[pi]);
+      }
+      if (valid.empty()) continue;
+      // Every window is a prefix of the list: one walk over it serves all strategies, and
+      // each owned V row is fetched once (prefetched ahead: the rows are scattered over the
+      // shard, so this loop is bound by memory latency, not arithmetic).
+      const double top = valid[0].score;
+      std::fill(inv_z.begin(), inv_z.end(), 0.0);
+      double z = 0;
+      std::int64_t next = 0;
+      {  // normalisers of all prefixes in one walk, shortest first
+        std::vector<std::pair<std::int64_t, std::size_t>> by_k(P);
+        for (std::size_t pi = 0; pi < P; ++pi) by_k[pi] = {k_of[pi], pi};
+        std::sort(by_k.begin(), by_k.end());
+        for (const auto& [kk, pi] : by_k) {
+          for (; next < kk; ++next) z += std::exp(static_cast<double>(valid[next].score) - top);
+          inv_z[pi] = z > 0 ? 1.0 / z : 0.0;
+        }
+      }
+      constexpr std::int64_t kAhead = 12;
+      auto owned_row = [&](std::int64_t j) -> const float* {
+        const std::int64_t g = valid[j].index;
+        return g >= shard.lo && g < shard.hi ? v.data() + (g - shard.lo) * d : nullptr;
+      };
+      for (std::int64_t j = 0; j < std::min(kAhead, k_max); ++j) {
+        if (const float* r = owned_row(j)) __builtin_prefetch(r);
+      }
+      for (std::int64_t j = 0; j < k_max; ++j) {
+        if (j + kAhead < k_max) {
+          if (const float* r = owned_row(j + kAhead)) {
+            for (std::int64_t c2 = 0; c2 < d; c2 += 16) __builtin_prefetch(r + c2);
+          }
+        }
+        const float* vr = owned_row(j);
+        if (vr == nullptr) continue;
+        const double e = std::exp(static_cast<double>(valid[j].score) - top);
+        for (std::size_t pi = 0; pi < P; ++pi) {
+          if (j >= k_of[pi]) continue;
+          const double p = e * inv_z[pi];
+          double* out = acc.data() + (pi * ru + i) * du;
           for (std::int64_t c2 = 0; c2 < d; ++c2) out[c2] += p * vr[c2];
         }
       }
