@@ -12,6 +12,8 @@ std::vector<Command> add_commands(CLI::App& app) {
     commands.push_back({app.get_subcommands({})[before], std::move(run)});
   };
   add(&add_run_command);
+  add(&add_generate_command);
+  add(&add_attend_command);
   return commands;
 }
 

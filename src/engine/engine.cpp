@@ -83,11 +83,13 @@ void validate(const JobConfig& c, int ranks) {
   const double d = static_cast<double>(m.d);
   const double L = static_cast<double>(list_length(c.windows, c.n, c.max_k));
   const double block = static_cast<double>(std::min(c.block, c.queries));
-  const double need = shard_rows * d * 8 + block * L * sizeof(Candidate) * 4 +
-                      block * static_cast<double>(std::min(c.tile, c.n)) * 4 +
-                      block * d * 8 * (static_cast<double>(c.windows.size()) + 2);
+  const double strategies = static_cast<double>(c.windows.size());
+  double need = shard_rows * d * 8 + block * L * sizeof(Candidate) * 4 +
+                block * static_cast<double>(std::min(c.tile, c.n)) * 4 + block * d * 8 * (strategies + 2);
+  if (c.keep_rows) need += static_cast<double>(c.queries) * (L * sizeof(Candidate) + d * 8 * (strategies + 1));
   const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
-  if (need * (c.keep_rows ? 1.0 : 1.0) > 0.9 * have) {
+  // Checked per rank against the node's memory: ranks sharing a node are not counted here.
+  if (need > 0.9 * have) {
     throw usage_error("--n: each rank needs about " + gib(need) + " but this machine has " + gib(have) +
                       " (use more ranks, a smaller --n, --block or --max-k)");
   }

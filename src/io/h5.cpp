@@ -191,4 +191,135 @@ std::int64_t read_attr_int(hid_t obj, const std::string& name) {
   return value;
 }
 
+
+// ---- Datasets as arrays of rows ----
+
+Handle transfer(bool collective, bool parallel) {
+  Handle dxpl(check_id(H5Pcreate(H5P_DATASET_XFER), "cannot create a transfer property list"));
+  if (parallel) {
+    check(H5Pset_dxpl_mpio(dxpl, collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
+          "cannot set the MPI-IO transfer mode");
+  }
+  return dxpl;
+}
+
+Handle create_dataset(hid_t loc, const std::string& name, hid_t file_type, const std::vector<hsize_t>& dims) {
+  Handle space(check_id(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                        "cannot create the dataspace of '" + name + "'", kExitCantCreate));
+  Handle lcpl(check_id(H5Pcreate(H5P_LINK_CREATE), "cannot create a link creation list"));
+  check(H5Pset_create_intermediate_group(lcpl, 1), "cannot set intermediate group creation");
+  return Handle(check_id(H5Dcreate2(loc, name.c_str(), file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+                         "cannot create dataset '" + name + "'", kExitCantCreate));
+}
+
+Handle select_rows(hid_t dataset, const std::vector<hsize_t>& dims, bool headed, hsize_t head, hsize_t row0,
+                   hsize_t rows) {
+  Handle space(check_id(H5Dget_space(dataset), "cannot get a dataset's dataspace"));
+  if (rows == 0) {
+    check(H5Sselect_none(space), "cannot select nothing");
+    return space;
+  }
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  const std::size_t row_dim = headed ? 1 : 0;
+  if (headed) {
+    start[0] = head;
+    count[0] = 1;
+  }
+  start[row_dim] = row0;
+  count[row_dim] = rows;
+  check(H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+        "cannot select rows of a dataset");
+  return space;
+}
+
+Handle memory_space(hsize_t count) {
+  const hsize_t dim = std::max<hsize_t>(count, 1);
+  Handle space(check_id(H5Screate_simple(1, &dim, nullptr), "cannot create a memory dataspace"));
+  if (count == 0) check(H5Sselect_none(space), "cannot select nothing");
+  return space;
+}
+
+namespace {
+hsize_t row_elements(const std::vector<hsize_t>& dims, bool headed) {
+  hsize_t e = 1;
+  for (std::size_t i = (headed ? 2 : 1); i < dims.size(); ++i) e *= dims[i];
+  return e;
+}
+}  // namespace
+
+void write_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims, bool headed, hsize_t head, hsize_t row0,
+                hsize_t rows, const void* buf, hid_t dxpl, const std::string& what) {
+  Handle file_space = select_rows(dataset, dims, headed, head, row0, rows);
+  Handle mem = memory_space(rows * row_elements(dims, headed));
+  check(H5Dwrite(dataset, mem_type, mem, file_space, dxpl, buf), "cannot write " + what);
+}
+
+void read_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims, bool headed, hsize_t head, hsize_t row0,
+               hsize_t rows, void* buf, hid_t dxpl, const std::string& what) {
+  Handle file_space = select_rows(dataset, dims, headed, head, row0, rows);
+  Handle mem = memory_space(rows * row_elements(dims, headed));
+  check(H5Dread(dataset, mem_type, mem, file_space, dxpl, buf), "cannot read " + what, kExitData);
+}
+
+Handle half_type() {
+  Handle t(check_id(H5Tcopy(H5T_IEEE_F32LE), "cannot copy a float type"));
+  // sign at bit 15, exponent bits 10..14, mantissa bits 0..9, bias 15 (IEEE 754 binary16).
+  check(H5Tset_fields(t, 15, 10, 5, 0, 10), "cannot set half-precision fields");
+  check(H5Tset_precision(t, 16), "cannot set half precision");
+  check(H5Tset_size(t, 2), "cannot size a half-precision type");
+  check(H5Tset_ebias(t, 15), "cannot set the half-precision exponent bias");
+  return t;
+}
+
+void check_input_dataset(hid_t file, const std::string& path, const std::string& filename) {
+  const std::string where = filename + ": dataset '" + path + "'";
+  // Each link on the way, without following the last one: external and user-defined links
+  // would open other files or run plugin code.
+  std::string prefix;
+  std::size_t start = path[0] == '/' ? 1 : 0;
+  while (start < path.size()) {
+    const std::size_t slash = path.find('/', start);
+    const std::string part = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    start = slash == std::string::npos ? path.size() : slash + 1;
+    if (part.empty()) continue;
+    prefix += "/" + part;
+    H5L_info_t info{};
+    check(H5Lget_info(file, prefix.c_str(), &info, H5P_DEFAULT), where + ": cannot read link '" + prefix + "'",
+          kExitData);
+    if (info.type != H5L_TYPE_HARD && info.type != H5L_TYPE_SOFT) {
+      throw Error(kExitData, where + ": '" + prefix +
+                                 "' is an external or user-defined link, which ncsparse refuses (copy the data into "
+                                 "the file, e.g. with h5copy)");
+    }
+  }
+  Handle dset(check_id(H5Dopen2(file, path.c_str(), H5P_DEFAULT), where + ": cannot open it", kExitData));
+  Handle dcpl(check_id(H5Dget_create_plist(dset), where + ": cannot read its creation properties", kExitData));
+  const H5D_layout_t layout = H5Pget_layout(dcpl);
+  if (layout == H5D_VIRTUAL) {
+    throw Error(kExitData, where + " is a virtual dataset, which ncsparse refuses (materialise it, e.g. with h5repack -l CONTI)");
+  }
+  if (layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED && layout != H5D_COMPACT) {
+    throw Error(kExitData, where + ": unknown storage layout (rewrite it with h5repack -l CONTI)");
+  }
+  const int external = H5Pget_external_count(dcpl);
+  check(external, where + ": cannot read its external storage", kExitData);
+  if (external > 0) {
+    throw Error(kExitData, where + " keeps its data in external files, which ncsparse refuses (rewrite it with h5repack -l CONTI)");
+  }
+  const int filters = H5Pget_nfilters(dcpl);
+  check(filters, where + ": cannot read its filters", kExitData);
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0, config = 0;
+    std::size_t nelmts = 0;
+    char name[64] = {};
+    const H5Z_filter_t id =
+        H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelmts, nullptr, sizeof name, name, &config);
+    check(id, where + ": cannot read its filters", kExitData);
+    if (id != H5Z_FILTER_DEFLATE && id != H5Z_FILTER_SHUFFLE && id != H5Z_FILTER_FLETCHER32) {
+      throw Error(kExitData, where + " uses filter " + std::to_string(id) +
+                                 " (only deflate, shuffle and fletcher32 are accepted; rewrite it with h5repack -f NONE)");
+    }
+  }
+}
+
 }  // namespace ncsparse::h5

@@ -68,4 +68,37 @@ std::string read_attr_string(hid_t obj, const std::string& name);
 double read_attr_double(hid_t obj, const std::string& name);
 std::int64_t read_attr_int(hid_t obj, const std::string& name);
 
+
+// ---- Datasets as row-major arrays of rows (added for HDF5 inputs and outputs) ----
+
+// A dataset transfer list: collective (every rank of the file's communicator takes part, a rank
+// with nothing to do selects nothing) or independent MPI-IO; serial files ignore it.
+Handle transfer(bool collective, bool parallel);
+
+// Creates a contiguous dataset of the given file type and shape.
+Handle create_dataset(hid_t loc, const std::string& name, hid_t file_type, const std::vector<hsize_t>& dims);
+
+// Selects, in a dataset of shape dims, the rows [row0, row0 + rows) of head `head` and every
+// element after the row dimension. headed: dims[0] is the head dimension and dims[1] the row
+// dimension; otherwise dims[0] is the row dimension. rows == 0 selects nothing.
+Handle select_rows(hid_t dataset, const std::vector<hsize_t>& dims, bool headed, hsize_t head, hsize_t row0,
+                   hsize_t rows);
+// A memory space of `count` elements (count == 0: an empty selection).
+Handle memory_space(hsize_t count);
+
+// Writes or reads rows [row0, row0 + rows) of head `head` (see select_rows); buf holds
+// rows × (product of the dims after the row dim) elements of mem_type.
+void write_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims, bool headed, hsize_t head,
+                hsize_t row0, hsize_t rows, const void* buf, hid_t dxpl, const std::string& what);
+void read_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims, bool headed, hsize_t head,
+               hsize_t row0, hsize_t rows, void* buf, hid_t dxpl, const std::string& what);
+
+// IEEE 754 binary16 (HDF5 1.10 has no predefined half type: built from F32LE).
+Handle half_type();
+
+// Fails closed (Error kExitData) unless `path` reaches a dataset through hard or soft links
+// only, stored contiguously, compact or chunked (no virtual or external storage), with no
+// filter other than deflate, shuffle and fletcher32 (DESIGN.md §9).
+void check_input_dataset(hid_t file, const std::string& path, const std::string& filename);
+
 }  // namespace ncsparse::h5
