@@ -49,11 +49,17 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // Called once per job, before the first local_pass, with the rank's shard (which stays valid
+  // and unchanged until the job ends): a device backend uploads it here.
+  virtual void load_shard(const KeyShard& keys, const PassParams& params) {
+    (void)keys;
+    (void)params;
+  }
   virtual void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& params,
                           LocalOutput out) = 0;
 };
 
-// Returns the backend of that name ("cpu"); throws Error(kExitUnavailable) when it is not built
+// Returns the backend of that name ("cpu", or "cuda" in builds with NCSPARSE_CUDA); throws Error(kExitUnavailable) when it is not built
 // or has no device, and a usage Error for an unknown name.
 std::unique_ptr<Backend> make_backend(const std::string& name);
 

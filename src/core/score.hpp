@@ -23,7 +23,8 @@ inline float canonical_score(const float* q, const float* k, std::int64_t d, dou
   }
   for (std::int64_t u = 0; c < d; ++c, ++u) lane[u] += static_cast<double>(q[c]) * static_cast<double>(k[c]);
   const double dot = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  return static_cast<float>(scale * dot);
+  // + 0.0f turns −0 into +0, so that equal scores also have equal radix keys (CUDA backend).
+  return static_cast<float>(scale * dot) + 0.0f;
 }
 
 // Bound on |GEMM score − canonical score| for a query of norm q_norm against keys of norm at

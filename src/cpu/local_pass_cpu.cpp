@@ -181,12 +181,6 @@ void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, con
 
 }  // namespace
 
-std::unique_ptr<Backend> make_backend(const std::string& name) {
-  if (name == "cpu") return std::make_unique<CpuBackend>();
-  if (name == "cuda") {
-    throw Error(kExitUnavailable, "--backend cuda: this build has no CUDA backend (use --backend cpu)");
-  }
-  throw usage_error("--backend: unknown backend '" + name + "' (use cpu)");
-}
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
 }  // namespace ncsparse

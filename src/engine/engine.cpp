@@ -171,6 +171,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   pass.tile = config.tile;
   pass.threads = config.threads;
   const std::size_t frow = flash_row_size(du);
+  collective(comm, [&] { backend->load_shard(KeyShard{k.data(), v.data(), shard.lo, owned}, pass); });
 
   std::vector<float> q;
   std::vector<Candidate> lists;

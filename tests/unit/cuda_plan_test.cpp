@@ -1,0 +1,78 @@
+// Host-side logic of the CUDA backend, checked on every machine (no GPU needed): the launch
+// plan and the radix key of the device selection.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "cuda/plan.hpp"
+#include "ncsparse/candidate.hpp"
+#include "ncsparse/error.hpp"
+
+namespace ncsparse::cuda {
+namespace {
+
+TEST(CudaPlan, WholeBlockWhenItFits) {
+  const PassPlan p = make_plan(256, 1 << 20, 4096, 2049, 128, std::int64_t(8) << 30);
+  EXPECT_EQ(p.rows_per_launch, 256);
+  EXPECT_EQ(p.tile, 4096);
+  EXPECT_EQ(p.candidate_capacity, 2049 + 4096);
+  EXPECT_EQ(p.bytes, plan_bytes(256, 4096, 2049, 128));
+}
+
+TEST(CudaPlan, ShrinksTileThenRowsToFitTheBudget) {
+  const std::int64_t budget = plan_bytes(64, 256, 65537, 128);
+  const PassPlan p = make_plan(1024, 1 << 22, 8192, 65537, 128, budget);
+  EXPECT_EQ(p.tile, 256) << "the tile goes down to 256 keys before rows are cut";
+  EXPECT_LE(p.bytes, budget);
+  EXPECT_GE(p.rows_per_launch, 32);
+  EXPECT_LE(p.rows_per_launch, 64);
+  // Every plan fits, for many budgets and shapes.
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 500; ++trial) {
+    const std::int64_t rows = 1 + std::int64_t(rng() % 2048), keys = std::int64_t(rng() % (1 << 22));
+    const std::int64_t L = 2 + std::int64_t(rng() % 65536), d = 1 + std::int64_t(rng() % 256);
+    const std::int64_t need = plan_bytes(1, 256, L, d);
+    const std::int64_t budget = need + std::int64_t(rng() % (std::int64_t(1) << 33));
+    const PassPlan q = make_plan(rows, keys, 1 + std::int64_t(rng() % 16384), L, d, budget);
+    EXPECT_LE(q.bytes, budget);
+    EXPECT_GE(q.rows_per_launch, 1);
+    EXPECT_LE(q.rows_per_launch, rows);
+    EXPECT_GE(q.tile, 1);
+    EXPECT_LE(q.tile, std::max<std::int64_t>(keys, 1));
+    EXPECT_EQ(q.candidate_capacity, L + q.tile);
+  }
+}
+
+TEST(CudaPlan, TileNeverExceedsTheShardAndEmptyShardsWork) {
+  EXPECT_EQ(make_plan(8, 100, 4096, 17, 16, std::int64_t(1) << 30).tile, 100);
+  EXPECT_EQ(make_plan(8, 0, 4096, 17, 16, std::int64_t(1) << 30).tile, 1);
+}
+
+TEST(CudaPlan, TooLittleMemoryIsAnUnavailableError) {
+  try {
+    make_plan(8, 1 << 20, 4096, 65537, 128, 1000);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), kExitUnavailable);
+    EXPECT_NE(std::string(e.what()).find("--max-k"), std::string::npos);
+  }
+}
+
+// The radix key orders scores like the total order's first criterion: larger key, better.
+TEST(CudaPlan, ScoreKeyOrdersLikeScores) {
+  std::mt19937 rng(3);
+  std::vector<float> s = {0.0f, 1.0f, -1.0f, 1e-38f, -1e-38f, 3e38f, -3e38f, 1e-45f, -1e-45f, 0.5f, -0.5f};
+  std::normal_distribution<float> normal(0, 10);
+  for (int i = 0; i < 2000; ++i) s.push_back(normal(rng));
+  for (float a : s) {
+    for (float b : {s[0], s[1], s[2], s[5], s[6], s[rng() % s.size()]}) {
+      EXPECT_EQ(score_key(a) > score_key(b), a > b) << a << " vs " << b;
+      EXPECT_EQ(score_key(a) == score_key(b), a == b) << a << " vs " << b;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ncsparse::cuda
