@@ -14,6 +14,8 @@ std::vector<Command> add_commands(CLI::App& app) {
   add(&add_run_command);
   add(&add_generate_command);
   add(&add_attend_command);
+  add(&add_study_command);
+  add(&add_report_command);
   return commands;
 }
 

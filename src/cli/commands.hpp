@@ -24,6 +24,8 @@ struct Command {
 std::vector<Command> add_commands(CLI::App& app);
 
 Runner add_run_command(CLI::App& app);
+Runner add_study_command(CLI::App& app);
+Runner add_report_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
 Runner add_attend_command(CLI::App& app);
 

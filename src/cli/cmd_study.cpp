@@ -1,0 +1,22 @@
+// ncsparse study: run every configuration of a study file, checkpointing each one (docs/study.md).
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "study/run_study.hpp"
+
+namespace ncsparse::cli {
+
+Runner add_study_command(CLI::App& app) {
+  auto o = std::make_shared<study::StudyOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "study",
+      "Run a batch study (a grid of lengths, dimensions, input models and seeds; docs/study.md), one record per "
+      "configuration, resumable after any interruption");
+  cmd->add_option("study_file", o->study_file, "The study file (TOML)")->required();
+  cmd->add_option("--out", o->out, "Results file (HDF5); records go to OUT.records/ beside it")->required();
+  cmd->add_flag("--restart", o->restart, "Discard the results of a changed study file and start again");
+  cmd->add_flag("--force", o->force, "Overwrite an output file that does not hold this study's results");
+  return [o](const Comm& comm) { return study::run_study(comm, *o); };
+}
+
+}  // namespace ncsparse::cli

@@ -1,0 +1,64 @@
+// Element types of input files and the conversions between them and float.
+//
+// float16 is IEEE 754 binary16 (an HDF5 float type built by h5::half_type()); bfloat16 is stored
+// as uint16 with the attribute ncsparse_dtype = "bfloat16" on the dataset (HDF5 has no bfloat16
+// type). Narrowing rounds to nearest, ties to even, as numpy and PyTorch do.
+#pragma once
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace ncsparse::io {
+
+enum class Dtype { Float16, BFloat16, Float32, Float64 };
+
+std::string to_string(Dtype t);
+Dtype parse_dtype(const std::string& text);  // throws a usage Error naming --dtype
+
+inline std::uint16_t float_to_bf16(float f) {
+  std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+  if (std::isnan(f)) return static_cast<std::uint16_t>((u >> 16) | 0x40);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return static_cast<std::uint16_t>(u >> 16);
+}
+inline float bf16_to_float(std::uint16_t h) { return std::bit_cast<float>(static_cast<std::uint32_t>(h) << 16); }
+
+inline std::uint16_t float_to_half(float f) {
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+  const std::uint32_t sign = (u >> 16) & 0x8000u;
+  const std::uint32_t a = u & 0x7FFFFFFFu;
+  if (a >= 0x7F800000u) return static_cast<std::uint16_t>(sign | 0x7C00u | (a > 0x7F800000u ? 0x200u : 0u));
+  if (a >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // rounds past 65504: infinity
+  if (a < 0x38800000u) {                                                    // below 2^-14: subnormal or zero
+    // Exact: a float of magnitude < 2^-14 scaled by 2^24 and rounded to an integer (ties to even).
+    const float scaled = std::bit_cast<float>(a) * 16777216.0f;
+    return static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::nearbyint(scaled)));
+  }
+  std::uint32_t h = a - 0x38000000u;  // rebias the exponent from 127 to 15
+  h += 0xFFFu + ((h >> 13) & 1u);     // round to nearest even on the 13 dropped bits
+  return static_cast<std::uint16_t>(sign | (h >> 13));
+}
+
+inline float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
+  if (exp == 0) {
+    const float v = static_cast<float>(man) * (1.0f / 16777216.0f);  // man · 2^-24, exact
+    return std::bit_cast<float>(std::bit_cast<std::uint32_t>(v) | sign);
+  }
+  if (exp == 31) return std::bit_cast<float>(sign | 0x7F800000u | (man << 13));
+  return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+// Rounds a float to the nearest value of the type (identity for float32 and float64).
+inline float quantise(float f, Dtype t) {
+  switch (t) {
+    case Dtype::Float16: return half_to_float(float_to_half(f));
+    case Dtype::BFloat16: return bf16_to_float(float_to_bf16(f));
+    default: return f;
+  }
+}
+
+}  // namespace ncsparse::io

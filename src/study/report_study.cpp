@@ -1,0 +1,143 @@
+#include "study/report_study.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <vector>
+
+#include "study/records.hpp"
+
+namespace ncsparse::study {
+namespace {
+
+struct Column {
+  const char* name;
+  const char* metric;  // record dataset stat_<metric>, or nullptr for the key columns
+  int field;           // index into count,mean,min,p50,p90,p99,max
+};
+
+const Column kColumns[] = {
+    {"k_mean", "k", 1},           {"kept_mass_mean", "kept_mass", 1}, {"attn_l1_mean", "attn_l1", 1},
+    {"attn_linf_mean", "attn_linf", 1}, {"out_rel_mean", "out_rel", 1}, {"out_rel_p99", "out_rel", 5},
+    {"out_rel_max", "out_rel", 6}, {"cert_out_mean", "cert_out", 1},
+};
+
+std::string num(double x, bool exact) {
+  if (std::isnan(x)) return exact ? "nan" : "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, exact ? "%.17g" : "%.4g", x);
+  return buf;
+}
+
+}  // namespace
+
+ReportFormat parse_report_format(const std::string& text) {
+  if (text == "table") return ReportFormat::Table;
+  if (text == "csv") return ReportFormat::Csv;
+  if (text == "markdown") return ReportFormat::Markdown;
+  throw usage_error("--format: unknown format '" + text + "' (use table, csv or markdown)");
+}
+
+std::string format_study_results(const std::string& path, ReportFormat format) {
+  h5::Handle file = h5::open_input_file(path, MPI_COMM_NULL);
+  if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format") != kFormat ||
+      !h5::exists(file, "configs")) {
+    throw Error(kExitData, path + ": not an ncsparse study results file (make one with 'ncsparse study')");
+  }
+  h5::Handle configs(h5::check_id(H5Gopen2(file, "configs", H5P_DEFAULT), path + ": cannot open /configs", kExitData));
+  H5G_info_t info{};
+  h5::check(H5Gget_info(configs, &info), path + ": cannot list /configs", kExitData);
+  std::vector<Record> recs;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    char name[64] = {0};
+    h5::check(static_cast<herr_t>(
+                  H5Lget_name_by_idx(configs, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0
+                      ? -1
+                      : 0),
+              path + ": cannot list /configs", kExitData);
+    h5::Handle g(h5::check_id(H5Gopen2(configs, name, H5P_DEFAULT), path + ": cannot open a configuration", kExitData));
+    recs.push_back(read_record_group(g));
+  }
+  std::sort(recs.begin(), recs.end(), [](const Record& a, const Record& b) { return a.ints.at("index") < b.ints.at("index"); });
+
+  const bool exact = format == ReportFormat::Csv;
+  std::vector<std::string> head = {"n", "d", "model", "seed", "strategy"};
+  for (const Column& c : kColumns) head.push_back(c.name);
+  head.push_back("clamped_rows");
+  head.push_back("rows");
+  std::vector<std::vector<std::string>> rows;
+  for (const Record& r : recs) {
+    std::vector<std::string> strategies;
+    std::istringstream in(r.text.at("strategies"));
+    for (std::string line; std::getline(in, line);) strategies.push_back(line);
+    for (std::size_t s = 0; s < strategies.size(); ++s) {
+      std::vector<std::string> row = {std::to_string(r.ints.at("n")), std::to_string(r.ints.at("d")), r.text.at("model"),
+                                      std::to_string(r.ints.at("seed")), strategies[s]};
+      for (const Column& c : kColumns) {
+        row.push_back(num(r.arrays.at(std::string("stat_") + c.metric).values.at(s * 7 + c.field), exact));
+      }
+      row.push_back(num(r.arrays.at("clamped_rows").values.at(s), true));
+      row.push_back(num(r.arrays.at("stat_k").values.at(s * 7), true));
+      rows.push_back(std::move(row));
+    }
+  }
+
+  std::ostringstream os;
+  const std::int64_t total = h5::read_attr_int(file, "configurations");
+  if (format == ReportFormat::Csv) {
+    for (std::size_t i = 0; i < head.size(); ++i) os << (i ? "," : "") << head[i];
+    os << "\n";
+    for (const auto& row : rows) {
+      for (std::size_t i = 0; i < row.size(); ++i) {
+        const bool quote = row[i].find(',') != std::string::npos;
+        os << (i ? "," : "") << (quote ? "\"" + row[i] + "\"" : row[i]);
+      }
+      os << "\n";
+    }
+    return os.str();
+  }
+  const std::string name = h5::read_attr_string(file, "study_name");
+  os << (format == ReportFormat::Markdown ? "**" : "") << "study " << (name.empty() ? path : name) << ": "
+     << recs.size() << " of " << total << " configurations recorded"
+     << (static_cast<std::int64_t>(recs.size()) == total ? "" : " (incomplete: rerun the study to finish it)")
+     << (format == ReportFormat::Markdown ? "**\n\n" : "\n");
+  if (h5::exists(file, "alignment")) {
+    h5::Handle al(h5::check_id(H5Gopen2(file, "alignment", H5P_DEFAULT), path + ": cannot open /alignment", kExitData));
+    const std::string ref = h5::read_attr_string(al, "reference");
+    if (!ref.empty()) {
+      os << "budget alignment: reference " << ref << ", total k over the lengths "
+         << h5::read_attr_int(al, "reference_total") << " (aligned strategies' alpha and totals in /alignment)"
+         << (format == ReportFormat::Markdown ? "\n\n" : "\n");
+    }
+  }
+  std::vector<std::size_t> width(head.size());
+  for (std::size_t i = 0; i < head.size(); ++i) width[i] = head[i].size();
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  auto emit = [&](const std::vector<std::string>& row) {
+    if (format == ReportFormat::Markdown) {
+      os << "|";
+      for (const std::string& cell : row) os << " " << cell << " |";
+    } else {
+      for (std::size_t i = 0; i < row.size(); ++i) {
+        const bool left = i == 2 || i == 4;
+        char buf[256];
+        std::snprintf(buf, sizeof buf, left ? "%-*s" : "%*s", static_cast<int>(width[i]), row[i].c_str());
+        os << (i ? "  " : "") << buf;
+      }
+    }
+    os << "\n";
+  };
+  emit(head);
+  if (format == ReportFormat::Markdown) {
+    os << "|";
+    for (std::size_t i = 0; i < head.size(); ++i) os << (i < 5 && i != 0 && i != 1 && i != 3 ? " --- |" : " ---: |");
+    os << "\n";
+  }
+  for (const auto& row : rows) emit(row);
+  return os.str();
+}
+
+}  // namespace ncsparse::study

@@ -1,0 +1,327 @@
+#include "study/run_study.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "ncsparse/source.hpp"
+#include "study/records.hpp"
+#include "study/study_spec.hpp"
+
+namespace ncsparse::study {
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+
+extern "C" void on_stop_signal(int sig) { g_stop = sig; }
+
+// Installs the SIGINT/SIGTERM handlers for the life of the study, restoring the old ones.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+// Every rank learns whether any rank was asked to stop.
+int agreed_stop(const Comm& comm) { return static_cast<int>(comm.allreduce_max(static_cast<double>(g_stop))); }
+
+// Checks the stop flag between query blocks (all ranks, in block order, so the all-reduce is
+// matched); the engine agrees on the Error and every rank leaves the job.
+class StopSink final : public BlockSink {
+ public:
+  void write_block(const Comm& comm, const BlockView&) override {
+    if (agreed_stop(comm) != 0) throw Error(kExitInterrupted, "interrupted");
+  }
+};
+
+// collective() for work that rank 0 alone does: the message without the "rank 0: " prefix.
+template <class Fn>
+void on_rank0(const Comm& comm, Fn&& fn) {
+  try {
+    collective(comm, [&] {
+      if (comm.rank() == 0) fn();
+    });
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind("rank 0: ", 0) == 0) msg = msg.substr(8);
+    throw Error(e.code(), msg);
+  }
+}
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string seconds(double s) {
+  char buf[32];
+  if (s < 100) {
+    std::snprintf(buf, sizeof buf, "%.2f s", s);
+  } else if (s < 7200) {
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f h", s / 3600);
+  }
+  return buf;
+}
+
+std::string describe(const Configuration& c) {
+  return "n=" + std::to_string(c.job.n) + " d=" + std::to_string(c.job.model.d) + " " + c.model_label +
+         " seed=" + std::to_string(c.job.model.seed);
+}
+
+const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+
+void discard_records(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    const auto ends = [&](const std::string& suffix) {
+      return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends(".h5") || ends(".h5.tmp")) {
+      if (::unlink((dir + "/" + name).c_str()) != 0) {
+        ::closedir(d);
+        throw Error(kExitIo, dir + "/" + name + ": cannot remove an old record: " + std::strerror(errno));
+      }
+    }
+  }
+  ::closedir(d);
+  fsync_path(dir, true);
+}
+
+// Progress on rank 0's stderr: one line per configuration; a bar below it on a terminal.
+class Progress {
+ public:
+  Progress(bool on, std::int64_t total) : on_(on), tty_(on && ::isatty(2)), total_(total) {}
+  void line(const std::string& text) {
+    if (!on_) return;
+    if (tty_ && bar_shown_) std::fputs("\r\033[K", stderr);
+    std::fprintf(stderr, "%s\n", text.c_str());
+    bar_shown_ = false;
+  }
+  void bar(std::int64_t done, const std::string& eta) {
+    if (!tty_) return;
+    const int width = 30;
+    const int filled = total_ > 0 ? static_cast<int>(width * done / total_) : width;
+    std::string b(static_cast<std::size_t>(filled), '#');
+    b += std::string(static_cast<std::size_t>(width - filled), '.');
+    std::fprintf(stderr, "\r\033[K[%s] %lld/%lld %s", b.c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total_), eta.c_str());
+    std::fflush(stderr);
+    bar_shown_ = true;
+  }
+  void end() {
+    if (tty_ && bar_shown_) std::fputs("\r\033[K", stderr);
+    bar_shown_ = false;
+  }
+
+ private:
+  bool on_, tty_;
+  std::int64_t total_;
+  bool bar_shown_ = false;
+};
+
+}  // namespace
+
+int run_study(const Comm& comm, const StudyOptions& o) {
+  const double t_start = now();
+  // Every rank reads the same file and finds the same errors, before any communication.
+  const StudySpec spec = parse_study_file(o.study_file);
+  const std::vector<Configuration> configs = expand(spec);
+  const std::string hash = study_hash(spec);
+  for (const Configuration& c : configs) {
+    try {
+      validate(c.job, comm.size());
+    } catch (const Error& e) {
+      throw Error(e.code(), o.study_file + ": configuration " + describe(c) + ": " + e.what());
+    }
+  }
+  const bool root = comm.rank() == 0;
+  const std::string records = o.out + ".records";
+  const std::int64_t total = static_cast<std::int64_t>(configs.size());
+  StopSignals signals;
+  std::unique_ptr<StudyLock> lock;
+
+  on_rank0(comm, [&] {
+    struct stat st {};
+    const std::string parent = dir_of(o.out);
+    if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      throw Error(kExitCantCreate, o.out + ": the directory " + parent + " does not exist (create it first)");
+    }
+    if (::mkdir(records.c_str(), 0755) != 0 && errno != EEXIST) {
+      throw Error(kExitCantCreate, records + ": cannot create the records directory: " + std::strerror(errno));
+    }
+    lock = std::make_unique<StudyLock>(records + "/lock");
+    const std::string now_text = canonical_study(spec);
+    std::string old_text;
+    const bool has_old = read_text(records + "/study.txt", old_text);
+    const std::string old_hash = has_old ? hex64(fnv1a(old_text.data(), old_text.size())) : "";
+    if (has_old && old_text != now_text) {
+      if (!o.restart) {
+        throw Error(kExitUsage, o.study_file + " changed since " + records + " was made: " +
+                                    describe_changes(old_text, now_text) +
+                                    " (rerun with --restart to discard those results, or undo the change)");
+      }
+    }
+    if (::stat(o.out.c_str(), &st) == 0 && !o.force) {
+      const std::string h = results_study_hash(o.out);
+      const bool ours = !h.empty() && (h == hash || (o.restart && h == old_hash));
+      if (!ours) {
+        throw Error(kExitCantCreate, o.out + ": exists and holds " +
+                                         (h.empty() ? std::string("something other than study results")
+                                                    : std::string("another study's results")) +
+                                         " (use --force to overwrite it, or choose another --out)");
+      }
+    }
+    if (has_old && old_text != now_text) {
+      discard_records(records);
+      std::fprintf(stderr, "study: --restart: discarded the records of the changed study in %s\n", records.c_str());
+    }
+    write_text_atomic(records + "/study.txt", now_text);
+  });
+
+  Progress progress(root, total);
+  if (root && spec.aligned) {
+    std::string line = "study: budget alignment over the lengths n: reference " + spec.reference.text + " total k " +
+                       std::to_string(spec.reference_total);
+    for (const Alignment& a : spec.alignments) {
+      line += "; " + a.spec.text + " (alpha " + num_text(a.alpha) + ") total " + std::to_string(a.total);
+    }
+    progress.line(line);
+  }
+
+  // Which configurations are recorded: every rank checks every record; one counts only when
+  // all ranks found it good.
+  std::vector<double> good(configs.size(), 0.0);
+  std::vector<std::string> why(configs.size());
+  auto record_path = [&](const Configuration& c) { return records + "/" + c.hash + ".h5"; };
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    good[i] = record_valid(record_path(configs[i]), hash, configs[i].hash, &why[i]) ? 1.0 : 0.0;
+  }
+  comm.allreduce_sum(good);
+  std::vector<bool> done(configs.size());
+  std::int64_t resumed = 0;
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    done[i] = good[i] == static_cast<double>(comm.size());
+    if (done[i]) {
+      ++resumed;
+    } else if (why[i] != "missing") {
+      progress.line("study: record of " + describe(configs[i]) + " is not usable (" +
+                    (why[i].empty() ? std::string("not good on every rank") : why[i]) + "): recomputing it");
+    }
+  }
+  auto done_paths = [&] {
+    std::vector<std::string> paths;
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+      if (done[i]) paths.push_back(record_path(configs[i]));
+    }
+    return paths;
+  };
+  on_rank0(comm, [&] { build_results(o.out, spec, hash, total, done_paths()); });
+  if (resumed > 0) {
+    progress.line("study: " + std::to_string(resumed) + " of " + std::to_string(total) +
+                  " configurations already recorded in " + records + "; resuming");
+  }
+
+  // Cost model for the ETA: time ∝ n·d·queries.
+  auto cost = [](const Configuration& c) {
+    return static_cast<double>(c.job.n) * static_cast<double>(c.job.model.d) * static_cast<double>(c.job.queries);
+  };
+  double cost_left = 0, cost_done = 0, t_compute = 0, t_commit = 0;
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    if (!done[i]) cost_left += cost(configs[i]);
+  }
+  std::int64_t recorded = resumed, computed = 0;
+  auto interrupted = [&](int sig) {
+    return Error(kExitInterrupted, std::string("interrupted by ") + signal_name(sig) + ": " +
+                                       std::to_string(recorded) + " of " + std::to_string(total) +
+                                       " configurations recorded in " + o.out + "; rerun the same command to resume");
+  };
+  StopSink sink;
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    if (done[i]) continue;
+    const Configuration& c = configs[i];
+    if (const int sig = agreed_stop(comm)) {
+      progress.end();
+      throw interrupted(sig);
+    }
+    const double t0 = now();
+    JobResult res;
+    try {
+      res = run_job(comm, c.job, nullptr, &sink);
+    } catch (const Error& e) {
+      if (e.code() == kExitInterrupted) {
+        progress.end();
+        throw interrupted(agreed_stop(comm));
+      }
+      throw Error(e.code(), "configuration " + describe(c) + ": " + e.what());
+    }
+    const double t1 = now();
+    const Record rec = make_record(c, res, hash);
+    const std::string path = record_path(c);
+    on_rank0(comm, [&] { commit_record(records, c.hash, rec); });
+    // Every rank checks the committed record against its own result before it counts.
+    try {
+      collective(comm, [&] {
+        std::string problem;
+        if (!record_valid(path, hash, c.hash, &problem)) {
+          throw Error(kExitIo, path + ": the record just committed does not read back (" + problem +
+                                   "); check the file system");
+        }
+        if (record_checksum(read_record_file(path), false) != record_checksum(rec, false)) {
+          throw Error(kExitIo, path + ": the record's statistics differ from this rank's; check the file system");
+        }
+      });
+    } catch (const Error& e) {
+      throw Error(e.code(), e.what());
+    }
+    done[i] = true;
+    ++recorded;
+    ++computed;
+    on_rank0(comm, [&] { build_results(o.out, spec, hash, total, done_paths()); });
+    const double t2 = now();
+    t_compute += t1 - t0;
+    t_commit += t2 - t1;
+    cost_done += cost(c);
+    cost_left -= cost(c);
+    const double eta = cost_done > 0 ? (t_compute + t_commit) / cost_done * std::max(0.0, cost_left) : 0;
+    char head[48];
+    std::snprintf(head, sizeof head, "study: [%*lld/%lld] ", static_cast<int>(std::to_string(total).size()),
+                  static_cast<long long>(recorded), static_cast<long long>(total));
+    progress.line(head + describe(c) + ": " + seconds(t1 - t0) + " + commit " + seconds(t2 - t1) + " | elapsed " +
+                  seconds(now() - t_start) + ", ETA " + seconds(eta));
+    progress.bar(recorded, "ETA " + seconds(eta));
+  }
+  progress.end();
+  if (root) {
+    char pct[32];
+    std::snprintf(pct, sizeof pct, "%.1f%%", t_compute + t_commit > 0 ? 100 * t_commit / (t_compute + t_commit) : 0.0);
+    progress.line("study: done: " + std::to_string(total) + " configurations (" + std::to_string(computed) +
+                  " computed, " + std::to_string(resumed) + " recorded earlier) in " + seconds(now() - t_start) +
+                  "; compute " + seconds(t_compute) + ", checkpointing " + seconds(t_commit) + " (" + pct +
+                  "); results in " + o.out);
+  }
+  return 0;
+}
+
+}  // namespace ncsparse::study

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# The study command end to end: checkpoint/resume under SIGKILL at random moments, SIGTERM,
+# damaged records, a changed study file, the lock, existing outputs, bad study files.
+# Usage: study_cli.sh MODE NCSPARSE MPIEXEC   (MODE: kill_resume sigterm changed lock force bad_file)
+set -u
+mode=$1
+bin=$2
+mpiexec=$3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+tmp=$(mktemp -d)
+bg=""
+cleanup() {
+  if [ -n "$bg" ]; then kill -KILL $bg $(pgrep -P "$bg") 2>/dev/null; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+check() {  # check DESCRIPTION COMMAND...
+  local what=$1
+  shift
+  if "$@"; then passed=$((passed + 1)); echo "ok:   $what"; else failed=$((failed + 1)); echo "FAIL: $what"; fi
+}
+contains() { grep -qF -- "$2" "$1" || { echo "    '$2' not in $1:"; sed 's/^/    /' "$1" | head -5; return 1; }; }
+
+# study FILE N_CONFIG_SEEDS: a small study, 3 lengths x SEEDS seeds.
+write_study() {
+  cat >"$1" <<TOML
+[study]
+name = "test"
+n = [2048, 4096, 8192]
+d = [32]
+seeds = [$2]
+queries = 48
+sparsity_eps = [1e-2]
+
+[engine]
+block = 16
+tile = 512
+
+[[model]]
+model = "paper"
+
+[windows]
+align = "const:32"
+aligned = ["log", "power:0.5"]
+strategies = ["cert:1e-2"]
+TOML
+}
+study() {  # study OUT STUDYFILE [FLAGS...]: runs to the end; rc in $rc, stderr in $tmp/err
+  local out=$1 file=$2
+  shift 2
+  timeout 120 "$mpiexec" -q -n 2 "$bin" study "$file" --out "$out" "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+}
+report_csv() { "$bin" report "$1" --format csv; }
+start_bg() {  # start_bg OUT STUDYFILE: in the background, pid in $bg
+  "$mpiexec" -q -n 2 "$bin" study "$2" --out "$1" >"$tmp/bg.out" 2>"$tmp/bg.err" &
+  bg=$!
+}
+ranks_of() { pgrep -P "$1"; }
+
+write_study "$tmp/s.toml" "1, 2, 3"
+case "$mode" in
+kill_resume)
+  mkdir "$tmp/ref" "$tmp/k"
+  start=$(date +%s.%N)
+  study "$tmp/ref/r.h5" "$tmp/s.toml"
+  full=$(echo "$(date +%s.%N) - $start" | bc)
+  check "uninterrupted run exits 0" test "$rc" -eq 0
+  report_csv "$tmp/ref/r.h5" >"$tmp/ref.csv"
+  check "reference has 9 configurations x 4 strategies" test "$(wc -l <"$tmp/ref.csv")" -eq 37
+  echo "uninterrupted run: $full s"
+  kills=0
+  rounds=0
+  # SIGKILL the whole job (mpiexec and both ranks) at random moments, resume each time.
+  while [ "$kills" -lt 6 ] && [ "$rounds" -lt 20 ]; do
+    rounds=$((rounds + 1))
+    delay=$(awk -v r="$RANDOM" -v f="$full" 'BEGIN { printf "%.2f", 0.3 + (r / 32767) * f * 0.6 }')
+    start_bg "$tmp/k/r.h5" "$tmp/s.toml"
+    sleep "$delay"
+    if kill -0 "$bg" 2>/dev/null; then
+      kids=$(ranks_of "$bg")
+      kill -KILL "$bg" $kids 2>/dev/null
+      wait "$bg" 2>/dev/null
+      bg=""
+      kills=$((kills + 1))
+      n=$(ls "$tmp/k/r.h5.records" 2>/dev/null | grep -c '^[0-9a-f]*\.h5$')
+      echo "round $rounds: SIGKILL after $delay s; $n records"
+      if [ -e "$tmp/k/r.h5" ]; then
+        check "after SIGKILL $kills the results file is readable" sh -c "'$bin' report '$tmp/k/r.h5' >/dev/null"
+      fi
+    else
+      wait "$bg"
+      bg=""
+      echo "round $rounds: finished before the kill at $delay s; starting over"
+      rm -rf "$tmp/k"
+      mkdir "$tmp/k"
+    fi
+  done
+  check "killed at least 5 times" test "$kills" -ge 5
+  # Damage two records: one truncated, one with garbage; the resume recomputes them.
+  recs=($(ls "$tmp/k/r.h5.records/"*.h5 2>/dev/null))
+  if [ "${#recs[@]}" -ge 2 ]; then
+    truncate -s 100 "${recs[0]}"
+    printf 'garbage' | dd of="${recs[1]}" bs=1 seek=3000 conv=notrunc status=none
+  fi
+  study "$tmp/k/r.h5" "$tmp/s.toml"
+  check "final resume exits 0" test "$rc" -eq 0
+  [ "${#recs[@]}" -ge 2 ] && check "damaged records are recomputed" contains "$tmp/err" "is not usable"
+  report_csv "$tmp/k/r.h5" >"$tmp/k.csv"
+  check "statistics identical to the uninterrupted run" cmp "$tmp/ref.csv" "$tmp/k.csv"
+  check "no temporary files left" test -z "$(ls "$tmp/k/" "$tmp/k/r.h5.records" | grep '\.tmp$')"
+  ;;
+sigterm)
+  mkdir "$tmp/ref" "$tmp/t"
+  # Long enough that the signal lands mid-study however fast the machine is: wait for the
+  # first committed configuration, then signal the ranks.
+  write_study "$tmp/long.toml" "1, 2, 3, 4, 5, 6, 7, 8"
+  study "$tmp/ref/r.h5" "$tmp/long.toml"
+  report_csv "$tmp/ref/r.h5" >"$tmp/ref.csv"
+  start_bg "$tmp/t/r.h5" "$tmp/long.toml"
+  for _ in $(seq 300); do grep -q '\[ *1/' "$tmp/bg.err" 2>/dev/null && break; sleep 0.05; done
+  kids=$(ranks_of "$bg")
+  t0=$(date +%s.%N)
+  kill -TERM $kids
+  wait "$bg"
+  rc=$?
+  bg=""
+  took=$(echo "$(date +%s.%N) - $t0" | bc)
+  echo "SIGTERM to exit: $took s"
+  check "SIGTERM exits 75" test "$rc" -eq 75
+  check "SIGTERM exits within 30 s" awk -v t="$took" 'BEGIN { exit !(t < 30) }'
+  check "one line names the interruption" contains "$tmp/bg.err" "ncsparse: error: interrupted by SIGTERM"
+  study "$tmp/t/r.h5" "$tmp/long.toml"
+  check "resume after SIGTERM exits 0" test "$rc" -eq 0
+  report_csv "$tmp/t/r.h5" >"$tmp/t.csv"
+  check "statistics identical to the uninterrupted run" cmp "$tmp/ref.csv" "$tmp/t.csv"
+  ;;
+changed)
+  write_study "$tmp/a.toml" "1, 2"
+  study "$tmp/r.h5" "$tmp/a.toml"
+  check "first run exits 0" test "$rc" -eq 0
+  write_study "$tmp/a.toml" "1, 2, 3"
+  study "$tmp/r.h5" "$tmp/a.toml"
+  check "changed study refused with 64" test "$rc" -eq 64
+  check "the refusal names the change" contains "$tmp/err" "seeds (was [1, 2], now [1, 2, 3])"
+  check "the refusal names --restart" contains "$tmp/err" "--restart"
+  study "$tmp/r.h5" "$tmp/a.toml" --restart
+  check "--restart accepted" test "$rc" -eq 0
+  check "--restart recomputes everything" contains "$tmp/err" "(9 computed, 0 recorded earlier)"
+  check "report shows 9 of 9" sh -c "'$bin' report '$tmp/r.h5' | grep -q '9 of 9 configurations recorded'"
+  ;;
+lock)
+  write_study "$tmp/big.toml" "1, 2, 3, 4, 5, 6, 7, 8"
+  start_bg "$tmp/r.h5" "$tmp/big.toml"
+  for _ in $(seq 50); do [ -s "$tmp/r.h5.records/lock" ] && break; sleep 0.1; done
+  study "$tmp/r.h5" "$tmp/big.toml"
+  check "second job refused with 73" test "$rc" -eq 73
+  check "the refusal names the other job" contains "$tmp/err" "another ncsparse study job"
+  check "the refusal is one line" test "$(grep -c . "$tmp/err")" -eq 1
+  kill -TERM $(ranks_of "$bg")
+  wait "$bg"
+  rc=$?
+  bg=""
+  check "the first job, stopped by SIGTERM, exits 75" test "$rc" -eq 75
+  ;;
+force)
+  echo "not a study" >"$tmp/r.h5"
+  study "$tmp/r.h5" "$tmp/s.toml"
+  check "existing non-study output refused with 73" test "$rc" -eq 73
+  check "the refusal names --force" contains "$tmp/err" "use --force"
+  check "the file is untouched" grep -q "not a study" "$tmp/r.h5"
+  write_study "$tmp/b.toml" "1"
+  study "$tmp/o.h5" "$tmp/b.toml"
+  rm -rf "$tmp/o.h5.records"
+  study "$tmp/o.h5" "$tmp/s.toml"
+  check "another study's results refused with 73" test "$rc" -eq 73
+  check "the refusal says it is another study's" contains "$tmp/err" "another study's results"
+  study "$tmp/r.h5" "$tmp/s.toml" --force
+  check "--force overwrites" test "$rc" -eq 0
+  study "$tmp/r.h5" "$tmp/s.toml"
+  check "rerun of a finished study exits 0" test "$rc" -eq 0
+  check "and computes nothing" contains "$tmp/err" "(0 computed, 9 recorded earlier)"
+  ;;
+bad_file)
+  bad() {  # bad CODE PATTERN TOML-TEXT
+    printf '%s\n' "$3" >"$tmp/bad.toml"
+    study "$tmp/bad.h5" "$tmp/bad.toml"
+    local lines
+    lines=$(grep -c . "$tmp/err")
+    if [ "$rc" -eq "$1" ] && [ "$lines" -eq 1 ] && grep -qF -- "$2" "$tmp/err"; then
+      passed=$((passed + 1)); echo "ok:   $rc: $(cat "$tmp/err")"
+    else
+      failed=$((failed + 1)); echo "FAIL: expected $1 '$2', got $rc:"; sed 's/^/    /' "$tmp/err" | head -5
+    fi
+  }
+  good=$(cat "$tmp/s.toml")
+  bad 64 "bad.toml:8: study.bogus: unknown key" "$(echo "$good" | sed 's/^sparsity_eps.*/&\nbogus = 3/')"
+  bad 64 "study.n: must not be an empty list" "$(echo "$good" | sed 's/^n = .*/n = []/')"
+  bad 64 "study.queries: must be an integer" "$(echo "$good" | sed 's/^queries = .*/queries = "48"/')"
+  bad 64 "windows.strategies" "$(echo "$good" | sed 's/cert:1e-2/cert:7/')"
+  bad 64 "not valid TOML" "$(echo "$good" | sed 's/^d = .*/d = [32/')"
+  bad 64 "model.x_dist: unknown distribution" "$(echo "$good" | sed 's/^model = "paper"/&\nx_dist = "cauchy"/')"
+  bad 64 "--d" "$(echo "$good" | sed 's/^queries = .*/queries = 48\nmax_k = 1/; s/^d = .*/d = [1000000000]/')"
+  rm -f "$tmp/bad.toml"
+  study "$tmp/bad.h5" "$tmp/missing.toml"
+  check "missing study file exits 66" test "$rc" -eq 66
+  study "$tmp/nodir/r.h5" "$tmp/s.toml"
+  check "missing output directory exits 73" test "$rc" -eq 73
+  "$bin" report "$tmp/s.toml" >"$tmp/out" 2>"$tmp/err"
+  check "report of a non-HDF5 file exits 65" test $? -eq 65
+  "$bin" report "$tmp/s.toml" --format xml >"$tmp/out" 2>"$tmp/err"
+  check "report --format xml exits 64" test $? -eq 64
+  ;;
+*)
+  echo "unknown mode $mode"
+  exit 2
+  ;;
+esac
+echo "study $mode: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
