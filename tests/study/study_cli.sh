@@ -152,7 +152,8 @@ changed)
   check "report shows 9 of 9" sh -c "'$bin' report '$tmp/r.h5' | grep -q '9 of 9 configurations recorded'"
   ;;
 lock)
-  write_study "$tmp/big.toml" "1, 2, 3, 4, 5, 6, 7, 8"
+  # Long enough (180 configurations) to outlast the second job's start on any machine.
+  write_study "$tmp/big.toml" "$(seq -s ', ' 1 60)"
   start_bg "$tmp/r.h5" "$tmp/big.toml"
   for _ in $(seq 50); do [ -s "$tmp/r.h5.records/lock" ] && break; sleep 0.1; done
   study "$tmp/r.h5" "$tmp/big.toml"
