@@ -29,6 +29,10 @@ struct ModelParams {
 };
 
 std::string to_string(InputModel model);
+
+// Checks the parameters of the model in use (B, R for paper; sigma for gaussian); throws a
+// usage Error naming the flag.
+void validate_model(const ModelParams& params);
 std::string to_string(XDistribution dist);
 
 class Generator {

@@ -15,6 +15,17 @@ namespace ncsparse {
 std::string to_string(InputModel model) { return model == InputModel::Paper ? "paper" : "gaussian"; }
 std::string to_string(XDistribution dist) { return dist == XDistribution::Gaussian ? "gaussian" : "uniform"; }
 
+void validate_model(const ModelParams& m) {
+  if (m.model == InputModel::Paper) {
+    if (!(m.bound > 0) || !std::isfinite(m.bound)) throw usage_error("--B: the input bound must be > 0");
+    if (!(m.weight_norm > 0) || !std::isfinite(m.weight_norm)) {
+      throw usage_error("--R: the weight norm bound must be > 0");
+    }
+  } else if (!(m.sigma > 0) || !std::isfinite(m.sigma)) {
+    throw usage_error("--sigma: must be > 0");
+  }
+}
+
 void Generator::fill_row(Tensor tensor, std::int64_t row, bool uniform, float* out) const {
   using Rng = r123::Philox4x32;
   Rng rng;

@@ -62,14 +62,7 @@ void validate(const JobConfig& c, int ranks) {
   if (c.tile < 1) throw usage_error("--tile: must be >= 1, got " + std::to_string(c.tile));
   if (c.max_k < 1) throw usage_error("--max-k: must be >= 1, got " + std::to_string(c.max_k));
   if (!(c.scale >= 0) || !std::isfinite(c.scale)) throw usage_error("--scale: must be a finite number > 0");
-  const ModelParams& m = c.model;
-  if (m.model == InputModel::Paper) {
-    if (!(m.bound > 0) || !std::isfinite(m.bound)) throw usage_error("--B: the input bound must be > 0");
-    if (!(m.weight_norm > 0) || !std::isfinite(m.weight_norm))
-      throw usage_error("--R: the weight norm bound must be > 0");
-  } else if (!(m.sigma > 0) || !std::isfinite(m.sigma)) {
-    throw usage_error("--sigma: must be > 0");
-  }
+  validate_model(c.model);
   for (const WindowSpec& w : c.windows) {
     if (w.needs_exact() && !c.exact) {
       throw usage_error("--window " + w.text + ": needs the exact pass (drop --no-exact)");
@@ -80,7 +73,7 @@ void validate(const JobConfig& c, int ranks) {
   }
   // Memory per rank: the K/V shard, the candidate lists and the per-thread tiles.
   const double shard_rows = std::ceil(static_cast<double>(c.n) / ranks);
-  const double d = static_cast<double>(m.d);
+  const double d = static_cast<double>(c.model.d);
   const double L = static_cast<double>(list_length(c.windows, c.n, c.max_k));
   const double block = static_cast<double>(std::min(c.block, c.queries));
   const double strategies = static_cast<double>(c.windows.size());

@@ -121,14 +121,7 @@ void validate(const GenerateConfig& c) {
   if (c.model.d > 65536) throw usage_error("--d: " + std::to_string(c.model.d) + " is larger than the supported 65536");
   if (c.heads < 0) throw usage_error("--heads: must be >= 1, got " + std::to_string(c.heads));
   if (c.out.empty()) throw usage_error("--out: give the output file");
-  const ModelParams& m = c.model;
-  if (m.model == InputModel::Paper) {
-    if (!(m.bound > 0) || !std::isfinite(m.bound)) throw usage_error("--B: the input bound must be > 0");
-    if (!(m.weight_norm > 0) || !std::isfinite(m.weight_norm))
-      throw usage_error("--R: the weight norm bound must be > 0");
-  } else if (!(m.sigma > 0) || !std::isfinite(m.sigma)) {
-    throw usage_error("--sigma: must be > 0");
-  }
+  validate_model(c.model);
 }
 
 namespace {
