@@ -75,7 +75,9 @@ void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string
   cmd.add_option("--sparsity-eps", o.sparsity_eps,
                  "Levels epsilon at which entries with p > epsilon are counted per row")
       ->capture_default_str();
-  cmd.add_option("--backend", j.backend, "Compute backend: cpu")->capture_default_str();
+  cmd.add_option("--backend", j.backend,
+                 "Compute backend: cpu, or cuda (one GPU per rank; in builds with the CUDA backend)")
+      ->capture_default_str();
 }
 
 JobConfig finish_job_options(const JobOptions& o) {
