@@ -33,7 +33,8 @@ struct PassParams {
   bool causal = false;           // row at position p sees keys j <= p
   std::int64_t list_length = 1;  // L = K + 1 candidates kept per row
   bool exact = true;             // also compute the flash state
-  std::int64_t tile = 2048;      // keys per score tile
+  std::int64_t tile = 2048;      // keys per score tile (CPU backend)
+  std::int64_t device_tile = 0;  // CUDA backend: keys per score tile; 0 = its own growing tiles
   int threads = 1;
 };
 

@@ -1,13 +1,17 @@
 // CUDA backend: the local pass of DESIGN.md §3 on a key shard resident in device memory.
 //
-// Per tile of keys: cuBLAS scores the tile (scale·Q·K_tileᵀ); one block per query row filters
-// the scores against the row's threshold (with the same rigorous rounding margin as the CPU
-// backend), re-scores survivors canonically in double (bit-identical to the CPU: float×float
-// products are exact in double, so FMA contraction cannot change a sum) and appends them to the
-// row's candidate buffer; the same block updates the exact flash state, and cuBLAS adds P·V.
-// When a row holds more than L candidates, a radix select (on the score, then on the index among
-// ties) keeps exactly the top L under the total order and raises the threshold. No m × n score
-// matrix exists: one rows × tile tile at a time.
+// Per tile of keys: cuBLAS scores the tile (scale·Q·K_tileᵀ); blocks of (chunk of keys, row)
+// filter the scores against the row's threshold (with the same rigorous rounding margin as the
+// CPU backend), re-score survivors canonically in double, bit-identical to the CPU's
+// canonical_score (src/core/score.hpp), and append them to the row's candidate buffer. With the
+// exact state, the same score tile becomes the weights P (chunk maxima, exponentials, per-row
+// sums in a fixed order) and cuBLAS adds P·V. When a row holds more than L candidates, a radix
+// select (on the score, then on the index among ties) keeps exactly the top L under the total
+// order and raises the threshold. Tiles grow from about 2L keys (every key of the first tile is
+// re-scored) to a size that fills the device (cuda/plan.hpp). At the end one segmented radix
+// sort (CUB) orders each row's list on the device. No m × n score matrix exists: one rows × tile
+// tile at a time.
+#include <cub/device/device_segmented_radix_sort.cuh>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -20,6 +24,7 @@
 
 #include "cuda/plan.hpp"
 #include "ncsparse/backend.hpp"
+#include "ncsparse/candidate.hpp"
 #include "ncsparse/error.hpp"
 #include "ncsparse/flash.hpp"
 
@@ -66,19 +71,6 @@ class DeviceArray {
   T* data_ = nullptr;
   std::size_t capacity_ = 0, size_ = 0;
 };
-
-// Same arithmetic, in the same order, as canonical_score in src/core/score.hpp.
-__device__ float canonical_score_device(const float* q, const float* k, std::int64_t d, double scale) {
-  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  std::int64_t c = 0;
-  for (; c + 8 <= d; c += 8) {
-#pragma unroll
-    for (int u = 0; u < 8; ++u) lane[u] += static_cast<double>(q[c + u]) * static_cast<double>(k[c + u]);
-  }
-  for (int u = 0; c < d; ++c, ++u) lane[u] += static_cast<double>(q[c]) * static_cast<double>(k[c]);
-  const double dot = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  return __double2float_rn(scale * dot) + 0.0f;
-}
 
 __device__ float block_max(float x, float* shared) {
   for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
@@ -135,15 +127,23 @@ __global__ void init_rows(int rows, std::int64_t width, std::int64_t keep, RowBu
 }
 
 struct TileArgs {
-  const float* scores;  // rows × tc; overwritten by P when exact
-  std::int64_t tc, g0, d;
+  float* scores;  // rows × tc GEMM scores; overwritten by the weights P when exact
+  std::int64_t tc, g0, d, chunks;
   const std::int64_t* positions;
   bool causal, exact;
-  const float* q;       // rows × d
-  const float* k_tile;  // tc × d
+  const float* q;            // rows × d
+  const float* k_tile;       // tc × d
   const float* margin_base;  // per row: scale·‖q‖·max‖k‖
   double scale;
+  float* part_max;    // rows × chunks: maximum GEMM score of each chunk (exact only)
+  double* part_sum;   // rows × chunks × 2: Σ p and Σ p² of each chunk (exact only)
 };
+
+__device__ std::int64_t visible_keys(const TileArgs& a, int row) {
+  if (!a.causal) return a.tc;
+  const std::int64_t limit = a.positions[row] - a.g0 + 1;
+  return limit < 0 ? 0 : (limit > a.tc ? a.tc : limit);
+}
 
 __device__ float margin_of(float base, float threshold, std::int64_t d) {
   const double u = 1.0 / 16777216.0;
@@ -151,50 +151,85 @@ __device__ float margin_of(float base, float threshold, std::int64_t d) {
   return float(1.01 * (gamma * base + 4 * u * (fabs(double(threshold)) + base)));
 }
 
-__global__ void tile_update(TileArgs a, RowBuffers b) {
+// Filter of one chunk of one row (block (chunk, row)): the GEMM score may only reject what cannot
+// beat the row's threshold. Each warp ballots 32 scores; survivors are re-scored four at a time,
+// eight lanes per key: lane u sums the products of columns u, u + 8, ... in order, exactly as
+// canonical_score's lane u does, and three shuffles add the lanes in canonical_score's fixed tree,
+// so the score is bit-identical to the CPU's (float×float products are exact in double, so FMA
+// contraction cannot change a sum). With the exact state, the block also takes its chunk's
+// maximum GEMM score.
+__global__ void filter_chunk(TileArgs a, RowBuffers b) {
   __shared__ float fshared[32];
-  __shared__ double dshared[32];
-  __shared__ double alpha_shared;
-  const int row = blockIdx.x;
-  float* s = const_cast<float*>(a.scores) + row * a.tc;
-  std::int64_t limit = a.tc;
-  if (a.causal) {
-    limit = a.positions[row] - a.g0 + 1;
-    limit = limit < 0 ? 0 : (limit > a.tc ? a.tc : limit);
-  }
-
-  // Top-k filter: the GEMM score may only reject what cannot beat the threshold.
+  const int row = blockIdx.y;
+  const std::int64_t lo = std::int64_t(blockIdx.x) * cuda::kChunk;
+  const std::int64_t limit = visible_keys(a, row);
+  const std::int64_t hi = limit < lo + cuda::kChunk ? limit : lo + cuda::kChunk;
+  const float* s = a.scores + row * a.tc;
   const float t = b.threshold[row];
   const float cut = isfinite(t) ? t - margin_of(a.margin_base[row], t, a.d) : t;
   const float* qr = a.q + row * a.d;
-  for (std::int64_t j = threadIdx.x; j < limit; j += blockDim.x) {
-    if (s[j] > cut) {
-      const float c = canonical_score_device(qr, a.k_tile + j * a.d, a.d, a.scale);
-      if (c > t) {
-        const int slot = atomicAdd(&b.count[row], 1);
-        b.cand_score[row * b.capacity + slot] = c;
-        b.cand_index[row * b.capacity + slot] = a.g0 + j;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  const int group = lane / 8, u = lane % 8;
+  float local_max = -INFINITY;
+  for (std::int64_t base = lo + std::int64_t(warp) * 32; base < hi; base += std::int64_t(warps) * 32) {
+    const std::int64_t j = base + lane;
+    const float sj = j < hi ? s[j] : -INFINITY;
+    local_max = fmaxf(local_max, sj);
+    unsigned mask = __ballot_sync(0xffffffffu, j < hi && sj > cut);
+    while (mask != 0) {
+      unsigned bits = mask;
+      for (int g = 0; g < group && bits != 0; ++g) bits &= bits - 1;
+      const bool has = bits != 0;
+      const std::int64_t jj = base + (has ? __ffs(bits) - 1 : 0);
+      double acc = 0;
+      if (has) {
+        const float* kr = a.k_tile + jj * a.d;
+        for (std::int64_t c = u; c < a.d; c += 8) acc += double(qr[c]) * double(kr[c]);
       }
+      acc += __shfl_down_sync(0xffffffffu, acc, 1, 8);  // (l0 + l1), (l2 + l3), ...
+      acc += __shfl_down_sync(0xffffffffu, acc, 2, 8);  // (l0 + l1) + (l2 + l3), ...
+      acc += __shfl_down_sync(0xffffffffu, acc, 4, 8);  // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+      if (has && u == 0) {
+        const float c = __double2float_rn(a.scale * acc) + 0.0f;
+        if (c > t) {
+          const int slot = atomicAdd(&b.count[row], 1);
+          b.cand_score[row * b.capacity + slot] = c;
+          b.cand_index[row * b.capacity + slot] = a.g0 + jj;
+        }
+      }
+      for (int g = 0; g < 4 && mask != 0; ++g) mask &= mask - 1;
     }
   }
   if (!a.exact) return;
-  __syncthreads();
+  local_max = block_max(local_max, fshared);
+  if (threadIdx.x == 0) a.part_max[row * a.chunks + blockIdx.x] = local_max;
+}
 
-  double* st = b.state + row * (kFlashHeader + a.d);
-  float tile_max = -INFINITY;
-  for (std::int64_t j = threadIdx.x; j < limit; j += blockDim.x) tile_max = fmaxf(tile_max, s[j]);
-  tile_max = block_max(tile_max, fshared);
-  if (limit == 0) {  // no key of this tile is visible: no weight
-    for (std::int64_t j = threadIdx.x; j < a.tc; j += blockDim.x) s[j] = 0.0f;
-    if (threadIdx.x == 0) alpha_shared = 1.0;
-    __syncthreads();
-    return;
-  }
-  const double m_old = st[0];
-  const double m_new = fmax(m_old, double(tile_max));
+// The row's maximum after this tile: the state's m and every chunk's maximum. The same in every
+// block of the row, and in tile_finalize (max does not depend on the order).
+__device__ double tile_row_max(const TileArgs& a, int row, double m_old, float* fshared, float* tile_max) {
+  float x = -INFINITY;
+  for (std::int64_t c = threadIdx.x; c < a.chunks; c += blockDim.x) x = fmaxf(x, a.part_max[row * a.chunks + c]);
+  x = block_max(x, fshared);
+  *tile_max = x;
+  return fmax(m_old, double(x));
+}
+
+// Weights of one chunk of one row: P = exp(s − m) for the visible keys, 0 for the others, and
+// the chunk's Σ P and Σ P² (summed per row in a fixed order by tile_finalize: deterministic).
+__global__ void exp_chunk(TileArgs a, RowBuffers b, std::int64_t width) {
+  __shared__ float fshared[32];
+  __shared__ double dshared[32];
+  const int row = blockIdx.y;
+  float tile_max;
+  const double m_new = tile_row_max(a, row, b.state[row * width], fshared, &tile_max);
   const float mf = float(m_new);
+  const std::int64_t limit = visible_keys(a, row);
+  const std::int64_t lo = std::int64_t(blockIdx.x) * cuda::kChunk;
+  const std::int64_t hi = a.tc < lo + cuda::kChunk ? a.tc : lo + cuda::kChunk;
+  float* s = a.scores + row * a.tc;
   double sum = 0, sum2 = 0;
-  for (std::int64_t j = threadIdx.x; j < a.tc; j += blockDim.x) {
+  for (std::int64_t j = lo + threadIdx.x; j < hi; j += blockDim.x) {
     const float e = j < limit ? expf(s[j] - mf) : 0.0f;
     s[j] = e;
     sum += e;
@@ -203,6 +238,28 @@ __global__ void tile_update(TileArgs a, RowBuffers b) {
   sum = block_sum(sum, dshared);
   sum2 = block_sum(sum2, dshared);
   if (threadIdx.x == 0) {
+    a.part_sum[2 * (row * a.chunks + blockIdx.x)] = sum;
+    a.part_sum[2 * (row * a.chunks + blockIdx.x) + 1] = sum2;
+  }
+}
+
+// Per row, after exp_chunk: m ← m_new, l ← l·α + Σ P, l2 ← l2·α² + Σ P², o ← o·α (P·V is added
+// next), with α = exp(m_old − m_new). A tile with no visible key leaves the row unchanged.
+__global__ void tile_finalize(TileArgs a, RowBuffers b, std::int64_t width) {
+  __shared__ float fshared[32];
+  __shared__ double alpha_shared;
+  const int row = blockIdx.x;
+  double* st = b.state + row * width;
+  float tile_max;
+  const double m_old = st[0];
+  const double m_new = tile_row_max(a, row, m_old, fshared, &tile_max);
+  if (tile_max == -INFINITY) return;  // uniform across the block
+  if (threadIdx.x == 0) {
+    double sum = 0, sum2 = 0;
+    for (std::int64_t c = 0; c < a.chunks; ++c) {
+      sum += a.part_sum[2 * (row * a.chunks + c)];
+      sum2 += a.part_sum[2 * (row * a.chunks + c) + 1];
+    }
     const double alpha = exp(m_old - m_new);  // 0 when the row was empty
     st[0] = m_new;
     st[1] = st[1] * alpha + sum;
@@ -219,6 +276,40 @@ __global__ void add_pv(int rows, std::int64_t d, const float* pv, double* state)
   if (i >= rows * d) return;
   const std::int64_t row = i / d, c = i % d;
   state[row * (kFlashHeader + d) + kFlashHeader + c] += pv[i];
+}
+
+// The kept candidates of each row as one 64-bit sort key (score key high, complement of the
+// index low: descending key order is the total order) for the segmented sort; empty slots get
+// key 0, which sorts last. Needs global indices below 2^32 (checked on the host).
+__global__ void pack_keys(std::int64_t L, RowBuffers b, std::uint64_t* keys) {
+  const int row = blockIdx.y;
+  const std::int64_t j = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
+  if (j >= L) return;
+  const std::int64_t n = b.count[row];
+  std::uint64_t key = 0;
+  if (j < n) {
+    key = (std::uint64_t(cuda::score_key(b.cand_score[row * b.capacity + j])) << 32) |
+          (0xffffffffull - std::uint64_t(b.cand_index[row * b.capacity + j]));
+  }
+  keys[row * L + j] = key;
+}
+
+__global__ void unpack_keys(std::int64_t rows_times_L, const std::uint64_t* keys, Candidate* out) {
+  const std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
+  if (i >= rows_times_L) return;
+  const std::uint64_t key = keys[i];
+  if (key == 0) {
+    out[i] = Candidate{-INFINITY, kNoIndex};
+    return;
+  }
+  const std::uint32_t sk = std::uint32_t(key >> 32);
+  const std::uint32_t bits = (sk & 0x80000000u) ? (sk & 0x7fffffffu) : ~sk;  // inverse of score_key
+  out[i] = Candidate{__uint_as_float(bits), std::int64_t(0xffffffffull - (key & 0xffffffffull))};
+}
+
+__global__ void segment_offsets(int rows, std::int64_t L, int* offsets) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i <= rows) offsets[i] = int(i * L);
 }
 
 // Keeps exactly the top `keep` candidates of each row holding more, under the total order.
@@ -371,18 +462,31 @@ class CudaBackend final : public Backend {
   double k_norm_max_ = 0;
   DeviceArray<float> q_, scores_, pv_, margin_, cand_s_, tmp_s_, thr_;
   DeviceArray<std::int64_t> pos_, cand_i_, tmp_i_;
-  DeviceArray<int> count_;
-  DeviceArray<double> state_;
+  DeviceArray<int> count_, offsets_;
+  DeviceArray<double> state_, part_sum_;
+  DeviceArray<float> part_max_;
+  DeviceArray<std::uint64_t> keys_in_, keys_out_;
+  DeviceArray<Candidate> lists_;
+  DeviceArray<unsigned char> sort_tmp_;
 };
 
 void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, LocalOutput out) {
   if (keys.k != loaded_.k || keys.count != loaded_.count || keys.begin != loaded_.begin) load_shard(keys, p);
   const std::int64_t d = p.d, L = p.list_length, width = static_cast<std::int64_t>(flash_row_size(d));
+  if (queries.rows == 0) return;
+  // The device sort packs a global index into 32 bits.
+  if (keys.begin + keys.count > (std::int64_t(1) << 32) - 1) {
+    throw Error(kExitUnavailable, "--backend cuda: key indices beyond 2^32 - 1 are not supported (use --backend cpu)");
+  }
   std::size_t free_bytes = 0, total_bytes = 0;
   NCSPARSE_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const bool grow = p.device_tile <= 0;
+  const std::int64_t requested = grow ? cuda::auto_tile(queries.rows) : p.device_tile;
   const cuda::PassPlan plan =
-      cuda::make_plan(queries.rows, keys.count, p.tile, L, d, static_cast<std::int64_t>(free_bytes * 0.8));
+      cuda::make_plan(queries.rows, keys.count, requested, L, d, static_cast<std::int64_t>(free_bytes * 0.8));
   const std::int64_t R = plan.rows_per_launch, T = plan.tile, cap = plan.candidate_capacity;
+  const std::int64_t max_chunks = (T + cuda::kChunk - 1) / cuda::kChunk;
+  const std::vector<std::int64_t> tiles = cuda::tile_sizes(keys.count, L, T, grow);
   q_.resize(R * d);
   scores_.resize(R * T);
   pv_.resize(R * d);
@@ -395,13 +499,19 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
   count_.resize(R);
   thr_.resize(R);
   state_.resize(R * width);
+  part_max_.resize(R * max_chunks);
+  part_sum_.resize(2 * R * max_chunks);
+  keys_in_.resize(R * L);
+  keys_out_.resize(R * L);
+  lists_.resize(R * L);
+  offsets_.resize(R + 1);
   RowBuffers b{cand_s_.get(), cand_i_.get(), tmp_s_.get(), tmp_i_.get(), count_.get(), thr_.get(), state_.get(), cap};
+  std::size_t sort_bytes = 0;
+  NCSPARSE_CUDA(cub::DeviceSegmentedRadixSort::SortKeysDescending(nullptr, sort_bytes, keys_in_.get(), keys_out_.get(),
+                                                                  R * L, R, offsets_.get(), offsets_.get() + 1));
+  sort_tmp_.resize(sort_bytes);
 
   std::vector<float> margin(R);
-  std::vector<int> count(R);
-  std::vector<float> host_s(R * cap);
-  std::vector<std::int64_t> host_i(R * cap);
-  std::vector<Candidate> row;
   for (std::int64_t r0 = 0; r0 < queries.rows; r0 += R) {
     const std::int64_t rows = std::min(R, queries.rows - r0);
     NCSPARSE_CUDA(cudaMemcpy(q_.get(), queries.q + r0 * d, rows * d * sizeof(float), cudaMemcpyHostToDevice));
@@ -417,43 +527,51 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
     init_rows<<<rows, cuda::kRowThreads>>>(int(rows), width, L, b);
     NCSPARSE_CUDA_LAUNCH();
 
-    for (std::int64_t t0 = 0; t0 < keys.count; t0 += T) {
-      const std::int64_t tc = std::min(T, keys.count - t0), g0 = keys.begin + t0;
+    std::int64_t t0 = 0;
+    for (const std::int64_t tc : tiles) {
+      const std::int64_t g0 = keys.begin + t0;
       if (p.causal && g0 > max_pos) break;
+      const std::int64_t chunks = (tc + cuda::kChunk - 1) / cuda::kChunk;
       const float alpha = float(p.scale), zero = 0.0f, one = 1.0f;
       // Row-major S (rows × tc) is column-major Sᵀ = K_tile · Qᵀ.
       cuda_check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(tc), int(rows), int(d), &alpha, k_.get() + t0 * d,
                              int(d), q_.get(), int(d), &zero, scores_.get(), int(tc)),
                  "cublasSgemm (scores)");
-      TileArgs a{scores_.get(), tc, g0, d, pos_.get(), p.causal, p.exact, q_.get(), k_.get() + t0 * d, margin_.get(),
-                 p.scale};
-      tile_update<<<rows, cuda::kRowThreads>>>(a, b);
+      TileArgs a{scores_.get(), tc,          g0,      d,        chunks,          pos_.get(),     p.causal,
+                 p.exact,       q_.get(),    k_.get() + t0 * d, margin_.get(), p.scale, part_max_.get(), part_sum_.get()};
+      const dim3 grid{unsigned(chunks), unsigned(rows)};
+      filter_chunk<<<grid, cuda::kRowThreads>>>(a, b);
       NCSPARSE_CUDA_LAUNCH();
       if (p.exact) {
+        exp_chunk<<<grid, cuda::kRowThreads>>>(a, b, width);
+        NCSPARSE_CUDA_LAUNCH();
+        tile_finalize<<<unsigned(rows), cuda::kRowThreads>>>(a, b, width);
+        NCSPARSE_CUDA_LAUNCH();
         // Row-major PV (rows × d) is column-major PVᵀ = V_tileᵀ · Pᵀ.
         cuda_check(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, int(d), int(rows), int(tc), &one, v_.get() + t0 * d,
                                int(d), scores_.get(), int(tc), &zero, pv_.get(), int(d)),
                    "cublasSgemm (P·V)");
         const std::int64_t total = rows * d;
-        add_pv<<<int((total + 255) / 256), 256>>>(int(rows), d, pv_.get(), state_.get());
+        add_pv<<<unsigned((total + 255) / 256), 256>>>(int(rows), d, pv_.get(), state_.get());
         NCSPARSE_CUDA_LAUNCH();
       }
-      select_rows<<<rows, cuda::kRowThreads>>>(L, b);
+      select_rows<<<unsigned(rows), cuda::kRowThreads>>>(L, b);
       NCSPARSE_CUDA_LAUNCH();
+      t0 += tc;
     }
 
-    NCSPARSE_CUDA(cudaMemcpy(count.data(), count_.get(), rows * sizeof(int), cudaMemcpyDeviceToHost));
-    NCSPARSE_CUDA(cudaMemcpy(host_s.data(), cand_s_.get(), rows * cap * sizeof(float), cudaMemcpyDeviceToHost));
-    NCSPARSE_CUDA(cudaMemcpy(host_i.data(), cand_i_.get(), rows * cap * sizeof(std::int64_t), cudaMemcpyDeviceToHost));
-    for (std::int64_t i = 0; i < rows; ++i) {
-      NCSPARSE_ASSERT(count[i] <= L);
-      row.resize(static_cast<std::size_t>(count[i]));
-      for (int j = 0; j < count[i]; ++j) row[j] = Candidate{host_s[i * cap + j], host_i[i * cap + j]};
-      std::sort(row.begin(), row.end(), before);
-      Candidate* dst = out.lists.data() + (r0 + i) * L;
-      std::copy(row.begin(), row.end(), dst);
-      std::fill(dst + row.size(), dst + L, kEmptyCandidate);
-    }
+    // Sort each row's kept candidates on the device (one segmented radix sort) and copy rows × L.
+    pack_keys<<<dim3(unsigned((L + 255) / 256), unsigned(rows)), 256>>>(L, b, keys_in_.get());
+    NCSPARSE_CUDA_LAUNCH();
+    segment_offsets<<<unsigned((rows + 256) / 256), 256>>>(int(rows), L, offsets_.get());
+    NCSPARSE_CUDA_LAUNCH();
+    NCSPARSE_CUDA(cub::DeviceSegmentedRadixSort::SortKeysDescending(sort_tmp_.get(), sort_bytes, keys_in_.get(),
+                                                                    keys_out_.get(), rows * L, rows, offsets_.get(),
+                                                                    offsets_.get() + 1));
+    unpack_keys<<<unsigned((rows * L + 255) / 256), 256>>>(rows * L, keys_out_.get(), lists_.get());
+    NCSPARSE_CUDA_LAUNCH();
+    NCSPARSE_CUDA(cudaMemcpy(out.lists.data() + r0 * L, lists_.get(), rows * L * sizeof(Candidate),
+                             cudaMemcpyDeviceToHost));
     if (p.exact) {
       NCSPARSE_CUDA(cudaMemcpy(out.flash.data() + r0 * width, state_.get(), rows * width * sizeof(double),
                                cudaMemcpyDeviceToHost));

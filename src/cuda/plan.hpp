@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #if defined(__CUDACC__)
 #define NCSPARSE_HD __host__ __device__
@@ -31,6 +32,21 @@ std::int64_t plan_bytes(std::int64_t rows, std::int64_t tile, std::int64_t L, st
 // even one row with a 256-key tile fits.
 PassPlan make_plan(std::int64_t rows, std::int64_t shard_keys, std::int64_t requested_tile, std::int64_t L,
                    std::int64_t d, std::int64_t budget);
+
+// Keys per block of the per-tile kernels (filter, tile maximum, exponentials): a tile of T keys
+// is cut into ⌈T / kChunk⌉ chunks, and each row of a launch gets one block per chunk.
+inline constexpr std::int64_t kChunk = 2048;
+
+// Keys per score tile when the caller leaves it to the backend: about 2^26 scores per launch
+// (256 MiB of scores, enough to fill the device), between 4096 keys and 2^20, a multiple of kChunk.
+std::int64_t auto_tile(std::int64_t rows);
+
+// The tiles of one pass over `keys` keys, in order. Fixed (`grow` false): tiles of `max_tile`.
+// Growing: the first tile holds about 2L keys (at least kChunk, a multiple of kChunk), and each
+// next tile doubles up to `max_tile`. Every key of a first tile is re-scored (the threshold is
+// not yet known); after it, a tile of T keys lets through about L·T / (keys seen) newcomers, so
+// doubling keeps the re-scoring near L per tile. Empty for an empty shard.
+std::vector<std::int64_t> tile_sizes(std::int64_t keys, std::int64_t L, std::int64_t max_tile, bool grow);
 
 // Total order of candidates as one unsigned 32-bit radix key on the score: larger keys are
 // better. Ties in the key are ties in the score; the index breaks them (smaller wins).

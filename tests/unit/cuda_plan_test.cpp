@@ -60,6 +60,37 @@ TEST(CudaPlan, TooLittleMemoryIsAnUnavailableError) {
   }
 }
 
+TEST(CudaPlan, AutoTileFillsTheDeviceWithinBounds) {
+  EXPECT_EQ(auto_tile(64), std::int64_t(1) << 20);
+  EXPECT_EQ(auto_tile(1024), std::int64_t(1) << 16);
+  EXPECT_EQ(auto_tile(1 << 20), 4096);
+  for (std::int64_t rows : {1, 3, 100, 777, 5000}) EXPECT_EQ(auto_tile(rows) % kChunk, 0);
+}
+
+TEST(CudaPlan, TileSizesCoverTheShardInOrder) {
+  EXPECT_TRUE(tile_sizes(0, 65, 4096, true).empty());
+  EXPECT_EQ(tile_sizes(10000, 65, 4096, false), (std::vector<std::int64_t>{4096, 4096, 1808}));
+  // Growing: 2L rounded up to the chunk, then doubling, capped by the largest tile.
+  EXPECT_EQ(tile_sizes(40000, 65, 16384, true), (std::vector<std::int64_t>{2048, 4096, 8192, 16384, 9280}));
+  EXPECT_EQ(tile_sizes(100000, 16385, 65536, true), (std::vector<std::int64_t>{34816, 65184}));
+  EXPECT_EQ(tile_sizes(500, 65537, 256, true), (std::vector<std::int64_t>{256, 244}));
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 300; ++trial) {
+    const std::int64_t keys = std::int64_t(rng() % 300000), L = 1 + std::int64_t(rng() % 70000);
+    const std::int64_t max_tile = 1 + std::int64_t(rng() % 100000);
+    for (bool grow : {false, true}) {
+      const auto sizes = tile_sizes(keys, L, max_tile, grow);
+      std::int64_t sum = 0;
+      for (std::int64_t t : sizes) {
+        EXPECT_GE(t, 1);
+        EXPECT_LE(t, max_tile);
+        sum += t;
+      }
+      EXPECT_EQ(sum, keys);
+    }
+  }
+}
+
 // The radix key orders scores like the total order's first criterion: larger key, better.
 TEST(CudaPlan, ScoreKeyOrdersLikeScores) {
   std::mt19937 rng(3);

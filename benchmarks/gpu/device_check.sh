@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the kernels-only target on a GPU machine, runs the `gpu` tests and the GPU benchmarks
+# (bench_cuda: the local pass against its floors and the bare GEMM; torch_topk.py: cuBLAS GEMM +
+# torch.topk on the same data), and writes the logs into $OUT (default ./gpu-out).
+#
+#   benchmarks/gpu/device_check.sh [--quick] [--no-bench]
+#
+# Needs: nvcc, CMake, a C++ compiler, and either Debian's OpenBLAS, Random123 and GoogleTest
+# packages or the same carried as .gpu/deps.tar.xz (benchmarks/gpu/pack_deps.sh makes it on a
+# Debian machine; the GPU machines of our workplace have no package archive). PyTorch for the peer.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+out=${OUT:-$root/gpu-out}
+quick="" bench=1
+for a in "$@"; do
+  case $a in
+    --quick) quick=--quick ;;
+    --no-bench) bench=0 ;;
+    *) echo "usage: device_check.sh [--quick] [--no-bench]" >&2; exit 64 ;;
+  esac
+done
+mkdir -p "$out"
+log() { echo "== $(date -u +%H:%M:%S) $*"; }
+{
+  log "machine"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader
+  nvcc --version | tail -2; cmake --version | head -1; c++ --version | head -1; nproc
+} 2>&1 | tee "$out/machine.txt"
+
+cmake_args=(-DNCSPARSE_KERNELS_ONLY=ON -DNCSPARSE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release)
+if [ -f "$root/.gpu/deps.tar.xz" ]; then
+  deps=/tmp/ncsparse-deps
+  rm -rf "$deps" && mkdir -p "$deps" && tar xJf "$root/.gpu/deps.tar.xz" -C "$deps" || exit 1
+  log "googletest from the carried sources"
+  cmake -S "$deps/googletest" -B "$deps/gt-build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_GMOCK=OFF \
+    -DCMAKE_INSTALL_PREFIX="$deps/gt" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 >/dev/null &&
+    cmake --build "$deps/gt-build" >/dev/null && cmake --install "$deps/gt-build" >/dev/null || exit 1
+  cmake_args+=(-DBLAS_LIBRARIES="$deps/lib/libopenblas.so.0" -DCBLAS_INCLUDE_DIR="$deps/include"
+               -DRANDOM123_INCLUDE_DIR="$deps/include" -DCMAKE_PREFIX_PATH="$deps/gt")
+  export LD_LIBRARY_PATH="$deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
+log "configure and build (kernels only)"
+build=$root/build-gpu
+cmake -S "$root" -B "$build" -G Ninja "${cmake_args[@]}" >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+cmake --build "$build" 2>&1 | tee "$out/build.log" | grep -E "error|warning: " | head -40
+[ "${PIPESTATUS[0]}" -eq 0 ] || { tail -30 "$out/build.log"; exit 1; }
+
+log "gpu tests"
+ctest --test-dir "$build" --output-on-failure 2>&1 | tee "$out/gpu_tests.log" | tail -25
+(cd "$build" && tests/gpu/gpu_tests) >"$out/gpu_tests_detail.log" 2>&1
+status=$?
+grep -E "^\[ *(OK|FAILED|SKIPPED) *\]" "$out/gpu_tests_detail.log"
+
+if [ "$bench" -eq 1 ]; then
+  log "bench_cuda"
+  dump=/tmp/ncsparse-dump && rm -rf "$dump" && mkdir -p "$dump"
+  "$build/benchmarks/gpu/bench_cuda" $quick --dump "$dump" 2>&1 | tee "$out/bench_cuda.log"
+  log "torch peer"
+  PYTHONUNBUFFERED=1 python3 "$root/benchmarks/gpu/torch_topk.py" "$dump" 2>&1 | tee "$out/torch_topk.log"
+fi
+log "done"
+exit $status
