@@ -47,17 +47,17 @@ cmake --build "$build" 2>&1 | tee "$out/build.log" | grep -E "error|warning: " |
 [ "${PIPESTATUS[0]}" -eq 0 ] || { tail -30 "$out/build.log"; exit 1; }
 
 log "gpu tests"
-ctest --test-dir "$build" --output-on-failure 2>&1 | tee "$out/gpu_tests.log" | tail -25
-(cd "$build" && tests/gpu/gpu_tests) >"$out/gpu_tests_detail.log" 2>&1
+timeout 300 ctest --test-dir "$build" --output-on-failure 2>&1 | tee "$out/gpu_tests.log" | tail -25
+(cd "$build" && timeout 300 tests/gpu/gpu_tests) >"$out/gpu_tests_detail.log" 2>&1
 status=$?
 grep -E "^\[ *(OK|FAILED|SKIPPED) *\]" "$out/gpu_tests_detail.log"
 
 if [ "$bench" -eq 1 ]; then
   log "bench_cuda"
   dump=/tmp/ncsparse-dump && rm -rf "$dump" && mkdir -p "$dump"
-  "$build/benchmarks/gpu/bench_cuda" $quick --dump "$dump" 2>&1 | tee "$out/bench_cuda.log"
+  timeout 300 "$build/benchmarks/gpu/bench_cuda" $quick --dump "$dump" 2>&1 | tee "$out/bench_cuda.log"
   log "torch peer"
-  PYTHONUNBUFFERED=1 python3 "$root/benchmarks/gpu/torch_topk.py" "$dump" 2>&1 | tee "$out/torch_topk.log"
+  PYTHONUNBUFFERED=1 timeout 200 python3 "$root/benchmarks/gpu/torch_topk.py" "$dump" 2>&1 | tee "$out/torch_topk.log"
 fi
 log "done"
 exit $status
