@@ -24,11 +24,26 @@ struct ModelParams {
   double weight_norm = 288.0;  // R
   // Gaussian model: Q, K, V entries i.i.d. N(0, sigma²).
   double sigma = 1.0;
+  // Options closer to trained models, for both models (0 turns each off):
+  // RoPE (rotary position embeddings) on Q and K with base θ: the pair of coordinates
+  // (2i, 2i+1) of the row at sequence position p is rotated by the angle p·θ^(−2i/d). Needs an
+  // even d. Applied after the projection, before the sinks.
+  double rope_theta = 0;
+  // Planted attention sinks: the keys at positions 0 .. sinks−1 attract every query. With u a
+  // fixed unit direction (drawn from the seed), every query and key loses its component along
+  // u; queries then get +1·u and the sink keys +strength·√d·u, so q·k_sink rises by exactly
+  // strength·√d: a logit boost of `sink_strength` at the default scale 1/√d, the same for every
+  // query (also under RoPE). Other scores change only by the dropped component along u.
+  std::int64_t sinks = 0;
+  double sink_strength = 0;
   std::uint64_t seed = 1;
   std::int64_t d = 64;
 };
 
 std::string to_string(InputModel model);
+// The RoPE/sink options as a label suffix: "" when both are off, else e.g.
+// ",rope=10000,sinks=4x8" (used by study model labels and reports).
+std::string position_label(const ModelParams& params);
 
 // Checks the parameters of the model in use (B, R for paper; sigma for gaussian); throws a
 // usage Error naming the flag.
@@ -56,14 +71,25 @@ class Generator {
   const std::vector<float>& w_v() const { return w_v_; }
 
  private:
-  enum Tensor : std::uint32_t { kX = 0, kQ = 1, kK = 2, kV = 3, kWQ = 4, kWK = 5, kWV = 6 };
+  enum Tensor : std::uint32_t { kX = 0, kQ = 1, kK = 2, kV = 3, kWQ = 4, kWK = 5, kWV = 6, kSinkDir = 7 };
   // Fills one row of d standard values of the given tensor (normal, or uniform on [−1, 1]).
   void fill_row(Tensor tensor, std::int64_t row, bool uniform, float* out) const;
   void project(std::span<const float> x, std::int64_t rows, const std::vector<float>& w, std::span<float> out) const;
+  // RoPE and sinks on one finished row of Q or K at sequence position `position`; a pure
+  // function of the row and its position, so still independent of the rank count.
+  void position_features(float* row, std::int64_t position, bool is_key) const;
 
   ModelParams params_;
   std::vector<float> w_q_, w_k_, w_v_;  // d × d, row-major
+  std::vector<double> rope_inv_freq_;   // θ^(−2i/d), i < d/2 (empty: no RoPE)
+  std::vector<double> sink_dir_;        // the unit direction u (empty: no sinks)
 };
+
+// Rotates a row of d (even) values as RoPE does at position p with the given inverse
+// frequencies (d/2 of them), in double precision. Exposed for tests.
+void apply_rope(float* row, std::int64_t d, std::int64_t position, const std::vector<double>& inv_freq);
+// The inverse frequencies θ^(−2i/d), i = 0 .. d/2 − 1.
+std::vector<double> rope_inverse_frequencies(double theta, std::int64_t d);
 
 // The deterministic sample of m query positions out of n (all rows when m == n): evenly
 // strided, p_i = ⌊(i + 1)·n / m⌋ − 1, so the last sampled row sees every key under a causal mask.

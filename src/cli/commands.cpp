@@ -16,6 +16,7 @@ std::vector<Command> add_commands(CLI::App& app) {
   add(&add_attend_command);
   add(&add_study_command);
   add(&add_report_command);
+  add(&add_fit_command);
   return commands;
 }
 
@@ -34,6 +35,15 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
       ->capture_default_str();
   cmd.add_option("--sigma", p.sigma, "gaussian model: standard deviation of the entries")->capture_default_str();
   cmd.add_option("--seed", p.seed, "Seed of the counter-based generator")->capture_default_str();
+  cmd.add_option("--rope-theta", p.rope_theta,
+                 "RoPE on Q and K with this base (e.g. 10000): pair (2i,2i+1) at position p turns by p*theta^(-2i/d); "
+                 "0: off")
+      ->capture_default_str();
+  cmd.add_option("--sinks", p.sinks, "Planted attention sinks: keys at positions 0..S-1 attract every query; 0: off")
+      ->capture_default_str();
+  cmd.add_option("--sink-strength", p.sink_strength,
+                 "Score boost of the sinks, q.k += strength*sqrt(d) (a logit boost of strength at scale 1/sqrt(d))")
+      ->capture_default_str();
 }
 
 ModelParams finish_model_options(const ModelOptions& o) {

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "ncsparse/error.hpp"
 
@@ -15,7 +17,59 @@ namespace ncsparse {
 std::string to_string(InputModel model) { return model == InputModel::Paper ? "paper" : "gaussian"; }
 std::string to_string(XDistribution dist) { return dist == XDistribution::Gaussian ? "gaussian" : "uniform"; }
 
+namespace {
+// Shortest %g text that reads back exactly.
+std::string short_num(double x) {
+  if (x == std::floor(x) && std::abs(x) < 1e15) return std::to_string(static_cast<long long>(x));
+  char buf[64];
+  for (int p = 1; p <= 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  return buf;
+}
+}  // namespace
+
+std::string position_label(const ModelParams& p) {
+  std::string s;
+  if (p.rope_theta > 0) s += ",rope=" + short_num(p.rope_theta);
+  if (p.sinks > 0) s += ",sinks=" + std::to_string(p.sinks) + "x" + short_num(p.sink_strength);
+  return s;
+}
+
+std::vector<double> rope_inverse_frequencies(double theta, std::int64_t d) {
+  std::vector<double> f(static_cast<std::size_t>(d / 2));
+  for (std::int64_t i = 0; i < d / 2; ++i) {
+    f[static_cast<std::size_t>(i)] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+  }
+  return f;
+}
+
+void apply_rope(float* row, std::int64_t d, std::int64_t position, const std::vector<double>& inv_freq) {
+  const double p = static_cast<double>(position);
+  for (std::int64_t i = 0; i < d / 2; ++i) {
+    // The angle reduced modulo 2π in double: positions reach millions, so p·f needs the precision.
+    const double angle = std::fmod(p * inv_freq[static_cast<std::size_t>(i)], 2 * M_PI);
+    const double c = std::cos(angle), s = std::sin(angle);
+    const double x = row[2 * i], y = row[2 * i + 1];
+    row[2 * i] = static_cast<float>(x * c - y * s);
+    row[2 * i + 1] = static_cast<float>(x * s + y * c);
+  }
+}
+
 void validate_model(const ModelParams& m) {
+  if (m.rope_theta < 0 || !std::isfinite(m.rope_theta) || (m.rope_theta > 0 && m.rope_theta <= 1)) {
+    throw usage_error("--rope-theta: must be 0 (off) or a base > 1, e.g. 10000");
+  }
+  if (m.rope_theta > 0 && m.d % 2 != 0) {
+    throw usage_error("--rope-theta: RoPE rotates pairs of coordinates and needs an even --d (got " +
+                      std::to_string(m.d) + ")");
+  }
+  if (m.sinks < 0) throw usage_error("--sinks: the number of sink positions must be >= 0");
+  if (!std::isfinite(m.sink_strength) || m.sink_strength < 0) {
+    throw usage_error("--sink-strength: must be a finite number >= 0");
+  }
+  if (m.sinks > 0 && m.d < 2) throw usage_error("--sinks: needs --d >= 2");
   if (m.model == InputModel::Paper) {
     if (!(m.bound > 0) || !std::isfinite(m.bound)) throw usage_error("--B: the input bound must be > 0");
     if (!(m.weight_norm > 0) || !std::isfinite(m.weight_norm)) {
@@ -50,8 +104,17 @@ void Generator::fill_row(Tensor tensor, std::int64_t row, bool uniform, float* o
 }
 
 Generator::Generator(const ModelParams& params) : params_(params) {
-  if (params_.model != InputModel::Paper) return;
   const std::int64_t d = params_.d;
+  if (params_.rope_theta > 0 && d % 2 == 0) rope_inv_freq_ = rope_inverse_frequencies(params_.rope_theta, d);
+  if (params_.sinks > 0) {
+    std::vector<float> u(static_cast<std::size_t>(d));
+    fill_row(kSinkDir, 0, false, u.data());
+    double norm2 = 0;
+    for (float x : u) norm2 += double(x) * double(x);
+    const double inv = 1.0 / std::sqrt(norm2);
+    for (float x : u) sink_dir_.push_back(double(x) * inv);
+  }
+  if (params_.model != InputModel::Paper) return;
   auto make = [&](Tensor t) {
     std::vector<float> w(static_cast<std::size_t>(d * d));
     for (std::int64_t i = 0; i < d; ++i) fill_row(t, i, false, w.data() + i * d);
@@ -75,6 +138,18 @@ Generator::Generator(const ModelParams& params) : params_(params) {
   const double factor = std::sqrt(params_.weight_norm / (b2 * std::sqrt(frob2)));
   for (float& x : w_q_) x = static_cast<float>(x * factor);
   for (float& x : w_k_) x = static_cast<float>(x * factor);
+}
+
+void Generator::position_features(float* row, std::int64_t position, bool is_key) const {
+  const std::int64_t d = params_.d;
+  if (!rope_inv_freq_.empty()) apply_rope(row, d, position, rope_inv_freq_);
+  if (sink_dir_.empty()) return;
+  double along = 0;
+  for (std::int64_t j = 0; j < d; ++j) along += double(row[j]) * sink_dir_[static_cast<std::size_t>(j)];
+  double add = -along;
+  if (!is_key) add += 1.0;
+  if (is_key && position < params_.sinks) add += params_.sink_strength * std::sqrt(static_cast<double>(d));
+  for (std::int64_t j = 0; j < d; ++j) row[j] = static_cast<float>(row[j] + add * sink_dir_[static_cast<std::size_t>(j)]);
 }
 
 void Generator::token_rows(std::span<const std::int64_t> positions, std::span<float> x) const {
@@ -108,6 +183,7 @@ void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<fl
     }
     for (float& x : k) x *= sigma;
     for (float& x : v) x *= sigma;
+    for (std::int64_t i = 0; i < count; ++i) position_features(k.data() + i * d, begin + i, true);
     return;
   }
   // Paper model: K = X·W_K and V = X·W_V, one GEMM per chunk of kChunk rows. Chunks are aligned
@@ -127,6 +203,7 @@ void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<fl
     std::copy(kc.begin() + (lo - c0) * d, kc.begin() + (hi - c0) * d, k.begin() + (lo - begin) * d);
     std::copy(vc.begin() + (lo - c0) * d, vc.begin() + (hi - c0) * d, v.begin() + (lo - begin) * d);
   }
+  for (std::int64_t i = 0; i < count; ++i) position_features(k.data() + i * d, begin + i, true);
 }
 
 void Generator::queries(std::span<const std::int64_t> positions, std::span<float> q) const {
@@ -136,6 +213,7 @@ void Generator::queries(std::span<const std::int64_t> positions, std::span<float
     for (std::size_t i = 0; i < positions.size(); ++i) fill_row(kQ, positions[i], false, q.data() + i * d);
     const float sigma = static_cast<float>(params_.sigma);
     for (float& x : q) x *= sigma;
+    for (std::size_t i = 0; i < positions.size(); ++i) position_features(q.data() + i * d, positions[i], false);
     return;
   }
   // Row by row in a fixed order (few rows): a query's values never depend on which other
@@ -150,6 +228,7 @@ void Generator::queries(std::span<const std::int64_t> positions, std::span<float
       const float* wt = w_q_.data() + t * d;
       for (std::int64_t j = 0; j < d; ++j) qi[j] += a * wt[j];
     }
+    position_features(qi, positions[i], false);
   }
 }
 

@@ -44,6 +44,8 @@ std::string model_text(const JobConfig& c) {
   } else {
     os << "gaussian (sigma=" << m.sigma << ")";
   }
+  if (m.rope_theta > 0) os << ", RoPE theta=" << m.rope_theta;
+  if (m.sinks > 0) os << ", " << m.sinks << " sinks of strength " << m.sink_strength;
   return os.str();
 }
 
@@ -147,7 +149,8 @@ std::string json(const JobResult& r) {
      << ", \"threads\": " << c.threads << ", \"backend\": " << json_str(c.backend)
      << ", \"model\": " << json_str(to_string(m.model)) << ", \"x_dist\": " << json_str(to_string(m.x_dist))
      << ", \"B\": " << json_num(m.bound) << ", \"R\": " << json_num(m.weight_norm)
-     << ", \"sigma\": " << json_num(m.sigma) << ", \"seed\": " << m.seed << ", \"scale\": " << json_num(r.scale)
+     << ", \"sigma\": " << json_num(m.sigma) << ", \"rope_theta\": " << json_num(m.rope_theta)
+     << ", \"sinks\": " << m.sinks << ", \"sink_strength\": " << json_num(m.sink_strength) << ", \"seed\": " << m.seed << ", \"scale\": " << json_num(r.scale)
      << ", \"causal\": " << (c.causal ? "true" : "false") << ", \"exact\": " << (c.exact ? "true" : "false")
      << ", \"block\": " << c.block << ", \"tile\": " << c.tile << ", \"max_k\": " << c.max_k
      << ", \"list_length\": " << r.list_length << "},\n  \"v_max_norm\": " << json_num(r.v_max_norm)

@@ -135,6 +135,12 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
   r.num["B"] = j.model.bound;
   r.num["R"] = j.model.weight_norm;
   r.num["sigma"] = j.model.sigma;
+  // Position features (RoPE, sinks) only when on, so older studies' records keep their checksums.
+  if (j.model.rope_theta > 0) r.num["rope_theta"] = j.model.rope_theta;
+  if (j.model.sinks > 0) {
+    r.ints["sinks"] = j.model.sinks;
+    r.num["sink_strength"] = j.model.sink_strength;
+  }
   r.num["scale_requested"] = j.scale;
   r.num["scale"] = res.scale;
   r.num["v_max_norm"] = res.v_max_norm;
@@ -162,6 +168,26 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
     sp.values.push_back(static_cast<double>(s.uncovered_rows));
   }
   r.arrays["sparsity"] = std::move(sp);
+  // Rows where the certificate fails to bound the realised error: dropped mass 1 − M above
+  // cert_mass, and ‖ô − o‖₂ above cert_out (a relative slack of 1e-9 for rounding). The bound
+  // must hold on every row (DESIGN.md §4), so both stay 0; summaries alone could not show it.
+  Record::Array viol{{S, 2}, {}};
+  for (const StrategyResult& s : res.strategies) {
+    double mass = 0, out = 0;
+    for (const RowStats& row : s.rows) {
+      if (std::isfinite(row.kept_mass) && std::isfinite(row.cert_mass) &&
+          1 - row.kept_mass > row.cert_mass * (1 + 1e-9) + 1e-15) {
+        ++mass;
+      }
+      if (std::isfinite(row.out_l2) && std::isfinite(row.cert_out) && row.out_l2 > row.cert_out * (1 + 1e-9) + 1e-15) {
+        ++out;
+      }
+    }
+    viol.values.push_back(mass);
+    viol.values.push_back(out);
+  }
+  r.arrays["cert_violations"] = std::move(viol);
+  r.text["cert_violations_fields"] = "dropped_mass,out_l2";
   r.text["sparsity_fields"] = "eps,count,mean,min,p50,p90,p99,max,uncovered_rows";
   const PhaseTimes& t = res.times;
   r.arrays["times"] = {{7}, {t.generate, t.local_pass, t.merge, t.sparse, t.stats, t.output, t.total}};

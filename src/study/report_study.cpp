@@ -39,7 +39,7 @@ ReportFormat parse_report_format(const std::string& text) {
   throw usage_error("--format: unknown format '" + text + "' (use table, csv or markdown)");
 }
 
-std::string format_study_results(const std::string& path, ReportFormat format) {
+std::vector<Record> read_results_records(const std::string& path, std::int64_t* configurations) {
   h5::Handle file = h5::open_input_file(path, MPI_COMM_NULL);
   if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format") != kFormat ||
       !h5::exists(file, "configs")) {
@@ -60,6 +60,14 @@ std::string format_study_results(const std::string& path, ReportFormat format) {
     recs.push_back(read_record_group(g));
   }
   std::sort(recs.begin(), recs.end(), [](const Record& a, const Record& b) { return a.ints.at("index") < b.ints.at("index"); });
+  if (configurations) *configurations = h5::read_attr_int(file, "configurations");
+  return recs;
+}
+
+std::string format_study_results(const std::string& path, ReportFormat format) {
+  std::int64_t total = 0;
+  const std::vector<Record> recs = read_results_records(path, &total);
+  h5::Handle file = h5::open_input_file(path, MPI_COMM_NULL);
 
   const bool exact = format == ReportFormat::Csv;
   std::vector<std::string> head = {"n", "d", "model", "seed", "strategy"};
@@ -84,7 +92,6 @@ std::string format_study_results(const std::string& path, ReportFormat format) {
   }
 
   std::ostringstream os;
-  const std::int64_t total = h5::read_attr_int(file, "configurations");
   if (format == ReportFormat::Csv) {
     for (std::size_t i = 0; i < head.size(); ++i) os << (i ? "," : "") << head[i];
     os << "\n";

@@ -126,9 +126,10 @@ std::string join_nums(const std::vector<std::int64_t>& v) {
 
 std::string model_label(const ModelParams& p) {
   if (p.model == InputModel::Paper) {
-    return "paper(x=" + to_string(p.x_dist) + ",B=" + num_text(p.bound) + ",R=" + num_text(p.weight_norm) + ")";
+    return "paper(x=" + to_string(p.x_dist) + ",B=" + num_text(p.bound) + ",R=" + num_text(p.weight_norm) +
+           position_label(p) + ")";
   }
-  return "gaussian(sigma=" + num_text(p.sigma) + ")";
+  return "gaussian(sigma=" + num_text(p.sigma) + position_label(p) + ")";
 }
 
 WindowSpec make_spec(WindowKind kind, double alpha, double c) {
@@ -357,7 +358,7 @@ StudySpec parse_study_text(const std::string& text, const std::string& path) {
   }
   std::vector<std::string> labels;
   for (const toml::table* t : model_tables) {
-    r.known_keys(*t, "model.", {"model", "B", "R", "x_dist", "sigma"});
+    r.known_keys(*t, "model.", {"model", "B", "R", "x_dist", "sigma", "rope_theta", "sinks", "sink_strength"});
     ModelEntry m;
     std::string kind = "paper";
     if (const toml::node* n = t->get("model")) kind = r.string(*n, "model.model");
@@ -383,6 +384,22 @@ StudySpec parse_study_text(const std::string& text, const std::string& path) {
     positive("B", m.params.bound);
     positive("R", m.params.weight_norm);
     positive("sigma", m.params.sigma);
+    if (const toml::node* n = t->get("rope_theta")) {
+      m.params.rope_theta = r.number(*n, "model.rope_theta");
+      if (!(m.params.rope_theta > 1)) r.fail(n->source(), "model.rope_theta", "must be a base > 1, e.g. 10000 (omit it for no RoPE)");
+    }
+    if (const toml::node* n = t->get("sinks")) m.params.sinks = r.integer(*n, "model.sinks", 0);
+    if (const toml::node* n = t->get("sink_strength")) {
+      m.params.sink_strength = r.number(*n, "model.sink_strength");
+      if (m.params.sink_strength < 0) r.fail(n->source(), "model.sink_strength", "must be >= 0");
+      if (m.params.sinks == 0) r.fail(n->source(), "model.sink_strength", "needs model.sinks > 0");
+    }
+    if (m.params.rope_theta > 0) {
+      for (std::size_t i = 0; i < s.d.size(); ++i) {
+        if (s.d[i] % 2 != 0) r.fail(t->get("rope_theta")->source(), "model.rope_theta",
+                                    "RoPE needs even dimensions, study.d lists " + std::to_string(s.d[i]));
+      }
+    }
     if (const toml::node* n = t->get("x_dist")) {
       const std::string x = r.string(*n, "model.x_dist");
       if (x == "gaussian") {

@@ -7,8 +7,10 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "ncsparse/error.hpp"
 #include "ncsparse/generator.hpp"
 
 namespace ncsparse {
@@ -290,6 +292,130 @@ TEST(SamplePositions, StrictlyIncreasingEndingAtLastRow) {
       for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(pos[i], i);
     }
   }
+}
+
+
+ModelParams positional(InputModel model, std::int64_t d, double theta, std::int64_t sinks, double strength) {
+  ModelParams p = params(model, d, 0xC0FFEEull);
+  p.rope_theta = theta;
+  p.sinks = sinks;
+  p.sink_strength = strength;
+  return p;
+}
+
+// RoPE and sinks are functions of (row, position) only: any split of the rows into ranges (so
+// any rank count) gives the same bits, and query rows do not depend on their neighbours.
+TEST(GeneratorPositions, RopeAndSinksKeepRowsIndependentOfTheSplit) {
+  for (InputModel model : {InputModel::Paper, InputModel::Gaussian}) {
+    SCOPED_TRACE(to_string(model));
+    const std::int64_t d = 8, n = 9000;
+    const Generator g(positional(model, d, 10000, 4, 6));
+    const KV full = make_kv(g, 0, n);
+    for (int P : {1, 2, 3, 7}) {
+      for (int r = 0; r < P; ++r) {
+        const std::int64_t lo = r * (n / P) + std::min<std::int64_t>(r, n % P);
+        const std::int64_t hi = lo + n / P + (r < n % P ? 1 : 0);
+        const KV part = make_kv(g, lo, hi - lo);
+        EXPECT_TRUE(bits_equal(part.k.data(), full.k.data() + lo * d, part.k.size())) << "P=" << P << " r=" << r;
+        EXPECT_TRUE(bits_equal(part.v.data(), full.v.data() + lo * d, part.v.size())) << "P=" << P << " r=" << r;
+      }
+    }
+    const std::vector<std::int64_t> pos = {0, 3, 4, 77, 8999, 4194303};
+    std::vector<float> qall(pos.size() * d);
+    g.queries(pos, qall);
+    for (std::size_t i = 0; i < pos.size(); ++i) {
+      std::vector<float> one(d);
+      g.queries(std::span<const std::int64_t>(&pos[i], 1), one);
+      EXPECT_TRUE(bits_equal(one.data(), qall.data() + i * d, one.size())) << "query " << pos[i];
+    }
+    // Values are untouched by RoPE and sinks.
+    const Generator plain(params(model, d, 0xC0FFEEull));
+    const KV base = make_kv(plain, 0, 100);
+    EXPECT_TRUE(bits_equal(base.v.data(), full.v.data(), base.v.size()));
+  }
+}
+
+TEST(GeneratorPositions, RopePreservesNormsAndDependsOnRelativePosition) {
+  const std::int64_t d = 64;
+  const std::vector<double> f = rope_inverse_frequencies(10000, d);
+  ASSERT_EQ(f.size(), 32u);
+  EXPECT_DOUBLE_EQ(f[0], 1.0);
+  EXPECT_NEAR(f[31], std::pow(10000.0, -62.0 / 64), 1e-15);
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> normal;
+  std::vector<float> q(d), k(d);
+  for (auto& x : q) x = normal(rng);
+  for (auto& x : k) x = normal(rng);
+  auto dot = [&](const std::vector<float>& a, const std::vector<float>& b) {
+    double s = 0;
+    for (std::int64_t j = 0; j < d; ++j) s += double(a[j]) * double(b[j]);
+    return s;
+  };
+  auto rotated = [&](std::vector<float> x, std::int64_t p) {
+    apply_rope(x.data(), d, p, f);
+    return x;
+  };
+  // Norms are kept (to float rounding), at small and at million-token positions.
+  for (std::int64_t p : {0LL, 1LL, 1000LL, 4194303LL}) {
+    const auto r = rotated(q, p);
+    EXPECT_NEAR(std::sqrt(dot(r, r)), std::sqrt(dot(q, q)), 1e-5 * std::sqrt(dot(q, q))) << "position " << p;
+  }
+  EXPECT_EQ(rotated(q, 0), q);  // position 0: no rotation
+  // <R_m q, R_n k> depends only on m − n.
+  for (auto [m, n, t] : std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t>>{
+           {5, 2, 100}, {1000, 10, 123457}, {3000000, 2999000, 1000000}, {17, 40, 4000000}}) {
+    const double a = dot(rotated(q, m), rotated(k, n)), b = dot(rotated(q, m + t), rotated(k, n + t));
+    EXPECT_NEAR(a, b, 1e-4 * std::sqrt(dot(q, q) * dot(k, k))) << m << "," << n << " shifted by " << t;
+  }
+  // ... and it does depend on it: the rotation is not the identity.
+  EXPECT_GT(std::abs(dot(rotated(q, 10), rotated(k, 0)) - dot(q, k)), 1e-3);
+}
+
+TEST(GeneratorPositions, SinksRaiseEveryQueryScoreOnTheSinkKeysByTheStrength) {
+  const std::int64_t d = 16, n = 64, sinks = 4;
+  const double strength = 5;
+  for (InputModel model : {InputModel::Paper, InputModel::Gaussian}) {
+    SCOPED_TRACE(to_string(model));
+    ModelParams with = positional(model, d, 10000, sinks, strength), without = with;
+    without.sink_strength = 0;  // same direction removed, no boost
+    const Generator gs(with), g0(without);
+    const KV ks = make_kv(gs, 0, n), k0 = make_kv(g0, 0, n);
+    const std::vector<std::int64_t> pos = {5, 40, 63};
+    std::vector<float> qs(pos.size() * d), q0(pos.size() * d);
+    gs.queries(pos, qs);
+    g0.queries(pos, q0);
+    EXPECT_TRUE(bits_equal(qs.data(), q0.data(), qs.size()));  // queries do not depend on the strength
+    for (std::size_t i = 0; i < pos.size(); ++i) {
+      for (std::int64_t j = 0; j < n; ++j) {
+        double a = 0, b = 0;
+        for (std::int64_t c = 0; c < d; ++c) {
+          a += double(qs[i * d + c]) * double(ks.k[j * d + c]);
+          b += double(q0[i * d + c]) * double(k0.k[j * d + c]);
+        }
+        const double boost = j < sinks ? strength * std::sqrt(double(d)) : 0.0;
+        EXPECT_NEAR(a - b, boost, 1e-3 * (1 + std::abs(a))) << "query " << pos[i] << " key " << j;
+      }
+    }
+  }
+}
+
+TEST(GeneratorPositions, ValidationNamesTheFlag) {
+  ModelParams p = params(InputModel::Paper, 7, 1);
+  p.rope_theta = 10000;
+  EXPECT_THROW(validate_model(p), Error);
+  p.d = 8;
+  EXPECT_NO_THROW(validate_model(p));
+  p.rope_theta = 0.5;
+  EXPECT_THROW(validate_model(p), Error);
+  p.rope_theta = 0;
+  p.sinks = -1;
+  EXPECT_THROW(validate_model(p), Error);
+  p.sinks = 2;
+  p.sink_strength = -1;
+  EXPECT_THROW(validate_model(p), Error);
+  EXPECT_EQ(position_label(params(InputModel::Paper, 8, 1)), "");
+  ModelParams q = positional(InputModel::Paper, 8, 10000, 4, 8);
+  EXPECT_EQ(position_label(q), ",rope=10000,sinks=4x8");
 }
 
 }  // namespace
