@@ -1,0 +1,408 @@
+#!/usr/bin/python3
+"""Figures and tables of the paper-reproduction studies (data/studies/{collapse,windows,trained}.toml).
+
+Usage: launch/plot_experiments.py KIND results.h5 --out DIR [--report-dir R]
+KIND is collapse, windows or trained. Writes DIR/*.png and prints a Markdown section (tables
+with image links relative to R, default DIR's parent) on stdout. ./launch/reproduce.sh calls it.
+Statistics: per configuration the mean over its sampled query rows; per point the mean over
+seeds with a 95% Student-t confidence interval over seeds (none with one seed).
+Needs Debian's python3-h5py, python3-matplotlib, python3-numpy (launch/setup.sh installs them).
+"""
+import argparse
+import collections
+import os
+import sys
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FIELDS = ["count", "mean", "min", "p50", "p90", "p99", "max"]
+# Two-sided 95% Student-t quantiles by degrees of freedom (standard tables).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def mean_ci(values):
+    v = np.array([x for x in values if np.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return np.nan, np.nan
+    if len(v) == 1:
+        return v[0], 0.0
+    t = T975.get(len(v) - 1, 1.96)
+    return v.mean(), t * v.std(ddof=1) / np.sqrt(len(v))
+
+
+def fmt(x, digits=3):
+    if x is None or not np.isfinite(x):
+        return "–"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e4 or abs(x) < 1e-3:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+
+
+def pm(mean, ci, digits=3):
+    if not np.isfinite(mean):
+        return "–"
+    return fmt(mean, digits) + (f" ± {fmt(ci, 2)}" if np.isfinite(ci) and ci > 0 else "")
+
+
+def pow2(n):
+    e = int(round(np.log2(n)))
+    return f"2^{e}" if 2**e == n else str(n)
+
+
+class Results:
+    """Configurations of one results file: per config its parameters and statistics."""
+
+    def __init__(self, path):
+        try:
+            f = h5py.File(path, "r")
+        except OSError as e:
+            sys.exit(f"plot_experiments: {path}: cannot open ({e})")
+        if text(f.attrs.get("format", "")) != "ncsparse-study-1":
+            sys.exit(f"plot_experiments: {path}: not an ncsparse study results file")
+        self.name = text(f.attrs.get("study_name", ""))
+        self.total = int(f.attrs.get("configurations", 0))
+        self.configs = []
+        for g in f["configs"].values():
+            c = {
+                "n": int(g.attrs["n"]),
+                "d": int(g.attrs["d"]),
+                "seed": int(g.attrs["seed"]),
+                "model": text(g.attrs["model"]),
+                "queries": int(g.attrs["queries"]),
+                "strategies": text(g.attrs["strategies"]).split("\n"),
+                "stat": {k[5:]: g[k][()] for k in g.keys() if k.startswith("stat_")},
+                "clamped": g["clamped_rows"][()],
+                "sparsity": g["sparsity"][()],
+                "violations": g["cert_violations"][()] if "cert_violations" in g else None,
+                "time": float(g["times"][()][-1]),
+            }
+            self.configs.append(c)
+        self.alignment = {}
+        if "alignment" in f:
+            a = f["alignment"]
+            self.alignment = {
+                "reference": text(a.attrs["reference"]),
+                "reference_total": int(a.attrs["reference_total"]),
+                "rows": list(zip([text(x) for x in a["strategy"][()]], [int(x) for x in a["total"][()]])),
+            }
+        f.close()
+        self.models = sorted({c["model"] for c in self.configs}, key=self.model_order)
+        self.ds = sorted({c["d"] for c in self.configs})
+        self.ns = sorted({c["n"] for c in self.configs})
+        self.seeds = sorted({c["seed"] for c in self.configs})
+        self.queries = sorted({c["queries"] for c in self.configs})
+
+    @staticmethod
+    def model_order(label):
+        return (label.count("sinks"), label)
+
+    def strategies(self):
+        out = []
+        for c in self.configs:
+            for s in c["strategies"]:
+                if s not in out:
+                    out.append(s)
+        return out
+
+    def stat(self, model, d, strategy, metric, field="mean"):
+        """n -> list over seeds of the aggregate `field` of `metric` for `strategy`."""
+        out = collections.defaultdict(list)
+        fi = FIELDS.index(field)
+        for c in self.configs:
+            if c["model"] != model or c["d"] != d or strategy not in c["strategies"]:
+                continue
+            s = c["strategies"].index(strategy)
+            out[c["n"]].append(float(c["stat"][metric][s, fi]))
+        return out
+
+    def sparsity(self, model, d, eps):
+        out = collections.defaultdict(list)
+        for c in self.configs:
+            if c["model"] != model or c["d"] != d:
+                continue
+            for row in c["sparsity"]:
+                if abs(row[0] - eps) <= 1e-12 * eps:
+                    out[c["n"]].append(float(row[2]) if row[8] == 0 else np.nan)
+        return out
+
+    def clamped(self, model, d, strategy):
+        out = collections.defaultdict(int)
+        for c in self.configs:
+            if c["model"] == model and c["d"] == d and strategy in c["strategies"]:
+                out[c["n"]] += int(c["clamped"][c["strategies"].index(strategy)])
+        return out
+
+    def violations(self, model, d, strategy):
+        tot = np.zeros(2)
+        rows = 0
+        for c in self.configs:
+            if c["model"] == model and c["d"] == d and strategy in c["strategies"] and c["violations"] is not None:
+                tot += c["violations"][c["strategies"].index(strategy)]
+                rows += c["queries"]
+        return tot, rows
+
+
+def series(by_n):
+    ns = np.array(sorted(by_n))
+    stats = [mean_ci(by_n[n]) for n in ns]
+    return ns, np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
+
+
+def plot_lines(ax, curves, ylabel, ylog=True, symlog=False):
+    """curves: list of (label, by_n)."""
+    for label, by_n in curves:
+        ns, m, ci = series(by_n)
+        ok = np.isfinite(m)
+        if ylog and not symlog:
+            ok &= m > 0
+        if not ok.any():
+            continue
+        eb = ax.errorbar(ns[ok], m[ok], yerr=ci[ok], marker="o", ms=4, capsize=2, elinewidth=0.8, label=label)
+        for part in list(eb[1]) + list(eb[2]):  # faint interval bars: with few seeds they are wide
+            part.set_alpha(0.35)
+    ax.set_xscale("log", base=2)
+    if symlog:
+        ax.set_yscale("symlog", linthresh=1)
+    elif ylog:
+        ax.set_yscale("log")
+    ax.set_xlabel("n (sequence length, keys)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def save(fig, out, name):
+    path = os.path.join(out, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+REPORT_DIR = "."
+
+
+def img(out, path, alt):
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(REPORT_DIR))
+    return f"![{alt}]({rel})\n"
+
+
+def trend(by_n):
+    """Slope of ln(mean) vs ln n over the lengths with a positive mean (the local exponent)."""
+    ns, m, _ = series(by_n)
+    ok = np.isfinite(m) & (m > 0)
+    if ok.sum() < 2:
+        return np.nan
+    return float(np.polyfit(np.log(ns[ok]), np.log(m[ok]), 1)[0])
+
+
+def monotone(by_n, decreasing=True):
+    ns, m, _ = series(by_n)
+    m = m[np.isfinite(m)]
+    if len(m) < 2:
+        return "–"
+    d = np.diff(m)
+    if decreasing:
+        return "yes" if (d <= 0).all() else f"no ({int((d > 0).sum())} rise(s))"
+    return "yes" if (d >= 0).all() else f"no ({int((d < 0).sum())} fall(s))"
+
+
+# ---------------------------------------------------------------------------------------------
+def collapse(r, out, md):
+    eps_levels = sorted({float(row[0]) for c in r.configs for row in c["sparsity"]}, reverse=True)
+    ncol = len(r.ds)
+    for eps in eps_levels:
+        fig, axes = plt.subplots(1, ncol, figsize=(5 * ncol, 4.2), squeeze=False)
+        for ax, d in zip(axes[0], r.ds):
+            plot_lines(ax, [(m, r.sparsity(m, d, eps)) for m in r.models],
+                       f"entries with p > {eps:g} per row", symlog=True)
+            ax.set_title(f"d = {d}")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{r.name}: ε-sparsity, entries above ε = {eps:g} (mean over rows; 95% CI over seeds)")
+        md.append(img(out, save(fig, out, f"collapse_count_eps{eps:g}.png"), f"count above {eps:g}"))
+    fig, axes = plt.subplots(1, ncol, figsize=(5 * ncol, 4.2), squeeze=False)
+    for ax, d in zip(axes[0], r.ds):
+        plot_lines(ax, [(m, r.stat(m, d, "const:1", "kept_mass")) for m in r.models], "largest entry p_max of a row")
+        ax.set_title(f"d = {d}")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{r.name}: collapse indicator p_max (kept mass of const:1)")
+    md.append(img(out, save(fig, out, "collapse_pmax.png"), "p_max vs n"))
+    supports = [s for s in r.strategies() if s.startswith("mass:") or s.startswith("cert:")]
+    fig, axes = plt.subplots(1, ncol, figsize=(5 * ncol, 4.2), squeeze=False)
+    for ax, d in zip(axes[0], r.ds):
+        curves = []
+        for m in r.models:
+            for s in supports:
+                if s.startswith("mass:"):
+                    curves.append((f"{s} {m}", r.stat(m, d, s, "k")))
+        plot_lines(ax, curves, "effective support k (mass:δ window, mean over rows)")
+        ax.set_title(f"d = {d}")
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{r.name}: smallest k with kept mass ≥ 1 − δ")
+    md.append(img(out, save(fig, out, "collapse_support.png"), "support vs n"))
+
+    n0, n1 = r.ns[0], r.ns[-1]
+    md.append(f"\nEntries above ε per row at the smallest and largest n ({pow2(n0)}, {pow2(n1)}), and the "
+              f"largest entry p_max; mean over rows and seeds ± 95% CI over seeds; `falls` = every step in n "
+              f"lowers the count.\n\n")
+    head = "| regime | d |"
+    for eps in eps_levels:
+        head += f" >{eps:g} at {pow2(n0)} | at {pow2(n1)} | falls |"
+    head += f" p_max at {pow2(n0)} | p_max at {pow2(n1)} |\n"
+    md.append(head)
+    md.append("|---|---|" + "---|---|---|" * len(eps_levels) + "---|---|\n")
+    for m in r.models:
+        for d in r.ds:
+            row = f"| {m} | {d} |"
+            for eps in eps_levels:
+                by = r.sparsity(m, d, eps)
+                row += f" {pm(*mean_ci(by.get(n0, [])))} | {pm(*mean_ci(by.get(n1, [])))} | {monotone(by)} |"
+            pmax = r.stat(m, d, "const:1", "kept_mass")
+            row += f" {pm(*mean_ci(pmax.get(n0, [])))} | {pm(*mean_ci(pmax.get(n1, [])))} |\n"
+            md.append(row)
+    md.append("\n")
+
+
+# ---------------------------------------------------------------------------------------------
+def strategy_label(s):
+    return s
+
+
+def error_figures(r, out, md, metrics, prefix, strategies, d):
+    for m in r.models:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.4), squeeze=False)
+        for ax, (metric, label) in zip(axes[0], metrics):
+            plot_lines(ax, [(s, r.stat(m, d, s, metric)) for s in strategies], label + " (mean over rows)")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{r.name}: {m}, d = {d} — error vs n at equal compute (95% CI over seeds)")
+        tag = m.replace("(", "_").replace(")", "").replace(",", "_").replace("=", "").replace(".", "p")
+        md.append(img(out, save(fig, out, f"{prefix}_errors_{tag}.png"), f"errors {m}"))
+        fig, ax = plt.subplots(figsize=(6.5, 4.6))
+        plot_lines(ax, [(s, r.stat(m, d, s, "k")) for s in r.strategies()], "window k (mean over rows)")
+        ax.set_title(f"{r.name}: window k vs n, {m}", fontsize=9)
+        ax.legend(fontsize=7)
+        md.append(img(out, save(fig, out, f"{prefix}_k_{tag}.png"), f"k {m}"))
+
+
+def table1(r, md, strategies, d):
+    md.append("\nAverages over the lengths (each length: mean over rows, then over seeds) — the form of the "
+              "paper's Table 1; `trend` is the slope of ln(mean out_rel) against ln n (negative: the error "
+              f"falls as n grows); `falls` = out_rel drops at every step in n. Σk = total window over the "
+              f"lengths (the budget).\n\n")
+    for m in r.models:
+        md.append(f"**{m}, d = {d}**\n\n| strategy | Σk | out_rel | attn ℓ1 | attn ℓ∞ | out_rel at {pow2(r.ns[0])} "
+                  f"| at {pow2(r.ns[-1])} | trend | falls |\n|---|---|---|---|---|---|---|---|---|\n")
+        for s in strategies:
+            k = r.stat(m, d, s, "k")
+            rel, l1, linf = (r.stat(m, d, s, x) for x in ("out_rel", "attn_l1", "attn_linf"))
+            avg = lambda by: np.nanmean([np.nanmean(v) for v in by.values()]) if by else np.nan  # noqa: E731
+            ktot = sum(np.nanmean(v) for v in k.values()) if k else np.nan
+            md.append(f"| {s} | {fmt(ktot, 5)} | {fmt(avg(rel))} | {fmt(avg(l1))} | {fmt(avg(linf))} | "
+                      f"{pm(*mean_ci(rel.get(r.ns[0], [])))} | {pm(*mean_ci(rel.get(r.ns[-1], [])))} | "
+                      f"{fmt(trend(rel))} | {monotone(rel)} |\n")
+        md.append("\n")
+
+
+def cert_table(r, md, d):
+    certs = [s for s in r.strategies() if s.startswith("cert:")]
+    if not certs:
+        return
+    md.append("\nThe certified window `cert:δ`: its k, the realised dropped mass 1 − M (worst row) against "
+              "its bound δ, rows where a bound failed (dropped mass above the certified bound, or "
+              "‖ô − o‖₂ above the certified output bound), and its compute against the oracle: `mass:δ` is the "
+              "smallest k reaching kept mass 1 − δ per row; a fixed window must take the largest of those over "
+              "the rows (mass max) to give every row the same guarantee, which a power window α·n^C must "
+              "cover at every n.\n\n")
+    for m in r.models:
+        md.append(f"**{m}, d = {d}**\n\n| window | n | k mean | k max | worst 1 − M | bound | violations "
+                  f"(mass, out) / rows | oracle mass k mean | fixed window for every row (mass k max) | "
+                  f"cert k / fixed |\n|---|---|---|---|---|---|---|---|---|---|\n")
+        for s in certs:
+            delta = float(s.split(":")[1])
+            oracle = f"mass:{s.split(':')[1]}"
+            viol, rows = r.violations(m, d, s)
+            for n in r.ns:
+                kmean = mean_ci(r.stat(m, d, s, "k").get(n, []))[0]
+                kmax = np.nanmax(r.stat(m, d, s, "k", "max").get(n, [np.nan]))
+                worst = 1 - np.nanmin(r.stat(m, d, s, "kept_mass", "min").get(n, [np.nan]))
+                om = mean_ci(r.stat(m, d, oracle, "k").get(n, []))[0] if oracle in r.strategies() else np.nan
+                ox = np.nanmax(r.stat(m, d, oracle, "k", "max").get(n, [np.nan])) if oracle in r.strategies() else np.nan
+                clamped = r.clamped(m, d, s).get(n, 0)
+                cl = f" ({clamped} clamped)" if clamped else ""
+                vtext = f"{int(viol[0])}, {int(viol[1])} / {rows}" if n == r.ns[0] else "″"
+                md.append(f"| {s} | {pow2(n)} | {fmt(kmean, 4)}{cl} | {fmt(kmax, 5)} | {fmt(worst)} | {delta:g} | "
+                          f"{vtext} | {fmt(om, 4)} | {fmt(ox, 5)} | {fmt(kmean / ox if ox else np.nan)} |\n")
+        md.append("\n")
+
+
+def windows(r, out, md):
+    d = r.ds[0]
+    fixed = [s for s in r.strategies() if not s.startswith(("mass:", "cert:", "eps:"))]
+    shown = fixed + [s for s in r.strategies() if s.startswith("cert:")]
+    metrics = [("out_rel", "relative output error ‖ô − o‖/‖o‖"), ("attn_l1", "attention-row error ℓ1"),
+               ("attn_linf", "attention-row error ℓ∞")]
+    if r.alignment:
+        md.append(f"\nBudget alignment: reference `{r.alignment['reference']}`, total "
+                  f"{r.alignment['reference_total']} over the lengths; aligned: "
+                  + ", ".join(f"`{s}` (total {t})" for s, t in r.alignment["rows"]) + ".\n\n")
+    error_figures(r, out, md, metrics, "windows", shown, d)
+    table1(r, md, shown, d)
+    cert_table(r, md, d)
+
+
+def trained(r, out, md):
+    d = r.ds[0]
+    fixed = [s for s in r.strategies() if not s.startswith(("mass:", "eps:"))]
+    metrics = [("out_rel", "relative output error ‖ô − o‖/‖o‖"), ("attn_l1", "attention-row error ℓ1")]
+    if r.alignment:
+        md.append(f"\nEqual compute: reference `{r.alignment['reference']}` (total {r.alignment['reference_total']}); "
+                  + ", ".join(f"`{s}` (total {t})" for s, t in r.alignment["rows"])
+                  + "; `sink:4,1020` keeps 1024 keys at every length, as the reference.\n\n")
+    error_figures(r, out, md, metrics, "trained", fixed, d)
+    table1(r, md, fixed, d)
+    cert_table(r, md, d)
+    eps_levels = sorted({float(row[0]) for c in r.configs for row in c["sparsity"]}, reverse=True)
+    md.append("\nEntries above ε per row (mean over rows and seeds ± 95% CI):\n\n| model | ε | "
+              + " | ".join(pow2(n) for n in r.ns) + " |\n|---|---|" + "---|" * len(r.ns) + "\n")
+    for m in r.models:
+        for eps in eps_levels:
+            by = r.sparsity(m, d, eps)
+            md.append(f"| {m} | {eps:g} | " + " | ".join(pm(*mean_ci(by.get(n, []))) for n in r.ns) + " |\n")
+    md.append("\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("kind", choices=["collapse", "windows", "trained"])
+    ap.add_argument("results")
+    ap.add_argument("--out", required=True, help="directory for the PNGs (created)")
+    ap.add_argument("--report-dir", help="image links are relative to this directory (default: the parent of --out)")
+    args = ap.parse_args()
+    global REPORT_DIR
+    REPORT_DIR = args.report_dir or os.path.dirname(os.path.abspath(args.out))
+    r = Results(args.results)
+    if not r.configs:
+        sys.exit(f"plot_experiments: {args.results}: no configuration recorded yet")
+    os.makedirs(args.out, exist_ok=True)
+    md = []
+    seconds = sum(c["time"] for c in r.configs)
+    md.append(f"{len(r.configs)} of {r.total} configurations recorded; n = {', '.join(pow2(n) for n in r.ns)}; "
+              f"d = {', '.join(map(str, r.ds))}; seeds {', '.join(map(str, r.seeds))}; "
+              f"{', '.join(map(str, r.queries))} sampled query rows per configuration; engine time "
+              f"{seconds:.0f} s.\n\n")
+    {"collapse": collapse, "windows": windows, "trained": trained}[args.kind](r, args.out, md)
+    sys.stdout.write("".join(md))
+
+
+if __name__ == "__main__":
+    main()
