@@ -1,10 +1,15 @@
 // Microbenchmarks of the kernels behind the local pass: the running top-L selection, the merge
-// of candidate lists, and the CPU backend's local pass with and without the exact state.
+// of candidate lists, the CPU backend's local pass with and without the exact state, its bare
+// score GEMMs, and the two ceilings of docs/roofline.md (square sgemm, memory copy).
 // Run: build/benchmarks/bench_kernels [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 #include <mpi.h>
+#include <omp.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -12,6 +17,8 @@
 #include "ncsparse/candidate.hpp"
 #include "ncsparse/flash.hpp"
 #include "ncsparse/generator.hpp"
+
+extern "C" void openblas_set_num_threads(int);
 
 namespace ncsparse {
 namespace {
@@ -54,8 +61,9 @@ void BM_MergeSorted(benchmark::State& state) {
 BENCHMARK(BM_MergeSorted)->Arg(257)->Arg(8193)->Arg(65537);
 
 // One query block against a shard of n keys (paper model), as the engine runs it.
+// Args: n, rows, K, exact, d, threads.
 void BM_LocalPass(benchmark::State& state) {
-  const std::int64_t n = state.range(0), rows = state.range(1), L = state.range(2) + 1, d = 64;
+  const std::int64_t n = state.range(0), rows = state.range(1), L = state.range(2) + 1, d = state.range(4);
   const bool exact = state.range(3) != 0;
   ModelParams mp;
   mp.d = d;
@@ -66,15 +74,17 @@ void BM_LocalPass(benchmark::State& state) {
   gen.queries(pos, q);
   PassParams p;
   p.d = d;
-  p.scale = 0.125;
+  p.scale = 1.0 / std::sqrt(static_cast<double>(d));
   p.list_length = L;
   p.exact = exact;
+  p.threads = static_cast<int>(state.range(5));
   std::vector<Candidate> lists(static_cast<std::size_t>(rows * L));
   std::vector<double> flash(exact ? static_cast<std::size_t>(rows) * flash_row_size(d) : 0);
   auto backend = make_backend("cpu");
+  const KeyShard shard{k.data(), v.data(), 0, n};
+  backend->load_shard(shard, p);
   for (auto _ : state) {
-    backend->local_pass(QueryBlock{q.data(), pos.data(), rows}, KeyShard{k.data(), v.data(), 0, n}, p,
-                        LocalOutput{lists, flash});
+    backend->local_pass(QueryBlock{q.data(), pos.data(), rows}, shard, p, LocalOutput{lists, flash});
     benchmark::DoNotOptimize(lists.data());
   }
   // Flops of the score GEMM (and of P·V with the exact state).
@@ -83,12 +93,91 @@ void BM_LocalPass(benchmark::State& state) {
       benchmark::Counter(flops * 1e-9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_LocalPass)
-    ->ArgNames({"n", "rows", "K", "exact"})
-    ->Args({1 << 18, 256, 256, 0})
-    ->Args({1 << 18, 256, 256, 1})
-    ->Args({1 << 18, 256, 2048, 0})
-    ->Args({1 << 18, 256, 2048, 1})
+    ->ArgNames({"n", "rows", "K", "exact", "d", "threads"})
+    ->Args({1 << 18, 256, 256, 0, 64, 1})
+    ->Args({1 << 18, 256, 256, 1, 64, 1})
+    ->Args({1 << 18, 256, 2048, 0, 64, 1})
+    ->Args({1 << 18, 256, 2048, 1, 64, 1})
+    ->Args({1 << 18, 256, 16384, 0, 64, 1})
+    ->Args({1 << 18, 256, 65536, 0, 64, 1})
+    ->Args({1 << 18, 256, 2048, 0, 128, 1})
+    ->Args({1 << 18, 256, 2048, 1, 128, 1})
+    ->Args({1 << 18, 256, 2048, 0, 64, 2})
+    ->Args({1 << 18, 256, 2048, 1, 64, 2})
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// The score GEMMs of the local pass alone (one thread, rows × tile calls with the tile shape
+// the CPU backend picks for these rows: 256 KiB of scores, at least 256 keys, at most 2048):
+// the bare cost the selection overhead is measured against. Args: n, rows, d.
+void BM_ScoreGemm(benchmark::State& state) {
+  const std::int64_t n = state.range(0), rows = state.range(1), d = state.range(2);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  std::vector<float> k(static_cast<std::size_t>(n * d)), q(static_cast<std::size_t>(rows * d));
+  for (float& x : k) x = normal(rng);
+  for (float& x : q) x = normal(rng);
+  const std::int64_t T = std::min<std::int64_t>(2048, std::max<std::int64_t>(256, 65536 / rows));
+  const std::int64_t RB = std::clamp<std::int64_t>(65536 / T, 1, rows);
+  std::vector<float> tile(static_cast<std::size_t>(RB * T));
+  openblas_set_num_threads(1);
+  for (auto _ : state) {
+    for (std::int64_t t0 = 0; t0 < n; t0 += T) {
+      for (std::int64_t b0 = 0; b0 < rows; b0 += RB) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(std::min(RB, rows - b0)),
+                    static_cast<int>(T), static_cast<int>(d), 0.125f, q.data() + b0 * d, static_cast<int>(d),
+                    k.data() + t0 * d, static_cast<int>(d), 0.0f, tile.data(), static_cast<int>(T));
+      }
+    }
+    benchmark::DoNotOptimize(tile.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows) * static_cast<double>(n) * d * 1e-9 *
+                                                     static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_ScoreGemm)->ArgNames({"n", "rows", "d"})->Args({1 << 18, 256, 64})->Args({1 << 18, 256, 128})->Unit(benchmark::kMillisecond);
+
+// Ceiling 1: OpenBLAS sgemm on square matrices, with OpenBLAS's own threads. Args: size, threads.
+void BM_SgemmSquare(benchmark::State& state) {
+  const std::int64_t N = state.range(0);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> a(static_cast<std::size_t>(N * N)), b(a.size()), c(a.size());
+  for (float& x : a) x = normal(rng);
+  for (float& x : b) x = normal(rng);
+  openblas_set_num_threads(static_cast<int>(state.range(1)));
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(N), static_cast<int>(N), static_cast<int>(N),
+                1.0f, a.data(), static_cast<int>(N), b.data(), static_cast<int>(N), 0.0f, c.data(), static_cast<int>(N));
+    benchmark::DoNotOptimize(c.data());
+  }
+  openblas_set_num_threads(1);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(N) * static_cast<double>(N) *
+                                                     static_cast<double>(N) * static_cast<double>(state.iterations()) * 1e-9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SgemmSquare)->ArgNames({"N", "threads"})->Args({2048, 1})->Args({2048, 2})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Ceiling 2: memory bandwidth, a STREAM-like copy of 256 MiB arrays (far beyond the 32 MiB L3),
+// split over OpenMP threads. Bytes counted: read + write. Args: threads.
+void BM_StreamCopy(benchmark::State& state) {
+  const std::size_t count = (std::size_t{256} << 20) / sizeof(float);
+  const int threads = static_cast<int>(state.range(0));
+  std::vector<float> a(count, 1.0f), b(count, 0.0f);
+  for (auto _ : state) {
+#pragma omp parallel num_threads(threads)
+    {
+      const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+      const std::size_t per = (count + static_cast<std::size_t>(threads) - 1) / static_cast<std::size_t>(threads);
+      const std::size_t lo = std::min(count, t * per), hi = std::min(count, lo + per);
+      std::memcpy(b.data() + lo, a.data() + lo, (hi - lo) * sizeof(float));
+    }
+    benchmark::DoNotOptimize(b.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(2 * count * sizeof(float)));
+}
+BENCHMARK(BM_StreamCopy)->ArgNames({"threads"})->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace ncsparse

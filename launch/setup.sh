@@ -14,6 +14,7 @@ packages=(
   libhdf5-openmpi-dev                   # parallel HDF5: inputs, results, checkpoints
   libtomlplusplus-dev                   # study files
   python3-h5py python3-numpy python3-matplotlib  # plots of study results (launch/plot_study.py)
+  python3-faiss python3-torch           # CPU peers of benchmarks/compare_peers.sh (apt: 98 s measured)
 )
 
 missing=()

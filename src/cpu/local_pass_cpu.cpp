@@ -1,12 +1,27 @@
 // CPU backend: BLAS score tiles, a threshold-filtered top-L per row, and the flash state
 // updated from the same tile. Threads split the rows of the query block; each thread runs its
 // own single-threaded GEMMs so that no two levels of threading compete for the cores.
+//
+// Selection runs on the GEMM scores and re-scores canonically only at the end: each row keeps
+// every key whose GEMM score is at least (the L-th best GEMM score so far) − 2·margin, where
+// margin bounds |GEMM score − canonical score| (src/core/score.hpp). Any key of the final
+// canonical top-L passes that test (proof at GemmFilterRow), so re-scoring the survivors —
+// about L per row — gives the same list as re-scoring every key that ever beat a threshold.
+//
+// Two code paths, chosen once at run time: the portable one (SSE2, any x86-64) and one for
+// AVX2 + FMA. Both are compiled from the same source with floating-point contraction off, so
+// every score, list and exact state is bit-identical between them; NCSPARSE_CPU_ISA=generic
+// forces the portable path (for checking that).
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "core/fastexp.hpp"
@@ -20,14 +35,120 @@ extern "C" void openblas_set_num_threads(int);
 namespace ncsparse {
 namespace {
 
-class CpuBackend final : public Backend {
+// Score tile of one GEMM call: rows × keys floats kept within this many bytes so that the
+// tile is still in the core's L2 cache when the filter and the exponentials read it.
+constexpr std::int64_t kTileBytes = 256 * 1024;
+constexpr std::int64_t kMinTileKeys = 256;
+
+// A key that passed the GEMM filter: its GEMM score and its offset in the shard.
+struct Hit {
+  float score;
+  std::uint32_t key;
+};
+
+// Largest float strictly below the real number a − b (a, b finite, b >= 0).
+float strictly_below(float a, float b) {
+  const double exact = static_cast<double>(a) - static_cast<double>(b);
+  float c = static_cast<float>(exact);
+  if (static_cast<double>(c) >= exact) c = std::nextafter(c, -std::numeric_limits<float>::infinity());
+  return c;
+}
+
+// The running selection of one row on GEMM scores.
+//
+// Invariant: every key not held has at least L keys before it in the canonical total order.
+// A shrink finds g, the L-th best GEMM score held, and drops keys with GEMM score below
+// g − 2·margin: the L keys at or above g have canonical scores >= g − margin, and a dropped key
+// has a canonical score < g − margin, so it is beaten by all L. When ties in the GEMM scores
+// keep the buffer from shrinking (inputs made to tie), the held keys are re-scored and cut to
+// their canonical top L, which keeps the invariant by definition.
+class GemmFilterRow {
  public:
-  std::string name() const override { return "cpu"; }
-  void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& params, LocalOutput out) override;
+  void reset(std::size_t keep, float margin2) {
+    keep_ = keep;
+    margin2_ = margin2;
+    cut_ = keep == 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+    size_ = 0;
+    const std::size_t want = 2 * keep + 64;
+    if (capacity_ < want) {
+      storage_.reset(new Hit[want]);  // uninitialised: pages are touched only when used
+      capacity_ = want;
+    }
+  }
+  // A key with GEMM score <= cut() is not needed.
+  float cut() const { return cut_; }
+  std::size_t size() const { return size_; }
+  Hit* hits() { return storage_.get(); }
+
+  // Adds a key whose score beat cut(); shrinks first when the buffer is full. rescore(key)
+  // gives the canonical score of a key, needed only when ties block a shrink.
+  template <class Rescore>
+  [[gnu::always_inline]] void add(float score, std::uint32_t key, Rescore&& rescore) {
+    if (size_ == capacity_) shrink(rescore);
+    if (score > cut_) storage_[size_++] = Hit{score, key};
+  }
+
+  // Drops what the GEMM scores allow (see the class comment).
+  void reduce() {
+    if (size_ <= keep_) return;
+    Hit* h = storage_.get();
+    std::nth_element(h, h + (keep_ - 1), h + size_, [](const Hit& a, const Hit& b) { return a.score > b.score; });
+    const float g = h[keep_ - 1].score;
+    const float c = strictly_below(g, margin2_);
+    // The first keep_ entries are >= g > c already.
+    Hit* mid = std::partition(h + keep_, h + size_, [c](const Hit& x) { return x.score > c; });
+    size_ = static_cast<std::size_t>(mid - h);
+    cut_ = std::max(cut_, c);
+  }
+
+ private:
+  template <class Rescore>
+  void shrink(Rescore&& rescore) {
+    reduce();
+    if (capacity_ - size_ >= keep_ / 2 + 32) return;
+    // Ties: keep the canonical top keep_ of what is held (keys are offsets in one shard, so
+    // their order is the global index order).
+    std::vector<std::pair<Candidate, Hit>> all(size_);
+    for (std::size_t i = 0; i < size_; ++i) {
+      const Hit& x = storage_[i];
+      all[i] = {Candidate{rescore(x.key), static_cast<std::int64_t>(x.key)}, x};
+    }
+    std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(keep_ - 1), all.end(),
+                     [](const auto& a, const auto& b) { return before(a.first, b.first); });
+    for (std::size_t i = 0; i < keep_; ++i) storage_[i] = all[i].second;
+    size_ = keep_;
+  }
+
+  std::size_t keep_ = 0;
+  float margin2_ = 0;
+  float cut_ = 0;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+  std::unique_ptr<Hit[]> storage_;
+};
+
+// The order of candidates as a function object (inlined by sort, unlike a function pointer).
+struct Before {
+  bool operator()(const Candidate& a, const Candidate& b) const { return before(a, b); }
+};
+
+// A survivor to re-score: its row (within the thread's rows), its slot in the group, its key.
+struct Pair {
+  std::uint32_t row, slot, key;
+};
+
+// Per-thread scratch of scan_rows, kept between calls.
+struct Scratch {
+  std::vector<float> scores, pv, canon;
+  std::vector<double> state, q_norm;
+  std::vector<GemmFilterRow> rows;
+  std::vector<Candidate> cands;
+  std::vector<std::size_t> offset, bucket_start;
+  std::vector<Pair> order;
 };
 
 // Largest of s[0..count), in independent lanes so that the loop vectorises.
-float row_max(const float* s, std::int64_t count) {
+[[gnu::always_inline]] inline float row_max(const float* s, std::int64_t count) {
   constexpr std::int64_t kLanes = 16;
   float lane[kLanes];
   std::fill(lane, lane + kLanes, -std::numeric_limits<float>::infinity());
@@ -41,141 +162,298 @@ float row_max(const float* s, std::int64_t count) {
   return best;
 }
 
+// s[j] <- exp(s[j] − mf) for j < count; returns Σ e and Σ e² in double, summed in kLanes
+// independent partial sums so that the loop vectorises without reassociation.
+[[gnu::always_inline]] inline void exp_row(float* s, std::int64_t count, float mf, double& sum, double& sum2) {
+  constexpr std::int64_t kLanes = 16;
+  double part[kLanes] = {}, part2[kLanes] = {};
+  std::int64_t j = 0;
+  for (; j + kLanes <= count; j += kLanes) {
+    for (std::int64_t u = 0; u < kLanes; ++u) {
+      const float e = fast_exp_nonpos(s[j + u] - mf);
+      s[j + u] = e;
+      part[u] += e;
+      part2[u] += double(e) * double(e);
+    }
+  }
+  for (std::int64_t u = 0; j < count; ++j, ++u) {
+    const float e = fast_exp_nonpos(s[j] - mf);
+    s[j] = e;
+    part[u] += e;
+    part2[u] += double(e) * double(e);
+  }
+  sum = 0, sum2 = 0;
+  for (std::int64_t u = 0; u < kLanes; ++u) sum += part[u], sum2 += part2[u];
+}
+
+// Bit mask of the lanes of s[0..16) that are > cut: one compare per 4 (SSE2) or 8 (AVX2) keys.
+[[gnu::always_inline]] inline unsigned above16_sse2(const float* s, float cut) {
+  const __m128 c = _mm_set1_ps(cut);
+  const unsigned m0 = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s), c)));
+  const unsigned m1 = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + 4), c)));
+  const unsigned m2 = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + 8), c)));
+  const unsigned m3 = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + 12), c)));
+  return m0 | (m1 << 4) | (m2 << 8) | (m3 << 12);
+}
+__attribute__((target("avx2"))) inline unsigned above16_avx2(const float* s, float cut) {
+  const __m256 c = _mm256_set1_ps(cut);
+  const unsigned m0 = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s), c, _CMP_GT_OQ)));
+  const unsigned m1 =
+      static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + 8), c, _CMP_GT_OQ)));
+  return m0 | (m1 << 8);
+}
+
+// Feeds the keys of one row of a score tile that beat the row's cut to its selection.
+template <bool kAvx2, class Rescore>
+[[gnu::always_inline]] inline void filter_row(const float* s, std::int64_t count, std::uint32_t key0,
+                                              GemmFilterRow& row, Rescore&& rescore) {
+  std::int64_t j = 0;
+  for (; j + 16 <= count; j += 16) {
+    unsigned mask = kAvx2 ? above16_avx2(s + j, row.cut()) : above16_sse2(s + j, row.cut());
+    while (mask != 0) {
+      const int b = __builtin_ctz(mask);
+      mask &= mask - 1;
+      if (s[j + b] > row.cut()) row.add(s[j + b], key0 + static_cast<std::uint32_t>(j + b), rescore);
+    }
+  }
+  for (; j < count; ++j) {
+    if (s[j] > row.cut()) row.add(s[j], key0 + static_cast<std::uint32_t>(j), rescore);
+  }
+}
+
 // Scans the shard for rows [r0, r1) of the block. k_norm_max: the largest key norm of the shard.
-void scan_rows(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, std::int64_t r0, std::int64_t r1,
-               double k_norm_max, LocalOutput out) {
+template <bool kAvx2>
+[[gnu::always_inline]] inline void scan_rows_impl(const QueryBlock& queries, const KeyShard& keys,
+                                                  const PassParams& p, std::int64_t r0, std::int64_t r1,
+                                                  double k_norm_max, Scratch& w, LocalOutput out) {
   const std::int64_t d = p.d;
   const std::int64_t rows = r1 - r0;
   const std::int64_t L = p.list_length;
-  const std::int64_t T = std::max<std::int64_t>(1, std::min(p.tile, keys.count));
   const std::size_t frow = flash_row_size(static_cast<std::size_t>(d));
+  // Tile: up to p.tile keys, fewer when rows × keys would not stay in L2; then the rows are
+  // split into sub-blocks that do.
+  const std::int64_t budget = kTileBytes / static_cast<std::int64_t>(sizeof(float));
+  std::int64_t T = std::max<std::int64_t>(1, std::min(p.tile, keys.count));
+  T = std::min(T, std::max(kMinTileKeys, budget / std::max<std::int64_t>(rows, 1)));
+  const std::int64_t RB = std::clamp<std::int64_t>(budget / T, 1, std::max<std::int64_t>(rows, 1));
 
-  std::vector<float> scores(static_cast<std::size_t>(rows * T));
-  std::vector<float> pv(p.exact ? static_cast<std::size_t>(rows * d) : 0);
-  std::vector<TopKRow> topk(static_cast<std::size_t>(rows));
-  for (auto& t : topk) t.reset(static_cast<std::size_t>(L));
-  // Running state in double: m, l, l2 and o per row.
-  std::vector<double> state(static_cast<std::size_t>(rows) * frow);
-  for (std::int64_t i = 0; i < rows; ++i) flash_clear({state.data() + i * frow, frow});
-
-  std::vector<double> q_norm(static_cast<std::size_t>(rows));
+  w.scores.resize(static_cast<std::size_t>(RB * T));
+  w.pv.resize(p.exact ? static_cast<std::size_t>(RB * d) : 0);
+  if (w.rows.size() < static_cast<std::size_t>(rows)) w.rows.resize(static_cast<std::size_t>(rows));
+  w.state.resize(p.exact ? static_cast<std::size_t>(rows) * frow : 0);
+  w.q_norm.resize(static_cast<std::size_t>(rows));
   for (std::int64_t i = 0; i < rows; ++i) {
+    const float* qi = queries.q + (r0 + i) * d;
     double s2 = 0;
-    for (std::int64_t c = 0; c < d; ++c)
-      s2 += double(queries.q[(r0 + i) * d + c]) * double(queries.q[(r0 + i) * d + c]);
-    q_norm[static_cast<std::size_t>(i)] = std::sqrt(s2);
+    for (std::int64_t c = 0; c < d; ++c) s2 += double(qi[c]) * double(qi[c]);
+    const double qn = std::sqrt(s2);
+    w.q_norm[static_cast<std::size_t>(i)] = qn;
+    // One margin for the whole row: every score's magnitude is at most scale·|q|·max|k|.
+    const double bound = p.scale * qn * k_norm_max;
+    w.rows[static_cast<std::size_t>(i)].reset(static_cast<std::size_t>(L),
+                                              2 * score_margin(qn, k_norm_max, d, p.scale, 2 * bound));
+    if (p.exact) flash_clear({w.state.data() + i * frow, frow});
   }
-  std::int64_t max_pos = std::numeric_limits<std::int64_t>::min();
-  for (std::int64_t i = r0; i < r1; ++i) max_pos = std::max(max_pos, queries.positions[i]);
 
   for (std::int64_t t0 = 0; t0 < keys.count; t0 += T) {
     const std::int64_t tc = std::min(T, keys.count - t0);
     const std::int64_t g0 = keys.begin + t0;  // global index of the tile's first key
-    if (p.causal && g0 > max_pos) break;      // every later tile is masked for every row
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(tc),
-                static_cast<int>(d), static_cast<float>(p.scale), queries.q + r0 * d, static_cast<int>(d),
-                keys.k + t0 * d, static_cast<int>(d), 0.0f, scores.data(), static_cast<int>(tc));
+    for (std::int64_t b0 = 0; b0 < rows; b0 += RB) {
+      const std::int64_t rb = std::min(RB, rows - b0);
+      std::int64_t max_pos = std::numeric_limits<std::int64_t>::min();
+      for (std::int64_t i = r0 + b0; i < r0 + b0 + rb; ++i) max_pos = std::max(max_pos, queries.positions[i]);
+      if (p.causal && g0 > max_pos) continue;  // the tile is masked for every row of the sub-block
+      float* tile = w.scores.data();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rb), static_cast<int>(tc),
+                  static_cast<int>(d), static_cast<float>(p.scale), queries.q + (r0 + b0) * d, static_cast<int>(d),
+                  keys.k + t0 * d, static_cast<int>(d), 0.0f, tile, static_cast<int>(tc));
 
-    bool any_visible = false;
-    for (std::int64_t i = 0; i < rows; ++i) {
-      float* s = scores.data() + i * tc;
-      std::int64_t limit = tc;
-      if (p.causal) limit = std::clamp<std::int64_t>(queries.positions[r0 + i] - g0 + 1, 0, tc);
-      TopKRow& top = topk[static_cast<std::size_t>(i)];
-      const float* qi = queries.q + (r0 + i) * d;
-      // The GEMM score filters; a key that may beat the threshold is re-scored canonically.
-      auto cut_of = [&](float threshold) {
-        if (!std::isfinite(threshold)) return threshold;
-        return threshold -
-               score_margin(q_norm[static_cast<std::size_t>(i)], k_norm_max, d, p.scale, std::abs(threshold));
-      };
-      float cut = cut_of(top.threshold());
-      for (std::int64_t j = 0; j < limit; ++j) {
-        if (s[j] > cut) {
-          top.push(canonical_score(qi, keys.k + (t0 + j) * d, d, p.scale), g0 + j);
-          cut = cut_of(top.threshold());
-        }
-      }
-      if (!p.exact) continue;
+      bool any_visible = false;
+      for (std::int64_t ib = 0; ib < rb; ++ib) {
+        const std::int64_t i = b0 + ib;  // row within this thread's rows
+        float* s = tile + ib * tc;
+        std::int64_t limit = tc;
+        if (p.causal) limit = std::clamp<std::int64_t>(queries.positions[r0 + i] - g0 + 1, 0, tc);
+        const float* qi = queries.q + (r0 + i) * d;
+        auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
+        filter_row<kAvx2>(s, limit, static_cast<std::uint32_t>(t0), w.rows[static_cast<std::size_t>(i)], rescore);
+        if (!p.exact) continue;
 
-      double* st = state.data() + i * frow;
-      if (limit == 0) {
-        std::fill(s, s + tc, 0.0f);  // no weight from this tile
-        continue;
-      }
-      any_visible = true;
-      float tile_max = row_max(s, limit);
-      const double m_new = std::max(st[0], static_cast<double>(tile_max));
-      const double alpha = std::exp(st[0] - m_new);  // 0 when the row was empty
-      const float mf = static_cast<float>(m_new);
-      // Exponentials in place, with the sums in kLanes independent partial sums so that the
-      // loop vectorises without reassociating floating point (no -ffast-math).
-      constexpr std::int64_t kLanes = 16;
-      double part[kLanes] = {}, part2[kLanes] = {};
-      std::int64_t j = 0;
-      for (; j + kLanes <= limit; j += kLanes) {
-        for (std::int64_t u = 0; u < kLanes; ++u) {
-          const float e = fast_exp_nonpos(s[j + u] - mf);
-          s[j + u] = e;
-          part[u] += e;
-          part2[u] += double(e) * double(e);
+        double* st = w.state.data() + i * frow;
+        if (limit == 0) {
+          std::fill(s, s + tc, 0.0f);  // no weight from this tile
+          continue;
         }
+        any_visible = true;
+        const float tile_max = row_max(s, limit);
+        const double m_new = std::max(st[0], static_cast<double>(tile_max));
+        const double alpha = std::exp(st[0] - m_new);  // 0 when the row was empty
+        double sum, sum2;
+        exp_row(s, limit, static_cast<float>(m_new), sum, sum2);
+        std::fill(s + limit, s + tc, 0.0f);
+        st[0] = m_new;
+        st[1] = st[1] * alpha + sum;
+        st[2] = st[2] * alpha * alpha + sum2;
+        for (std::int64_t c = 0; c < d; ++c) st[kFlashHeader + c] *= alpha;
       }
-      for (std::int64_t u = 0; j < limit; ++j, ++u) {
-        const float e = fast_exp_nonpos(s[j] - mf);
-        s[j] = e;
-        part[u] += e;
-        part2[u] += double(e) * double(e);
-      }
-      double sum = 0, sum2 = 0;
-      for (std::int64_t u = 0; u < kLanes; ++u) sum += part[u], sum2 += part2[u];
-      std::fill(s + limit, s + tc, 0.0f);
-      st[0] = m_new;
-      st[1] = st[1] * alpha + sum;
-      st[2] = st[2] * alpha * alpha + sum2;
-      for (std::int64_t c = 0; c < d; ++c) st[kFlashHeader + c] *= alpha;
-    }
-    if (p.exact && any_visible) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d),
-                  static_cast<int>(tc), 1.0f, scores.data(), static_cast<int>(tc), keys.v + t0 * d, static_cast<int>(d),
-                  0.0f, pv.data(), static_cast<int>(d));
-      for (std::int64_t i = 0; i < rows; ++i) {
-        double* o = state.data() + i * frow + kFlashHeader;
-        const float* x = pv.data() + i * d;
-        for (std::int64_t c = 0; c < d; ++c) o[c] += x[c];
+      if (p.exact && any_visible) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rb), static_cast<int>(d),
+                    static_cast<int>(tc), 1.0f, tile, static_cast<int>(tc), keys.v + t0 * d, static_cast<int>(d), 0.0f,
+                    w.pv.data(), static_cast<int>(d));
+        for (std::int64_t ib = 0; ib < rb; ++ib) {
+          double* o = w.state.data() + (b0 + ib) * frow + kFlashHeader;
+          const float* x = w.pv.data() + ib * d;
+          for (std::int64_t c = 0; c < d; ++c) o[c] += x[c];
+        }
       }
     }
   }
 
-  for (std::int64_t i = 0; i < rows; ++i) {
-    topk[static_cast<std::size_t>(i)].finish(
-        out.lists.subspan(static_cast<std::size_t>((r0 + i) * L), static_cast<std::size_t>(L)));
-    if (p.exact) {
-      std::copy(state.begin() + i * frow, state.begin() + (i + 1) * frow,
-                out.flash.begin() + (r0 + i) * static_cast<std::ptrdiff_t>(frow));
+  // Canonical re-scoring of the survivors, then the list of each row. The survivors of all rows
+  // are re-scored key block by key block, so that each key row is read from memory once and
+  // stays in cache for every query row that needs it (a row-by-row re-scoring reads L random
+  // key rows per query row from DRAM). Rows go in groups that bound the scratch memory.
+  constexpr std::int64_t kKeyBlockShift = 8;  // 256 keys per bucket
+  const std::size_t buckets = static_cast<std::size_t>((keys.count >> kKeyBlockShift) + 1);
+  std::int64_t g_begin = 0;
+  while (g_begin < rows) {
+    std::size_t pairs = 0;
+    std::int64_t g_end = g_begin;
+    w.offset.clear();
+    while (g_end < rows && (g_end == g_begin || pairs < (std::size_t{1} << 22))) {
+      GemmFilterRow& row = w.rows[static_cast<std::size_t>(g_end)];
+      row.reduce();
+      w.offset.push_back(pairs);
+      pairs += row.size();
+      ++g_end;
     }
+    w.offset.push_back(pairs);
+    // Counting sort of (row, slot) by key bucket.
+    w.bucket_start.assign(buckets + 1, 0);
+    for (std::int64_t i = g_begin; i < g_end; ++i) {
+      GemmFilterRow& row = w.rows[static_cast<std::size_t>(i)];
+      for (std::size_t h = 0; h < row.size(); ++h) ++w.bucket_start[(row.hits()[h].key >> kKeyBlockShift) + 1];
+    }
+    for (std::size_t b = 0; b < buckets; ++b) w.bucket_start[b + 1] += w.bucket_start[b];
+    w.order.resize(pairs);
+    w.canon.resize(pairs);
+    for (std::int64_t i = g_begin; i < g_end; ++i) {
+      GemmFilterRow& row = w.rows[static_cast<std::size_t>(i)];
+      const std::uint32_t base = static_cast<std::uint32_t>(w.offset[static_cast<std::size_t>(i - g_begin)]);
+      for (std::size_t h = 0; h < row.size(); ++h) {
+        w.order[w.bucket_start[row.hits()[h].key >> kKeyBlockShift]++] =
+            Pair{static_cast<std::uint32_t>(i), base + static_cast<std::uint32_t>(h), row.hits()[h].key};
+      }
+    }
+    for (const Pair& pr : w.order) {
+      w.canon[pr.slot] = canonical_score(queries.q + (r0 + pr.row) * d, keys.k + pr.key * d, d, p.scale);
+    }
+    for (std::int64_t i = g_begin; i < g_end; ++i) {
+      GemmFilterRow& row = w.rows[static_cast<std::size_t>(i)];
+      const std::size_t base = w.offset[static_cast<std::size_t>(i - g_begin)];
+      std::span<Candidate> list =
+          out.lists.subspan(static_cast<std::size_t>((r0 + i) * L), static_cast<std::size_t>(L));
+      w.cands.resize(row.size());
+      for (std::size_t h = 0; h < row.size(); ++h) {
+        w.cands[h] = Candidate{w.canon[base + h], keys.begin + row.hits()[h].key};
+      }
+      const std::size_t kept = std::min(w.cands.size(), static_cast<std::size_t>(L));
+      if (kept > 0 && kept < w.cands.size()) {
+        std::nth_element(w.cands.begin(), w.cands.begin() + static_cast<std::ptrdiff_t>(kept - 1), w.cands.end(),
+                         Before{});
+      }
+      std::sort(w.cands.begin(), w.cands.begin() + static_cast<std::ptrdiff_t>(kept), Before{});
+      std::copy(w.cands.begin(), w.cands.begin() + static_cast<std::ptrdiff_t>(kept), list.begin());
+      std::fill(list.begin() + static_cast<std::ptrdiff_t>(kept), list.end(), kEmptyCandidate);
+    }
+    g_begin = g_end;
+  }
+  if (p.exact) {
+    std::copy(w.state.begin(), w.state.begin() + rows * static_cast<std::ptrdiff_t>(frow),
+              out.flash.begin() + r0 * static_cast<std::ptrdiff_t>(frow));
   }
 }
+
+// The two compiled paths. No contraction of a·b + c into an FMA in the AVX2 one (the helpers
+// above are inlined into it and compiled with its options): it rounds exactly like the
+// portable path, canonical scores included.
+void scan_rows_generic(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, std::int64_t r0,
+                       std::int64_t r1, double k_norm_max, Scratch& w, LocalOutput out) {
+  scan_rows_impl<false>(queries, keys, p, r0, r1, k_norm_max, w, out);
+}
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+__attribute__((target("avx2,fma"))) void scan_rows_avx2(
+    const QueryBlock& queries, const KeyShard& keys, const PassParams& p, std::int64_t r0, std::int64_t r1,
+    double k_norm_max, Scratch& w, LocalOutput out) {
+  scan_rows_impl<true>(queries, keys, p, r0, r1, k_norm_max, w, out);
+}
+#pragma GCC pop_options
+
+bool use_avx2() {
+  static const bool avx2 = [] {
+    const char* isa = std::getenv("NCSPARSE_CPU_ISA");
+    if (isa != nullptr && std::strcmp(isa, "generic") == 0) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return avx2;
+}
+
+// Largest key norm of a shard (exact: a max of exactly computed norms, in any order).
+double key_norm_max(const KeyShard& keys, std::int64_t d, int threads) {
+  double best = 0;
+#pragma omp parallel for num_threads(threads) reduction(max : best) schedule(static)
+  for (std::int64_t j = 0; j < keys.count; ++j) {
+    double s2 = 0;
+    for (std::int64_t c = 0; c < d; ++c) s2 += double(keys.k[j * d + c]) * double(keys.k[j * d + c]);
+    best = std::max(best, s2);
+  }
+  return std::sqrt(best);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  void load_shard(const KeyShard& keys, const PassParams& p) override {
+    loaded_ = keys;
+    loaded_d_ = p.d;
+    loaded_norm_ = key_norm_max(keys, p.d, std::max(1, p.threads));
+  }
+  void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, LocalOutput out) override;
+
+ private:
+  // The shard given to load_shard stays unchanged for the job: its norm is computed once.
+  KeyShard loaded_{};
+  std::int64_t loaded_d_ = -1;
+  double loaded_norm_ = 0;
+  std::vector<Scratch> scratch_;
+};
 
 void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, LocalOutput out) {
   NCSPARSE_ASSERT(out.lists.size() == static_cast<std::size_t>(queries.rows * p.list_length));
   NCSPARSE_ASSERT(!p.exact || out.flash.size() == static_cast<std::size_t>(queries.rows) *
                                                       flash_row_size(static_cast<std::size_t>(p.d)));
+  NCSPARSE_ASSERT(keys.count < (std::int64_t{1} << 32));  // keys are held as 32-bit shard offsets
   openblas_set_num_threads(1);
-  double k_norm_max = 0;
-  for (std::int64_t j = 0; j < keys.count; ++j) {
-    double s2 = 0;
-    for (std::int64_t c = 0; c < p.d; ++c) s2 += double(keys.k[j * p.d + c]) * double(keys.k[j * p.d + c]);
-    k_norm_max = std::max(k_norm_max, s2);
-  }
-  k_norm_max = std::sqrt(k_norm_max);
+  const bool same = keys.k == loaded_.k && keys.count == loaded_.count && keys.begin == loaded_.begin &&
+                    p.d == loaded_d_;
+  const double k_norm_max = same ? loaded_norm_ : key_norm_max(keys, p.d, std::max(1, p.threads));
   const int threads = static_cast<int>(std::clamp<std::int64_t>(p.threads, 1, std::max<std::int64_t>(queries.rows, 1)));
+  if (scratch_.size() < static_cast<std::size_t>(threads)) scratch_.resize(static_cast<std::size_t>(threads));
   const std::int64_t per = (queries.rows + threads - 1) / threads;
+  const bool avx2 = use_avx2();
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
   for (int t = 0; t < threads; ++t) {
     const std::int64_t r0 = std::min(queries.rows, t * per);
     const std::int64_t r1 = std::min(queries.rows, r0 + per);
-    if (r0 < r1) scan_rows(queries, keys, p, r0, r1, k_norm_max, out);
+    if (r0 >= r1) continue;
+    Scratch& w = scratch_[static_cast<std::size_t>(t)];
+    if (avx2) {
+      scan_rows_avx2(queries, keys, p, r0, r1, k_norm_max, w, out);
+    } else {
+      scan_rows_generic(queries, keys, p, r0, r1, k_norm_max, w, out);
+    }
   }
 }
 
