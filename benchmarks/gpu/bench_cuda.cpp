@@ -5,8 +5,10 @@
 //     at the measured cuBLAS FP32 rate (8192³ sgemm);
 // and against the bare score GEMM of the same shape (cuBLAS, scores written out once).
 //
-//   bench_cuda [--quick] [--reps R] [--dump DIR]
+//   bench_cuda [--quick] [--profile] [--reps R] [--dump DIR]
 //
+// --profile adds, per configuration, one run of each pass with NCSPARSE_CUDA_PROFILE set: the
+// split of its time into upload, scores, filter, exact, select, sort and download (stderr).
 // --dump DIR writes the inputs as raw float32 (keys_n<N>.f32: n × d; queries_n<N>_m<M>.f32:
 // m × d) and the top-k indices of one configuration, for benchmarks/gpu/torch_topk.py (cuBLAS
 // GEMM + torch.topk on the same data). Times are medians of R timed runs after one warm-up;
@@ -144,19 +146,21 @@ void write_raw(const std::string& path, const void* data, std::size_t bytes) {
 }
 
 int run(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, profile = false;
   int reps = 5;
   std::string dump;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
       quick = true;
+    } else if (a == "--profile") {
+      profile = true;
     } else if (a == "--reps" && i + 1 < argc) {
       reps = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--dump" && i + 1 < argc) {
       dump = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: bench_cuda [--quick] [--reps R] [--dump DIR]\n");
+      std::fprintf(stderr, "usage: bench_cuda [--quick] [--profile] [--reps R] [--dump DIR]\n");
       return ncsparse::kExitUsage;
     }
   }
@@ -228,6 +232,14 @@ int run(int argc, char** argv) {
         }
         p.exact = true;
         const double t_exact = time_host(reps, [&] { backend->local_pass(block, shard, p, {lists, flash}); });
+        if (profile) {  // one more run of each, synchronised per phase: where the time goes
+          setenv("NCSPARSE_CUDA_PROFILE", "1", 1);
+          p.exact = false;
+          backend->local_pass(block, shard, p, {lists, {}});
+          p.exact = true;
+          backend->local_pass(block, shard, p, {lists, flash});
+          unsetenv("NCSPARSE_CUDA_PROFILE");
+        }
         const double flops = 2.0 * double(m) * double(n) * double(d), bytes = double(n) * d * 4;
         const double floor_topk = std::max(bytes / ceil.bandwidth, flops / ceil.sgemm);
         const double floor_exact = std::max(2 * bytes / ceil.bandwidth, 2 * flops / ceil.sgemm);

@@ -5,10 +5,12 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
 #include "ncsparse/candidate.hpp"
+#include "ncsparse/collectives.hpp"
 #include "ncsparse/error.hpp"
 
 namespace ncsparse {
@@ -37,11 +39,23 @@ class Comm {
   // failing rank, its message prefixed with that rank. Nothing is printed here.
   void agree(int code, const std::string& message) const;
 
+  // A copy whose allreduce_topk, allreduce_flash and allreduce_sum run on `device` (NCCL
+  // between GPUs) instead of MPI; a null `device` keeps MPI. Everything else stays on MPI.
+  Comm with_device(std::shared_ptr<DeviceCollectives> device) const;
+  std::string collectives_name() const { return device_ ? device_->name() : "mpi"; }
+
  private:
+  std::shared_ptr<DeviceCollectives> device_;
   MPI_Comm comm_;
   int rank_ = 0;
   int size_ = 1;
 };
+
+// The collectives of a job whose backend is `backend` (collective): NCCL when the backend is
+// cuda, this build has NCCL, every rank has a GPU of its own and NCSPARSE_NCCL is not 0; else
+// null (MPI on host buffers). `why` gets the choice and its reason, e.g. "mpi (ranks share a GPU)".
+std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm, const std::string& backend,
+                                                           std::string& why);
 
 // Runs fn on every rank and agrees on its outcome: an ncsparse::Error (or std::bad_alloc)
 // thrown on any rank is rethrown on all ranks after the agreement, never leaving a rank behind

@@ -73,6 +73,7 @@ struct JobResult {
   std::vector<StrategyResult> strategies;
   std::vector<SparsityResult> sparsity;
   PhaseTimes times;
+  std::string collectives = "mpi";  // how ranks merged: "nccl", or "mpi" with the reason
   // Only with keep_rows: merged lists (queries × L), exact outputs (queries × d) and sparse
   // outputs per strategy (strategies × queries × d).
   std::vector<Candidate> lists;

@@ -66,8 +66,15 @@ Comm::Comm(MPI_Comm comm) : comm_(comm) {
   NCSPARSE_MPI(MPI_Comm_size(comm_, &size_));
 }
 
+Comm Comm::with_device(std::shared_ptr<DeviceCollectives> device) const {
+  Comm copy = *this;
+  copy.device_ = std::move(device);
+  return copy;
+}
+
 void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L) const {
   if (size_ == 1 || lists.empty()) return;
+  if (device_) return device_->allreduce_topk(lists, L);
   const std::size_t rows = lists.size() / static_cast<std::size_t>(L);
   NCSPARSE_ASSERT(rows * static_cast<std::size_t>(L) == lists.size() && rows <= INT_MAX);
   RowType row(static_cast<std::size_t>(L) * sizeof(Candidate));
@@ -77,6 +84,7 @@ void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L) const {
 
 void Comm::allreduce_flash(std::span<double> states, std::int64_t d) const {
   if (size_ == 1 || states.empty()) return;
+  if (device_) return device_->allreduce_flash(states, d);
   const std::size_t width = flash_row_size(static_cast<std::size_t>(d));
   const std::size_t rows = states.size() / width;
   NCSPARSE_ASSERT(rows * width == states.size() && rows <= INT_MAX);
@@ -87,6 +95,7 @@ void Comm::allreduce_flash(std::span<double> states, std::int64_t d) const {
 
 void Comm::allreduce_sum(std::span<double> values) const {
   if (size_ == 1 || values.empty()) return;
+  if (device_) return device_->allreduce_sum(values);
   NCSPARSE_ASSERT(values.size() <= INT_MAX);
   NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, comm_));
 }

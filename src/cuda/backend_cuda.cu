@@ -16,12 +16,15 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "cuda/device.cuh"
 #include "cuda/plan.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/candidate.hpp"
@@ -31,46 +34,7 @@
 namespace ncsparse {
 namespace {
 
-void cuda_check(cudaError_t status, const char* call) {
-  if (status == cudaSuccess) return;
-  throw Error(kExitInternal, std::string("CUDA call failed: ") + call + ": " + cudaGetErrorString(status));
-}
-void cuda_check(cublasStatus_t status, const char* call) {
-  if (status == CUBLAS_STATUS_SUCCESS) return;
-  throw Error(kExitInternal, std::string("cuBLAS call failed: ") + call + ": status " + std::to_string(int(status)));
-}
-#define NCSPARSE_CUDA(call) cuda_check((call), #call)
-#define NCSPARSE_CUDA_LAUNCH() cuda_check(cudaGetLastError(), "kernel launch")
-
-template <class T>
-class DeviceArray {
- public:
-  DeviceArray() = default;
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { release(); }
-  void resize(std::size_t count) {
-    if (count <= capacity_) {
-      size_ = count;
-      return;
-    }
-    release();
-    NCSPARSE_CUDA(cudaMalloc(&data_, std::max<std::size_t>(count, 1) * sizeof(T)));
-    capacity_ = count;
-    size_ = count;
-  }
-  void release() {
-    if (data_ != nullptr) cudaFree(data_);
-    data_ = nullptr;
-    capacity_ = size_ = 0;
-  }
-  T* get() const { return data_; }
-  std::size_t size() const { return size_; }
-
- private:
-  T* data_ = nullptr;
-  std::size_t capacity_ = 0, size_ = 0;
-};
+using cuda::DeviceArray;
 
 __device__ float block_max(float x, float* shared) {
   for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
@@ -312,17 +276,21 @@ __global__ void segment_offsets(int rows, std::int64_t L, int* offsets) {
   if (i <= rows) offsets[i] = int(i * L);
 }
 
-// Keeps exactly the top `keep` candidates of each row holding more, under the total order.
-__global__ void select_rows(std::int64_t keep, RowBuffers b) {
+// Keeps exactly the top `keep` candidates of each row holding more, under the total order, and
+// raises the row's threshold to the keep-th score. Lazy: a row whose buffer still has `room`
+// free slots (room for the next tile, whatever passes the filter) is left as it is, so a row
+// selects once per about L newcomers rather than once per tile; room = capacity forces it.
+__global__ void select_rows(std::int64_t keep, std::int64_t room, RowBuffers b) {
   __shared__ unsigned int hist[256];
   __shared__ std::uint32_t key_prefix, key_mask;
   __shared__ std::uint64_t idx_prefix, idx_mask;
   __shared__ std::int64_t want;
   __shared__ int kept;
   __shared__ float kth_score;
+  __shared__ bool resolve_ties;
   const int row = blockIdx.x;
   const std::int64_t n = b.count[row];
-  if (n <= keep) return;
+  if (n <= keep || n + room <= b.capacity) return;
   const float* sc = b.cand_score + row * b.capacity;
   const std::int64_t* ix = b.cand_index + row * b.capacity;
   if (threadIdx.x == 0) {
@@ -347,6 +315,7 @@ __global__ void select_rows(std::int64_t keep, RowBuffers b) {
           key_prefix |= std::uint32_t(digit) << shift;
           key_mask |= 255u << shift;
           want -= cum;
+          resolve_ties = shift == 0 && hist[digit] > want;  // else every entry at that score is kept
           break;
         }
         cum += hist[digit];
@@ -355,12 +324,14 @@ __global__ void select_rows(std::int64_t keep, RowBuffers b) {
     __syncthreads();
   }
   // Among entries tied at that score, keep the `want` smallest indices: radix select ascending.
+  // Skipped when the tied entries are exactly the ones wanted (the usual case: one entry).
   if (threadIdx.x == 0) {
-    idx_prefix = 0;
+    idx_prefix = resolve_ties ? 0 : ~std::uint64_t(0);
     idx_mask = 0;
+    kept = 0;
   }
   __syncthreads();
-  for (int shift = 56; shift >= 0; shift -= 8) {
+  for (int shift = 56; resolve_ties && shift >= 0; shift -= 8) {
     for (int i = threadIdx.x; i < 256; i += blockDim.x) hist[i] = 0;
     __syncthreads();
     for (std::int64_t j = threadIdx.x; j < n; j += blockDim.x) {
@@ -411,6 +382,40 @@ __global__ void select_rows(std::int64_t keep, RowBuffers b) {
   }
 }
 
+// With NCSPARSE_CUDA_PROFILE set, local_pass synchronises after each phase and prints where the
+// time went (one line per call on stderr). The synchronisation slows the pass a little: use it
+// to see the split, not to time the whole.
+class PhaseProfile {
+ public:
+  enum Phase { kUpload, kScores, kFilter, kExact, kSelect, kSort, kDownload, kPhases };
+  PhaseProfile() : on_(std::getenv("NCSPARSE_CUDA_PROFILE") != nullptr) { mark_ = Clock::now(); }
+  void end(Phase p) {
+    if (!on_) return;
+    NCSPARSE_CUDA(cudaDeviceSynchronize());
+    const auto now = Clock::now();
+    total_[p] += std::chrono::duration<double>(now - mark_).count();
+    mark_ = now;
+  }
+  void print(std::int64_t rows, std::int64_t keys, std::size_t tiles, std::int64_t L) const {
+    if (!on_) return;
+    static const char* names[kPhases] = {"upload", "scores", "filter", "exact", "select", "sort", "download"};
+    std::string line = "ncsparse cuda profile: rows " + std::to_string(rows) + ", keys " + std::to_string(keys) +
+                       ", tiles " + std::to_string(tiles) + ", L " + std::to_string(L) + " |";
+    char buf[64];
+    for (int i = 0; i < kPhases; ++i) {
+      std::snprintf(buf, sizeof buf, " %s %.3f ms", names[i], total_[i] * 1e3);
+      line += buf;
+    }
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool on_;
+  Clock::time_point mark_;
+  double total_[kPhases] = {};
+};
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend() {
@@ -428,7 +433,7 @@ class CudaBackend final : public Backend {
       }
     }
     NCSPARSE_CUDA(cudaSetDevice(local % devices));
-    cuda_check(cublasCreate(&blas_), "cublasCreate");
+    cuda::check(cublasCreate(&blas_), "cublasCreate");
   }
   ~CudaBackend() override {
     if (blas_ != nullptr) cublasDestroy(blas_);
@@ -512,6 +517,7 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
   sort_tmp_.resize(sort_bytes);
 
   std::vector<float> margin(R);
+  PhaseProfile prof;
   for (std::int64_t r0 = 0; r0 < queries.rows; r0 += R) {
     const std::int64_t rows = std::min(R, queries.rows - r0);
     NCSPARSE_CUDA(cudaMemcpy(q_.get(), queries.q + r0 * d, rows * d * sizeof(float), cudaMemcpyHostToDevice));
@@ -526,6 +532,7 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
     NCSPARSE_CUDA(cudaMemcpy(margin_.get(), margin.data(), rows * sizeof(float), cudaMemcpyHostToDevice));
     init_rows<<<rows, cuda::kRowThreads>>>(int(rows), width, L, b);
     NCSPARSE_CUDA_LAUNCH();
+    prof.end(PhaseProfile::kUpload);
 
     std::int64_t t0 = 0;
     for (const std::int64_t tc : tiles) {
@@ -534,31 +541,38 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
       const std::int64_t chunks = (tc + cuda::kChunk - 1) / cuda::kChunk;
       const float alpha = float(p.scale), zero = 0.0f, one = 1.0f;
       // Row-major S (rows × tc) is column-major Sᵀ = K_tile · Qᵀ.
-      cuda_check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(tc), int(rows), int(d), &alpha, k_.get() + t0 * d,
+      cuda::check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(tc), int(rows), int(d), &alpha, k_.get() + t0 * d,
                              int(d), q_.get(), int(d), &zero, scores_.get(), int(tc)),
                  "cublasSgemm (scores)");
+      prof.end(PhaseProfile::kScores);
       TileArgs a{scores_.get(), tc,          g0,      d,        chunks,          pos_.get(),     p.causal,
                  p.exact,       q_.get(),    k_.get() + t0 * d, margin_.get(), p.scale, part_max_.get(), part_sum_.get()};
       const dim3 grid{unsigned(chunks), unsigned(rows)};
       filter_chunk<<<grid, cuda::kRowThreads>>>(a, b);
       NCSPARSE_CUDA_LAUNCH();
+      prof.end(PhaseProfile::kFilter);
       if (p.exact) {
         exp_chunk<<<grid, cuda::kRowThreads>>>(a, b, width);
         NCSPARSE_CUDA_LAUNCH();
         tile_finalize<<<unsigned(rows), cuda::kRowThreads>>>(a, b, width);
         NCSPARSE_CUDA_LAUNCH();
         // Row-major PV (rows × d) is column-major PVᵀ = V_tileᵀ · Pᵀ.
-        cuda_check(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, int(d), int(rows), int(tc), &one, v_.get() + t0 * d,
+        cuda::check(cublasSgemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, int(d), int(rows), int(tc), &one, v_.get() + t0 * d,
                                int(d), scores_.get(), int(tc), &zero, pv_.get(), int(d)),
                    "cublasSgemm (P·V)");
         const std::int64_t total = rows * d;
         add_pv<<<unsigned((total + 255) / 256), 256>>>(int(rows), d, pv_.get(), state_.get());
         NCSPARSE_CUDA_LAUNCH();
+        prof.end(PhaseProfile::kExact);
       }
-      select_rows<<<unsigned(rows), cuda::kRowThreads>>>(L, b);
+      select_rows<<<unsigned(rows), cuda::kRowThreads>>>(L, T, b);
       NCSPARSE_CUDA_LAUNCH();
+      prof.end(PhaseProfile::kSelect);
       t0 += tc;
     }
+    select_rows<<<unsigned(rows), cuda::kRowThreads>>>(L, cap, b);  // every row down to L
+    NCSPARSE_CUDA_LAUNCH();
+    prof.end(PhaseProfile::kSelect);
 
     // Sort each row's kept candidates on the device (one segmented radix sort) and copy rows × L.
     pack_keys<<<dim3(unsigned((L + 255) / 256), unsigned(rows)), 256>>>(L, b, keys_in_.get());
@@ -570,13 +584,16 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
                                                                     offsets_.get() + 1));
     unpack_keys<<<unsigned((rows * L + 255) / 256), 256>>>(rows * L, keys_out_.get(), lists_.get());
     NCSPARSE_CUDA_LAUNCH();
+    prof.end(PhaseProfile::kSort);
     NCSPARSE_CUDA(cudaMemcpy(out.lists.data() + r0 * L, lists_.get(), rows * L * sizeof(Candidate),
                              cudaMemcpyDeviceToHost));
     if (p.exact) {
       NCSPARSE_CUDA(cudaMemcpy(out.flash.data() + r0 * width, state_.get(), rows * width * sizeof(double),
                                cudaMemcpyDeviceToHost));
     }
+    prof.end(PhaseProfile::kDownload);
   }
+  prof.print(queries.rows, keys.count, tiles.size(), L);
 }
 
 }  // namespace

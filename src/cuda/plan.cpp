@@ -9,7 +9,7 @@
 namespace ncsparse::cuda {
 
 std::int64_t plan_bytes(std::int64_t rows, std::int64_t tile, std::int64_t L, std::int64_t d) {
-  const std::int64_t capacity = L + tile;
+  const std::int64_t capacity = 2 * L + tile;
   const std::int64_t per_row = tile * 4                                          // score / P tile
                                + d * 4                                           // query row
                                + d * 4                                           // P·V tile
@@ -43,7 +43,7 @@ PassPlan make_plan(std::int64_t rows, std::int64_t shard_keys, std::int64_t requ
   }
   plan.rows_per_launch = r;
   plan.tile = tile;
-  plan.candidate_capacity = L + tile;
+  plan.candidate_capacity = 2 * L + tile;
   plan.bytes = plan_bytes(r, tile, L, d);
   return plan;
 }

@@ -15,12 +15,13 @@
 namespace ncsparse::cuda {
 
 // How one query block is cut into launches: rows per launch and keys per score tile, and the
-// device memory that takes. The candidate buffer of a row holds the kept L entries plus one
-// tile's worth of newcomers, so one selection per tile always suffices.
+// device memory that takes. The candidate buffer of a row holds 2L entries plus one tile's worth
+// of newcomers: a row selects its top L only when it holds more than 2L, so a whole next tile
+// always fits and a row selects about once per L newcomers, not once per tile.
 struct PassPlan {
   std::int64_t rows_per_launch = 0;
   std::int64_t tile = 0;
-  std::int64_t candidate_capacity = 0;  // per row: L + tile
+  std::int64_t candidate_capacity = 0;  // per row: 2L + tile
   std::int64_t bytes = 0;               // device memory for one launch, besides the K/V shard
 };
 

@@ -128,6 +128,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     v.resize(k.size());
     source->keys_values(shard.lo, owned, k, v);
   });
+  // NCCL between GPUs for the merges when the backend is cuda (else MPI): `job` carries them.
+  const Comm job = comm.with_device(make_device_collectives(comm, config.backend, res.collectives));
   double v_max = 0;
   for (std::int64_t j = 0; j < owned; ++j) {
     double s = 0;
@@ -192,8 +194,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     t_local += now() - t0;
 
     t0 = now();
-    comm.allreduce_topk(lists, L);
-    if (config.exact) comm.allreduce_flash(flash, d);
+    job.allreduce_topk(lists, L);
+    if (config.exact) job.allreduce_flash(flash, d);
     t_merge += now() - t0;
 
     // Sparse softmax: every rank forms the weights from the merged list and adds the
@@ -260,7 +262,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
         }
       }
     }
-    comm.allreduce_sum(acc);
+    job.allreduce_sum(acc);
     // Sink windows are not prefixes: each rank forms the flash state of the set's keys it owns,
     // and the states merge like the exact ones.
     sink_state.assign(sink_ids.size() * ru * frow, 0.0);
@@ -294,7 +296,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
         add_range(r_begin, pos[i] + 1);
       }
     }
-    if (!sink_ids.empty()) comm.allreduce_flash(sink_state, d);
+    if (!sink_ids.empty()) job.allreduce_flash(sink_state, d);
     t_sparse += now() - t0;
 
     t0 = now();

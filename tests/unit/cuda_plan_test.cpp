@@ -17,7 +17,7 @@ TEST(CudaPlan, WholeBlockWhenItFits) {
   const PassPlan p = make_plan(256, 1 << 20, 4096, 2049, 128, std::int64_t(8) << 30);
   EXPECT_EQ(p.rows_per_launch, 256);
   EXPECT_EQ(p.tile, 4096);
-  EXPECT_EQ(p.candidate_capacity, 2049 + 4096);
+  EXPECT_EQ(p.candidate_capacity, 2 * 2049 + 4096);
   EXPECT_EQ(p.bytes, plan_bytes(256, 4096, 2049, 128));
 }
 
@@ -41,7 +41,7 @@ TEST(CudaPlan, ShrinksTileThenRowsToFitTheBudget) {
     EXPECT_LE(q.rows_per_launch, rows);
     EXPECT_GE(q.tile, 1);
     EXPECT_LE(q.tile, std::max<std::int64_t>(keys, 1));
-    EXPECT_EQ(q.candidate_capacity, L + q.tile);
+    EXPECT_EQ(q.candidate_capacity, 2 * L + q.tile);
   }
 }
 

@@ -1,0 +1,28 @@
+// Collectives that run somewhere other than MPI: NCCL between GPUs (one rank per GPU). They
+// have the contract of the matching Comm calls (comm.hpp), on host buffers: every rank passes
+// its buffer and gets back the merged one. Comm delegates to them when a job attached one.
+// No MPI here, so that the kernels-only build (NCSPARSE_KERNELS_ONLY) can implement and test
+// them on GPU machines without MPI.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "ncsparse/candidate.hpp"
+
+namespace ncsparse {
+
+class DeviceCollectives {
+ public:
+  virtual ~DeviceCollectives() = default;
+  virtual std::string name() const = 0;
+  // rows × L candidates per rank, each row sorted and padded → the top L of every rank's row.
+  virtual void allreduce_topk(std::span<Candidate> lists, std::int64_t L) = 0;
+  // rows × flash_row_size(d) exact states → their log-sum-exp merge over the ranks.
+  virtual void allreduce_flash(std::span<double> states, std::int64_t d) = 0;
+  virtual void allreduce_sum(std::span<double> values) = 0;
+};
+
+}  // namespace ncsparse
