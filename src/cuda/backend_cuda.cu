@@ -115,13 +115,47 @@ __device__ float margin_of(float base, float threshold, std::int64_t d) {
   return float(1.01 * (gamma * base + 4 * u * (fabs(double(threshold)) + base)));
 }
 
+// Re-scores the keys flagged in `mask` (bit l: key first + l·stride of the tile), four at a time,
+// eight lanes per key, and appends those that beat the threshold t.
+__device__ void rescore(unsigned mask, std::int64_t first, int stride, const TileArgs& a, const RowBuffers& b, int row,
+                        const float* qr, float t) {
+  const int lane = threadIdx.x % 32, group = lane / 8, u = lane % 8;
+  while (mask != 0) {
+    unsigned bits = mask;
+    for (int g = 0; g < group && bits != 0; ++g) bits &= bits - 1;
+    const bool has = bits != 0;
+    const std::int64_t jj = first + std::int64_t(has ? __ffs(bits) - 1 : 0) * stride;
+    double acc = 0;
+    if (has) {
+      const float* kr = a.k_tile + jj * a.d;
+#pragma unroll 4
+      for (std::int64_t c = u; c < a.d; c += 8) acc += double(qr[c]) * double(kr[c]);
+    }
+    acc += __shfl_down_sync(0xffffffffu, acc, 1, 8);  // (l0 + l1), (l2 + l3), ...
+    acc += __shfl_down_sync(0xffffffffu, acc, 2, 8);  // (l0 + l1) + (l2 + l3), ...
+    acc += __shfl_down_sync(0xffffffffu, acc, 4, 8);  // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+    if (has && u == 0) {
+      const float c = __double2float_rn(a.scale * acc) + 0.0f;
+      if (c > t) {
+        const int slot = atomicAdd(&b.count[row], 1);
+        b.cand_score[row * b.capacity + slot] = c;
+        b.cand_index[row * b.capacity + slot] = a.g0 + jj;
+      }
+    }
+    for (int g = 0; g < 4 && mask != 0; ++g) mask &= mask - 1;
+  }
+}
+
 // Filter of one chunk of one row (block (chunk, row)): the GEMM score may only reject what cannot
-// beat the row's threshold. Each warp ballots 32 scores; survivors are re-scored four at a time,
+// beat the row's threshold. Each warp ballots 32 scores at a time; survivors are re-scored four at a time,
 // eight lanes per key: lane u sums the products of columns u, u + 8, ... in order, exactly as
 // canonical_score's lane u does, and three shuffles add the lanes in canonical_score's fixed tree,
 // so the score is bit-identical to the CPU's (float×float products are exact in double, so FMA
 // contraction cannot change a sum). With the exact state, the block also takes its chunk's
 // maximum GEMM score.
+// V scores per lane and step: 4 (one 16-byte load) when every row of the tile starts 16-byte
+// aligned (tc a multiple of 4), else 1.
+template <int V>
 __global__ void filter_chunk(TileArgs a, RowBuffers b) {
   __shared__ float fshared[32];
   const int row = blockIdx.y;
@@ -133,35 +167,24 @@ __global__ void filter_chunk(TileArgs a, RowBuffers b) {
   const float cut = isfinite(t) ? t - margin_of(a.margin_base[row], t, a.d) : t;
   const float* qr = a.q + row * a.d;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  const int group = lane / 8, u = lane % 8;
   float local_max = -INFINITY;
-  for (std::int64_t base = lo + std::int64_t(warp) * 32; base < hi; base += std::int64_t(warps) * 32) {
-    const std::int64_t j = base + lane;
-    const float sj = j < hi ? s[j] : -INFINITY;
-    local_max = fmaxf(local_max, sj);
-    unsigned mask = __ballot_sync(0xffffffffu, j < hi && sj > cut);
-    while (mask != 0) {
-      unsigned bits = mask;
-      for (int g = 0; g < group && bits != 0; ++g) bits &= bits - 1;
-      const bool has = bits != 0;
-      const std::int64_t jj = base + (has ? __ffs(bits) - 1 : 0);
-      double acc = 0;
-      if (has) {
-        const float* kr = a.k_tile + jj * a.d;
-        for (std::int64_t c = u; c < a.d; c += 8) acc += double(qr[c]) * double(kr[c]);
+  for (std::int64_t base = lo + std::int64_t(warp) * 32 * V; base < hi; base += std::int64_t(warps) * 32 * V) {
+    const std::int64_t j0 = base + std::int64_t(lane) * V;
+    float v[V];
+    if constexpr (V == 4) {
+      if (j0 + 3 < hi) {
+        const float4 x = *reinterpret_cast<const float4*>(s + j0);
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+      } else {
+        for (int i = 0; i < V; ++i) v[i] = j0 + i < hi ? s[j0 + i] : -INFINITY;
       }
-      acc += __shfl_down_sync(0xffffffffu, acc, 1, 8);  // (l0 + l1), (l2 + l3), ...
-      acc += __shfl_down_sync(0xffffffffu, acc, 2, 8);  // (l0 + l1) + (l2 + l3), ...
-      acc += __shfl_down_sync(0xffffffffu, acc, 4, 8);  // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
-      if (has && u == 0) {
-        const float c = __double2float_rn(a.scale * acc) + 0.0f;
-        if (c > t) {
-          const int slot = atomicAdd(&b.count[row], 1);
-          b.cand_score[row * b.capacity + slot] = c;
-          b.cand_index[row * b.capacity + slot] = a.g0 + jj;
-        }
-      }
-      for (int g = 0; g < 4 && mask != 0; ++g) mask &= mask - 1;
+    } else {
+      v[0] = j0 < hi ? s[j0] : -INFINITY;
+    }
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      local_max = fmaxf(local_max, v[i]);
+      rescore(__ballot_sync(0xffffffffu, v[i] > cut), base + i, V, a, b, row, qr, t);  // -inf never passes
     }
   }
   if (!a.exact) return;
@@ -548,7 +571,11 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
       TileArgs a{scores_.get(), tc,          g0,      d,        chunks,          pos_.get(),     p.causal,
                  p.exact,       q_.get(),    k_.get() + t0 * d, margin_.get(), p.scale, part_max_.get(), part_sum_.get()};
       const dim3 grid{unsigned(chunks), unsigned(rows)};
-      filter_chunk<<<grid, cuda::kRowThreads>>>(a, b);
+      if (tc % 4 == 0) {
+        filter_chunk<4><<<grid, cuda::kRowThreads>>>(a, b);
+      } else {
+        filter_chunk<1><<<grid, cuda::kRowThreads>>>(a, b);
+      }
       NCSPARSE_CUDA_LAUNCH();
       prof.end(PhaseProfile::kFilter);
       if (p.exact) {

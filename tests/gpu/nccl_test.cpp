@@ -58,7 +58,9 @@ TEST(NcclMerge, ListsMatchTheHostMerge) {
         }
         for (std::int64_t j = 0; j < L; ++j) {
           ASSERT_EQ(device[r * L + j].index, acc[j].index) << "P " << P << " L " << L << " row " << r << " slot " << j;
-          if (acc[j].index != kNoIndex) ASSERT_EQ(device[r * L + j].score, acc[j].score);
+          if (acc[j].index != kNoIndex) {
+            ASSERT_EQ(device[r * L + j].score, acc[j].score);
+          }
         }
       }
     }
@@ -112,7 +114,9 @@ TEST(NcclCollectives, OneRankRoundTrip) {
   nccl->allreduce_topk(lists, L);
   for (std::size_t i = 0; i < lists.size(); ++i) {
     ASSERT_EQ(lists[i].index, before_lists[i].index);
-    if (lists[i].index != kNoIndex) ASSERT_EQ(lists[i].score, before_lists[i].score);
+    if (lists[i].index != kNoIndex) {
+      ASSERT_EQ(lists[i].score, before_lists[i].score);
+    }
   }
   std::vector<double> states(rows * flash_row_size(d));
   for (std::size_t i = 0; i < states.size(); ++i) states[i] = 0.5 + double(i % 17);
