@@ -139,7 +139,7 @@ struct Pair {
 
 // Per-thread scratch of scan_rows, kept between calls.
 struct Scratch {
-  std::vector<float> scores, pv, canon;
+  std::vector<float> scores, pv, canon, qpack, kpack;
   std::vector<double> state, q_norm;
   std::vector<GemmFilterRow> rows;
   std::vector<Candidate> cands;
@@ -221,6 +221,61 @@ template <bool kAvx2, class Rescore>
   }
 }
 
+// Fused score + filter for the top-k pass (AVX2 + FMA): a 6 × 16 block of scores is computed
+// in registers from packed queries and keys and compared with the 6 rows' cuts there; only the
+// blocks with a key above a cut are written out. Score tiles never go to memory, and there is
+// no separate pass over them. The GEMM scores differ from a BLAS GEMM's in the last bits; the
+// margin bounds both (any summation order, FMA or not), and the canonical re-scoring makes the
+// lists identical to the portable path's.
+constexpr std::int64_t kMr = 6, kNr = 16;
+
+// qp[c·kMr + r] = q[r][c] for the kMr rows from q (rows < kMr are padded with zeros).
+inline void pack_queries(const float* q, std::int64_t rows, std::int64_t d, float* qp) {
+  for (std::int64_t c = 0; c < d; ++c)
+    for (std::int64_t r = 0; r < kMr; ++r) qp[c * kMr + r] = r < rows ? q[r * d + c] : 0.0f;
+}
+// kp[(panel·d + c)·kNr + u] = k[panel·kNr + u][c], keys past count padded with zeros.
+inline void pack_keys(const float* k, std::int64_t count, std::int64_t d, float* kp) {
+  for (std::int64_t j0 = 0; j0 < count; j0 += kNr) {
+    float* out = kp + j0 * d;
+    const std::int64_t n = std::min(kNr, count - j0);
+    for (std::int64_t u = 0; u < n; ++u)
+      for (std::int64_t c = 0; c < d; ++c) out[c * kNr + u] = k[(j0 + u) * d + c];
+    for (std::int64_t u = n; u < kNr; ++u)
+      for (std::int64_t c = 0; c < d; ++c) out[c * kNr + u] = 0.0f;
+  }
+}
+
+// Scores of one 6 × 16 block; mask[r] gets the keys of row r above cut[r] (and below lim[r]),
+// whose scores go to out[r·16 + u].
+__attribute__((target("avx2,fma"))) inline void block_6x16(const float* qp, const float* kp, std::int64_t d,
+                                                           float scale, const float* cut, const int* lim,
+                                                           float* out, unsigned* mask) {
+  __m256 acc[kMr][2];
+  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (std::int64_t c = 0; c < d; ++c) {
+    const __m256 b0 = _mm256_loadu_ps(kp + c * kNr), b1 = _mm256_loadu_ps(kp + c * kNr + 8);
+    for (int r = 0; r < kMr; ++r) {
+      const __m256 a = _mm256_broadcast_ss(qp + c * kMr + r);
+      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+    }
+  }
+  const __m256 sc = _mm256_set1_ps(scale);
+  for (int r = 0; r < kMr; ++r) {
+    const __m256 s0 = _mm256_mul_ps(acc[r][0], sc), s1 = _mm256_mul_ps(acc[r][1], sc);
+    const __m256 cr = _mm256_set1_ps(cut[r]);
+    unsigned m = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(s0, cr, _CMP_GT_OQ))) |
+                 (static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(s1, cr, _CMP_GT_OQ))) << 8);
+    m &= lim[r] >= kNr ? 0xFFFFu : (lim[r] <= 0 ? 0u : (1u << lim[r]) - 1u);
+    mask[r] = m;
+    if (m != 0) {
+      _mm256_storeu_ps(out + r * kNr, s0);
+      _mm256_storeu_ps(out + r * kNr + 8, s1);
+    }
+  }
+}
+
 // Scans the shard for rows [r0, r1) of the block. k_norm_max: the largest key norm of the shard.
 template <bool kAvx2>
 [[gnu::always_inline]] inline void scan_rows_impl(const QueryBlock& queries, const KeyShard& keys,
@@ -255,6 +310,62 @@ template <bool kAvx2>
     if (p.exact) flash_clear({w.state.data() + i * frow, frow});
   }
 
+  if constexpr (kAvx2) {
+    if (!p.exact) {
+      // Fused top-k pass: keys in tiles of ~256 KiB packed, queries packed once.
+      const std::int64_t blocks = (rows + kMr - 1) / kMr;
+      w.qpack.resize(static_cast<std::size_t>(blocks * kMr * d));
+      for (std::int64_t b = 0; b < blocks; ++b)
+        pack_queries(queries.q + (r0 + b * kMr) * d, std::min(kMr, rows - b * kMr), d, w.qpack.data() + b * kMr * d);
+      const std::int64_t TK =
+          std::max<std::int64_t>(kNr, (kTileBytes / static_cast<std::int64_t>(sizeof(float)) / d) / kNr * kNr);
+      w.kpack.resize(static_cast<std::size_t>(((std::min(TK, keys.count) + kNr - 1) / kNr) * kNr * d));
+      alignas(32) float out_block[kMr * kNr];
+      float cut[kMr];
+      int lim[kMr];
+      unsigned mask[kMr];
+      const float scale = static_cast<float>(p.scale);
+      for (std::int64_t t0 = 0; t0 < keys.count; t0 += TK) {
+        const std::int64_t tc = std::min(TK, keys.count - t0);
+        const std::int64_t g0 = keys.begin + t0;
+        pack_keys(keys.k + t0 * d, tc, d, w.kpack.data());
+        // Panel outside, row blocks inside: the 16-key panel stays in L1 for every row block.
+        for (std::int64_t j0 = 0; j0 < tc; j0 += kNr) {
+          const float* kb = w.kpack.data() + j0 * d;
+          for (std::int64_t b = 0; b < blocks; ++b) {
+            const std::int64_t i0 = b * kMr;  // first row of the block, within this thread's rows
+            const std::int64_t nr = std::min(kMr, rows - i0);
+            bool any = false;
+            for (std::int64_t r = 0; r < kMr; ++r) {
+              const std::int64_t row_lim =
+                  r >= nr ? 0
+                  : p.causal ? std::clamp<std::int64_t>(queries.positions[r0 + i0 + r] - g0 + 1, 0, tc)
+                             : tc;
+              lim[r] = static_cast<int>(std::clamp<std::int64_t>(row_lim - j0, 0, kNr));
+              any = any || lim[r] > 0;
+              cut[r] = r < nr ? w.rows[static_cast<std::size_t>(i0 + r)].cut() : 0.0f;
+            }
+            if (!any) continue;
+            block_6x16(w.qpack.data() + b * kMr * d, kb, d, scale, cut, lim, out_block, mask);
+            for (std::int64_t r = 0; r < nr; ++r) {
+              unsigned m = mask[r];
+              if (m == 0) continue;
+              GemmFilterRow& row = w.rows[static_cast<std::size_t>(i0 + r)];
+              const float* qi = queries.q + (r0 + i0 + r) * d;
+              auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
+              while (m != 0) {
+                const int u = __builtin_ctz(m);
+                m &= m - 1;
+                const float sc = out_block[r * kNr + u];
+                if (sc > row.cut()) row.add(sc, static_cast<std::uint32_t>(t0 + j0 + u), rescore);
+              }
+            }
+          }
+        }
+      }
+      goto lists;
+    }
+  }
   for (std::int64_t t0 = 0; t0 < keys.count; t0 += T) {
     const std::int64_t tc = std::min(T, keys.count - t0);
     const std::int64_t g0 = keys.begin + t0;  // global index of the tile's first key
@@ -309,6 +420,7 @@ template <bool kAvx2>
     }
   }
 
+lists: __attribute__((unused));
   // Canonical re-scoring of the survivors, then the list of each row. The survivors of all rows
   // are re-scored key block by key block, so that each key row is read from memory once and
   // stays in cache for every query row that needs it (a row-by-row re-scoring reads L random
