@@ -69,7 +69,7 @@ class GemmFilterRow {
     margin2_ = margin2;
     cut_ = keep == 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
     size_ = 0;
-    const std::size_t want = 2 * keep + 64;
+    const std::size_t want = 4 * keep + 64;
     if (capacity_ < want) {
       storage_.reset(new Hit[want]);  // uninitialised: pages are touched only when used
       capacity_ = want;
