@@ -16,6 +16,10 @@ Runner add_study_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "Results file (HDF5); records go to OUT.records/ beside it")->required();
   cmd->add_flag("--restart", o->restart, "Discard the results of a changed study file and start again");
   cmd->add_flag("--force", o->force, "Overwrite an output file that does not hold this study's results");
+  cmd->add_option("--backend", o->backend,
+                  "Compute backend of every configuration: cpu, or cuda (one GPU per rank; in builds with the CUDA "
+                  "backend). Lists do not depend on it, so a study may resume on the other one")
+      ->capture_default_str();
   return [o](const Comm& comm) { return study::run_study(comm, *o); };
 }
 

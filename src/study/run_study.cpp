@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 
+#include "ncsparse/backend.hpp"
 #include "ncsparse/source.hpp"
 #include "study/records.hpp"
 #include "study/study_spec.hpp"
@@ -147,7 +148,8 @@ int run_study(const Comm& comm, const StudyOptions& o) {
   const double t_start = now();
   // Every rank reads the same file and finds the same errors, before any communication.
   const StudySpec spec = parse_study_file(o.study_file);
-  const std::vector<Configuration> configs = expand(spec);
+  std::vector<Configuration> configs = expand(spec);
+  for (Configuration& c : configs) c.job.backend = o.backend;
   const std::string hash = study_hash(spec);
   for (const Configuration& c : configs) {
     try {
@@ -156,6 +158,8 @@ int run_study(const Comm& comm, const StudyOptions& o) {
       throw Error(e.code(), o.study_file + ": configuration " + describe(c) + ": " + e.what());
     }
   }
+  // The backend must be usable (a GPU for cuda) before any output is created.
+  collective(comm, [&] { make_backend(o.backend); });
   const bool root = comm.rank() == 0;
   const std::string records = o.out + ".records";
   const std::int64_t total = static_cast<std::int64_t>(configs.size());

@@ -13,6 +13,7 @@ struct StudyOptions {
   std::string out;
   bool restart = false;  // discard the records of a changed study file
   bool force = false;    // overwrite an output that is not this study's
+  std::string backend = "cpu";  // every configuration's backend (results do not depend on it)
 };
 
 // Every rank calls it. Returns 0 when every configuration is recorded; throws Error(75) when

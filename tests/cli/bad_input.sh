@@ -82,6 +82,15 @@ expect 64 "--bogus" 2 run "${small[@]}" --bogus 3
 expect 64 "each rank needs about" 2 run --n 100000000000 --queries 10 --d 64
 expect 69 "--backend cuda" 2 run "${small[@]}" --backend cuda
 expect 64 "--backend: unknown backend 'tpu'" 2 run "${small[@]}" --backend tpu
+# study checks the backend before it creates anything (no results file, no records).
+study_file=$(cd "$(dirname "$0")/../.." && pwd)/data/studies/quickstart.toml
+expect 69 "--backend cuda" 2 study "$study_file" --out "$tmp/study.h5" --backend cuda
+expect 64 "--backend: unknown backend 'tpu'" 2 study "$study_file" --out "$tmp/study.h5" --backend tpu
+if [ -e "$tmp/study.h5" ] || [ -e "$tmp/study.h5.records" ]; then
+  echo "FAIL: a study with an unusable backend left output behind"; failed=$((failed + 1))
+else
+  echo "ok:   a study with an unusable backend left no output"; passed=$((passed + 1))
+fi
 # A failure on one rank alone is agreed on by all: one message naming the rank, one exit code.
 for np in 2 3 4; do
   NCSPARSE_INJECT_FAILURE=$((np - 1)) expect 74 "rank $((np - 1)): injected failure" $np run "${small[@]}"
