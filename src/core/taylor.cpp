@@ -1,0 +1,128 @@
+#include "ncsparse/taylor.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "ncsparse/error.hpp"
+
+namespace ncsparse {
+namespace {
+
+// Visits the non-decreasing index sequences c_1 ≤ … ≤ c_left (the monomials of one degree) in
+// lexicographic order, calling leaf(product of x over the sequence, α!) for each.
+template <class Leaf>
+void visit(int left, std::int64_t start, std::int64_t last, int run, double prod, double alpha_fact,
+           const float* x, std::int64_t d, Leaf& leaf) {
+  if (left == 0) {
+    leaf(prod, alpha_fact);
+    return;
+  }
+  for (std::int64_t c = start; c < d; ++c) {
+    const int r = c == last ? run + 1 : 1;
+    visit(left - 1, c, c, r, x != nullptr ? prod * double(x[c]) : prod, alpha_fact * r, x, d, leaf);
+  }
+}
+
+}  // namespace
+
+std::int64_t TaylorFeatures::count(std::int64_t d, int q) {
+  unsigned __int128 total = 0, c = 1;  // C(d + j − 1, j), from C(d + j − 2, j − 1)
+  const unsigned __int128 cap = static_cast<unsigned __int128>(std::numeric_limits<std::int64_t>::max());
+  for (int j = 0; j <= q; ++j) {
+    if (j > 0) {
+      c = c * static_cast<unsigned __int128>(d + j - 1) / static_cast<unsigned __int128>(j);  // exact: C·(n)/j
+      if (c > cap) return std::numeric_limits<std::int64_t>::max();
+    }
+    total += c;
+    if (total > cap) return std::numeric_limits<std::int64_t>::max();
+  }
+  return static_cast<std::int64_t>(total);
+}
+
+TaylorFeatures::TaylorFeatures(std::int64_t d, int q, double scale) : d_(d), q_(q) {
+  if (d < 1) throw usage_error("Taylor features: d must be >= 1, got " + std::to_string(d));
+  if (q < 1 || q > 64) throw usage_error("Taylor features: the degree q must lie in [1, 64], got " + std::to_string(q));
+  if (!(scale > 0) || !std::isfinite(scale)) {
+    throw usage_error("Taylor features: the score scale must be positive, got " + std::to_string(scale));
+  }
+  const std::int64_t t = count(d, q);
+  if (t > (std::int64_t(1) << 31)) {
+    throw usage_error("taylor:" + std::to_string(q) + " at d = " + std::to_string(d) + " needs " + std::to_string(t) +
+                      " features (more than 2^31); use a smaller q or d");
+  }
+  weight_.reserve(static_cast<std::size_t>(t));
+  for (int j = 0; j <= q; ++j) {
+    const double sj = std::pow(scale, j);
+    auto leaf = [&](double, double alpha_fact) { weight_.push_back(std::sqrt(sj / alpha_fact)); };
+    visit(j, 0, -1, 0, 1.0, 1.0, nullptr, d, leaf);
+  }
+  NCSPARSE_ASSERT(static_cast<std::int64_t>(weight_.size()) == t);
+}
+
+void TaylorFeatures::map(std::span<const float> x, std::span<double> out) const {
+  NCSPARSE_ASSERT(static_cast<std::int64_t>(x.size()) == d_ && out.size() == weight_.size());
+  std::size_t pos = 0;
+  auto leaf = [&](double prod, double) {
+    out[pos] = weight_[pos] * prod;
+    ++pos;
+  };
+  for (int j = 0; j <= q_; ++j) visit(j, 0, -1, 0, 1.0, 1.0, x.data(), d_, leaf);
+}
+
+TaylorSketch::TaylorSketch(const TaylorFeatures& features)
+    : features_(features),
+      state_(static_cast<std::size_t>(features.size() * (features.d() + 1)), 0.0),
+      phi_(static_cast<std::size_t>(features.size())) {}
+
+void TaylorSketch::add(std::span<const float> k, std::span<const float> v, std::int64_t count) {
+  const std::int64_t t = features_.size(), d = features_.d();
+  NCSPARSE_ASSERT(static_cast<std::int64_t>(k.size()) >= count * d && static_cast<std::int64_t>(v.size()) >= count * d);
+  // Blocks of keys: Φ (rows × t) and V (rows × d) in double, then S += Φᵀ V with one dgemm and
+  // z += Φᵀ 1.
+  constexpr std::int64_t kBlock = 64;
+  std::vector<double> phi(static_cast<std::size_t>(kBlock * t)), vb(static_cast<std::size_t>(kBlock * d));
+  double* S = state_.data();
+  double* z = state_.data() + t * d;
+  for (std::int64_t i0 = 0; i0 < count; i0 += kBlock) {
+    const std::int64_t rows = std::min(kBlock, count - i0);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      features_.map(k.subspan(static_cast<std::size_t>((i0 + r) * d), static_cast<std::size_t>(d)),
+                    {phi.data() + r * t, static_cast<std::size_t>(t)});
+      for (std::int64_t c = 0; c < d; ++c) vb[r * d + c] = v[(i0 + r) * d + c];
+    }
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(t), int(d), int(rows), 1.0, phi.data(), int(t), vb.data(),
+                int(d), 1.0, S, int(d));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const double* p = phi.data() + r * t;
+      for (std::int64_t f = 0; f < t; ++f) z[f] += p[f];
+    }
+  }
+}
+
+double TaylorSketch::output(std::span<const float> q, std::span<double> out, double* cancellation) const {
+  const std::int64_t t = features_.size(), d = features_.d();
+  features_.map(q, phi_);
+  const double* S = state_.data();
+  const double* z = state_.data() + t * d;
+  std::fill(out.begin(), out.end(), 0.0);
+  double den = 0, den_abs = 0;
+  for (std::int64_t f = 0; f < t; ++f) {
+    const double p = phi_[f];
+    if (p == 0) continue;
+    den += p * z[f];
+    den_abs += std::abs(p * z[f]);
+    const double* row = S + f * d;
+    for (std::int64_t c = 0; c < d; ++c) out[c] += p * row[c];
+  }
+  if (cancellation != nullptr) *cancellation = den_abs > 0 ? std::abs(den) / den_abs : 0.0;
+  if (den != 0) {
+    for (double& o : out) o /= den;
+  }
+  return den;
+}
+
+}  // namespace ncsparse
