@@ -86,6 +86,7 @@ class Results:
                 "sparsity": g["sparsity"][()],
                 "violations": g["cert_violations"][()] if "cert_violations" in g else None,
                 "time": float(g["times"][()][-1]),
+                "max_k": int(g.attrs["max_k"]),
             }
             self.configs.append(c)
         self.alignment = {}
@@ -168,12 +169,16 @@ def plot_lines(ax, curves, ylabel, ylog=True, symlog=False):
             ok &= m > 0
         if not ok.any():
             continue
-        eb = ax.errorbar(ns[ok], m[ok], yerr=ci[ok], marker="o", ms=4, capsize=2, elinewidth=0.8, label=label)
+        # Intervals are clipped at the axis: counts cannot go below 0, log axes below 0 either.
+        lower = np.minimum(ci[ok], m[ok] if symlog else 0.9 * m[ok]) if (ylog or symlog) else ci[ok]
+        eb = ax.errorbar(ns[ok], m[ok], yerr=[lower, ci[ok]], marker="o", ms=4, capsize=2, elinewidth=0.8,
+                         label=label)
         for part in list(eb[1]) + list(eb[2]):  # faint interval bars: with few seeds they are wide
             part.set_alpha(0.35)
     ax.set_xscale("log", base=2)
     if symlog:
         ax.set_yscale("symlog", linthresh=1)
+        ax.set_ylim(bottom=0)
     elif ylog:
         ax.set_yscale("log")
     ax.set_xlabel("n (sequence length, keys)")
@@ -228,7 +233,8 @@ def collapse(r, out, md):
                        f"entries with p > {eps:g} per row", symlog=True)
             ax.set_title(f"d = {d}")
             ax.legend(fontsize=7)
-        fig.suptitle(f"{r.name}: ε-sparsity, entries above ε = {eps:g} (mean over rows; 95% CI over seeds)")
+        fig.suptitle(f"{r.name}: ε-sparsity, entries above ε = {eps:g} (mean over rows; 95% CI over seeds; "
+                     "y log above 1, linear below)")
         md.append(img(out, save(fig, out, f"collapse_count_eps{eps:g}.png"), f"count above {eps:g}"))
     fig, axes = plt.subplots(1, ncol, figsize=(5 * ncol, 4.2), squeeze=False)
     for ax, d in zip(axes[0], r.ds):
@@ -246,6 +252,7 @@ def collapse(r, out, md):
                 if s.startswith("mass:"):
                     curves.append((f"{s} {m}", r.stat(m, d, s, "k")))
         plot_lines(ax, curves, "effective support k (mass:δ window, mean over rows)")
+        ax.axhline(r.configs[0]["max_k"], color="grey", ls="--", lw=0.8, label="max_k (rows clamped here)")
         ax.set_title(f"d = {d}")
         ax.legend(fontsize=6)
     fig.suptitle(f"{r.name}: smallest k with kept mass ≥ 1 − δ")
@@ -284,11 +291,12 @@ def error_figures(r, out, md, metrics, prefix, strategies, d):
         for ax, (metric, label) in zip(axes[0], metrics):
             plot_lines(ax, [(s, r.stat(m, d, s, metric)) for s in strategies], label + " (mean over rows)")
             ax.legend(fontsize=7)
-        fig.suptitle(f"{r.name}: {m}, d = {d} — error vs n at equal compute (95% CI over seeds)")
+        fig.suptitle(f"{r.name}: {m}, d = {d}\nerror vs n at equal compute (95% CI over seeds)", fontsize=10)
         tag = m.replace("(", "_").replace(")", "").replace(",", "_").replace("=", "").replace(".", "p")
         md.append(img(out, save(fig, out, f"{prefix}_errors_{tag}.png"), f"errors {m}"))
         fig, ax = plt.subplots(figsize=(6.5, 4.6))
         plot_lines(ax, [(s, r.stat(m, d, s, "k")) for s in r.strategies()], "window k (mean over rows)")
+        ax.axhline(r.configs[0]["max_k"], color="grey", ls="--", lw=0.8, label="max_k (adaptive windows clamped)")
         ax.set_title(f"{r.name}: window k vs n, {m}", fontsize=9)
         ax.legend(fontsize=7)
         md.append(img(out, save(fig, out, f"{prefix}_k_{tag}.png"), f"k {m}"))

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <sstream>
@@ -45,7 +46,10 @@ std::string fmt(double x, const char* f = "%.4g") {
 double round_up_3(double x) {
   if (!(x > 0) || !std::isfinite(x)) return x;
   const double scale = std::pow(10.0, std::floor(std::log10(x)) - 2);
-  return std::ceil(x / scale * (1 - 1e-12)) * scale;
+  // Printed with three digits and read back, so the text is short (0.959, not 0.9590000000000001).
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", std::ceil(x / scale * (1 - 1e-12)) * scale);
+  return std::strtod(buf, nullptr);
 }
 
 }  // namespace

@@ -71,6 +71,10 @@ kill_resume)
   report_csv "$tmp/ref/r.h5" >"$tmp/ref.csv"
   check "reference has 9 configurations x 4 strategies" test "$(wc -l <"$tmp/ref.csv")" -eq 37
   echo "uninterrupted run: $full s"
+  "$bin" fit "$tmp/ref/r.h5" >"$tmp/fit.txt" 2>"$tmp/err"
+  check "fit of the reference exits 0" test $? -eq 0
+  check "fit gives the exponent of the cert:1e-2 window" contains "$tmp/fit.txt" "k cert:1e-2"
+  check "fit gives the exponent of the count above 1e-2" contains "$tmp/fit.txt" "count p>0.01"
   kills=0
   rounds=0
   # SIGKILL the whole job (mpiexec and both ranks) at random moments, resume each time.
@@ -213,6 +217,15 @@ bad_file)
   check "report of a non-HDF5 file exits 65" test $? -eq 65
   "$bin" report "$tmp/s.toml" --format xml >"$tmp/out" 2>"$tmp/err"
   check "report --format xml exits 64" test $? -eq 64
+  bad 64 "model.rope_theta: must be a base > 1" "$(echo "$good" | sed 's/^model = "paper"/&\nrope_theta = 0.5/')"
+  bad 64 "model.sink_strength: needs model.sinks > 0" "$(echo "$good" | sed 's/^model = "paper"/&\nsink_strength = 3.0/')"
+  "$bin" fit "$tmp/s.toml" >"$tmp/out" 2>"$tmp/err"
+  check "fit of a non-HDF5 file exits 65" test $? -eq 65
+  "$bin" fit "$tmp/missing.h5" >"$tmp/out" 2>"$tmp/err"
+  check "fit of a missing file exits 66" test $? -eq 66
+  "$bin" fit "$tmp/s.toml" --format xml >"$tmp/out" 2>"$tmp/err"
+  check "fit --format xml exits 64" test $? -eq 64
+  check "and prints nothing on stdout" test ! -s "$tmp/out"
   ;;
 *)
   echo "unknown mode $mode"
