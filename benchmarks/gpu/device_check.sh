@@ -3,7 +3,11 @@
 # (bench_cuda: the local pass against its floors and the bare GEMM; torch_topk.py: cuBLAS GEMM +
 # torch.topk on the same data), and writes the logs into $OUT (default ./gpu-out).
 #
-#   benchmarks/gpu/device_check.sh [--quick] [--no-bench]
+#   benchmarks/gpu/device_check.sh [--quick] [--no-bench] [--engine]
+#
+# --engine also runs the whole engine (ncsparse run, 1-3 ranks) with --backend cuda against cpu
+# (benchmarks/gpu/engine_check.py), from .gpu/engine.tar.xz made here by pack_engine.sh: a built
+# ncsparse with the Debian libraries it needs and OpenMPI's launcher.
 #
 # Needs: nvcc, CMake, a C++ compiler, and either Debian's OpenBLAS, Random123 and GoogleTest
 # packages or the same carried as .gpu/deps.tar.xz (benchmarks/gpu/pack_deps.sh makes it on a
@@ -11,12 +15,13 @@
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 out=${OUT:-$root/gpu-out}
-quick="" bench=1
+quick="" bench=1 engine=0
 for a in "$@"; do
   case $a in
     --quick) quick=--quick ;;
     --no-bench) bench=0 ;;
-    *) echo "usage: device_check.sh [--quick] [--no-bench]" >&2; exit 64 ;;
+    --engine) engine=1 ;;
+    *) echo "usage: device_check.sh [--quick] [--no-bench] [--engine]" >&2; exit 64 ;;
   esac
 done
 mkdir -p "$out"
@@ -68,6 +73,23 @@ if [ "$bench" -eq 1 ]; then
   timeout 300 "$build/benchmarks/gpu/bench_cuda" $quick --profile --dump "$dump" 2>&1 | tee "$out/bench_cuda.log"
   log "torch peer"
   PYTHONUNBUFFERED=1 timeout 200 python3 "$root/benchmarks/gpu/torch_topk.py" "$dump" 2>&1 | tee "$out/torch_topk.log"
+fi
+if [ "$engine" -eq 1 ]; then
+  log "engine: ncsparse run --backend cuda vs cpu"
+  e=/tmp/ncsparse-engine
+  rm -rf "$e" && mkdir -p "$e" && tar xJf "$root/.gpu/engine.tar.xz" -C "$e" || exit 1
+  # OpenMPI finds its components and help texts where Debian installed them.
+  [ -e /usr/lib/x86_64-linux-gnu/openmpi ] || ln -s "$e/openmpi" /usr/lib/x86_64-linux-gnu/openmpi
+  [ -e /usr/lib/x86_64-linux-gnu/pmix2 ] || ln -s "$e/pmix2" /usr/lib/x86_64-linux-gnu/pmix2
+  [ -e /usr/share/openmpi ] || ln -s "$e/share-openmpi" /usr/share/openmpi
+  (
+    export LD_LIBRARY_PATH="$e/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mca_base_component_show_load_errors=0
+    export OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1 OMPI_MCA_plm=isolated OMPI_MCA_rmaps_base_oversubscribe=1
+    "$e/bin/ncsparse" --version
+    PYTHONUNBUFFERED=1 timeout 400 python3 "$root/benchmarks/gpu/engine_check.py" "$e/bin/ncsparse" "$e/bin/mpirun" --big
+  ) 2>&1 | tee "$out/engine_check.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 log "done"
 exit $status

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Packs a built ncsparse (with the CUDA backend) and the Debian run-time libraries it needs,
+# OpenMPI's launcher and components included, into .gpu/engine.tar.xz, so that a GPU machine
+# without OpenMPI or HDF5 (and without a package archive) can run the whole engine:
+# benchmarks/gpu/device_check.sh --engine unpacks it and compares --backend cuda with cpu.
+# Glibc, libstdc++ and the CUDA libraries are left out: the GPU machine has its own.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bin=${1:-$root/build/ncsparse}
+[ -x "$bin" ] || { echo "pack_engine.sh: $bin is not built (./launch/build.sh)" >&2; exit 66; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/bin" "$tmp/lib" "$root/.gpu"
+strip -o "$tmp/bin/ncsparse" "$bin"
+cp -L /usr/bin/orterun "$tmp/bin/mpirun"
+cp -a /usr/lib/x86_64-linux-gnu/openmpi "$tmp/openmpi"
+cp -a /usr/lib/x86_64-linux-gnu/pmix2 "$tmp/pmix2"
+cp -a /usr/share/openmpi "$tmp/share-openmpi"
+skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libnccl)'
+{ ldd "$bin"; ldd /usr/bin/orterun; find /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 -name '*.so*' -exec ldd {} \; 2>/dev/null; } |
+  awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u | while read -r name path; do
+    [[ $name =~ $skip ]] || cp -L "$path" "$tmp/lib/$name"
+  done
+XZ_OPT=-1 tar cJf "$root/.gpu/engine.tar.xz" -C "$tmp" .
+echo "wrote $root/.gpu/engine.tar.xz ($(du -h "$root/.gpu/engine.tar.xz" | cut -f1))"
