@@ -8,7 +8,7 @@ all_studies=(collapse windows trained)
 
 usage() {
   cat <<EOF
-Usage: ./launch/reproduce.sh [--full] [--out DIR | DIR] [--np P] [--force] [--restart] [NAME ...]
+Usage: ./launch/reproduce.sh [--full] [--out DIR | DIR] [--np P] [--force] [--restart] [--report-only] [NAME ...]
 
 Runs the paper-reproduction studies through mpirun (ncsparse study, checkpointed and
 resumable), then ncsparse report and ncsparse fit, draws the figures (launch/plot_experiments.py)
@@ -26,6 +26,8 @@ and writes DIR/report.md with the tables, fits and PNGs of every study run.
   --force     use a DIR that holds something else, and let the studies overwrite results
               files that are not theirs (ncsparse study --force).
   --restart   discard the results of a changed study file (ncsparse study --restart).
+  --report-only  run no study: redo the fits, figures and report.md from the results in DIR
+              (also from an interrupted, incomplete study, which the report says).
 
 Rerunning the same command resumes where it stopped: finished configurations are kept. Exit
 codes are those of ncsparse (64 bad usage, 73 output exists or is locked, 75 interrupted: rerun
@@ -38,7 +40,7 @@ die() {
   exit "$1"
 }
 
-full=0 out="" np=${NCSPARSE_NP:-2} force=0 restart=0 names=()
+full=0 out="" np=${NCSPARSE_NP:-2} force=0 restart=0 report_only=0 names=()
 while [ $# -gt 0 ]; do
   case $1 in
     -h | --help) usage; exit 0 ;;
@@ -49,6 +51,7 @@ while [ $# -gt 0 ]; do
     --np=*) np=${1#--np=} ;;
     --force) force=1 ;;
     --restart) restart=1 ;;
+    --report-only) report_only=1 ;;
     -*) die 64 "unknown option '$1' (see --help)" ;;
     *)
       if [[ " ${all_studies[*]} " == *" $1 "* ]]; then
@@ -104,15 +107,19 @@ start=$(date +%s)
 for name in "${names[@]}"; do
   file=$study_dir/$name.toml
   mkdir -p "$out/$name"
-  echo "reproduce.sh: [$name] mpirun -np $np ncsparse study ${file#"$root"/} --out $out/$name/results.h5" >&2
-  t0=$(date +%s)
-  rc=0
-  mpirun "${flags[@]}" "$bin" study "$file" --out "$out/$name/results.h5" ${study_flags[@]+"${study_flags[@]}"} || rc=$?
-  if [ $rc -ne 0 ]; then
-    [ $rc -eq 75 ] && echo "reproduce.sh: interrupted; rerun the same command to resume" >&2
-    exit $rc
+  if [ $report_only = 1 ]; then
+    [ -f "$out/$name/results.h5" ] || continue
+  else
+    echo "reproduce.sh: [$name] mpirun -np $np ncsparse study ${file#"$root"/} --out $out/$name/results.h5" >&2
+    t0=$(date +%s)
+    rc=0
+    mpirun "${flags[@]}" "$bin" study "$file" --out "$out/$name/results.h5" ${study_flags[@]+"${study_flags[@]}"} || rc=$?
+    if [ $rc -ne 0 ]; then
+      [ $rc -eq 75 ] && echo "reproduce.sh: interrupted; rerun the same command to resume" >&2
+      exit $rc
   fi
   echo $(($(date +%s) - t0)) >"$out/$name/seconds"
+  fi
   "$bin" report "$out/$name/results.h5" --format markdown >"$out/$name/report_full.md.tmp"
   mv "$out/$name/report_full.md.tmp" "$out/$name/report_full.md"
   "$bin" fit "$out/$name/results.h5" --format markdown >"$out/$name/fit.md.tmp"
