@@ -13,11 +13,12 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/lib" "$root/.gpu"
 strip -o "$tmp/bin/ncsparse" "$bin"
 cp -L /usr/bin/orterun "$tmp/bin/mpirun"
+cp -L /usr/bin/orted "$tmp/bin/orted"
 cp -a /usr/lib/x86_64-linux-gnu/openmpi "$tmp/openmpi"
 cp -a /usr/lib/x86_64-linux-gnu/pmix2 "$tmp/pmix2"
 cp -a /usr/share/openmpi "$tmp/share-openmpi"
 skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libnccl)'
-{ ldd "$bin"; ldd /usr/bin/orterun; find /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 -name '*.so*' -exec ldd {} \; 2>/dev/null; } |
+{ ldd "$bin"; ldd /usr/bin/orterun; ldd /usr/bin/orted; find /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 -name '*.so*' -exec ldd {} \; 2>/dev/null; } |
   awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u | while read -r name path; do
     [[ $name =~ $skip ]] || cp -L "$path" "$tmp/lib/$name"
   done
