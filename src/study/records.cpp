@@ -169,8 +169,13 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
   }
   r.arrays["sparsity"] = std::move(sp);
   // Rows where the certificate fails to bound the realised error: dropped mass 1 − M above
-  // cert_mass, and ‖ô − o‖₂ above cert_out (a relative slack of 1e-9 for rounding). The bound
-  // must hold on every row (DESIGN.md §4), so both stay 0; summaries alone could not show it.
+  // cert_mass, and ‖ô − o‖₂ above cert_out. The bound must hold on every row (DESIGN.md §4), so
+  // both stay 0; summaries alone could not show it. Slack: 1e-9 relative for rounding, and for
+  // the output the resolution of the reference itself: the exact output is accumulated from
+  // float32 scores and weights, so ‖ô − o‖₂ is only known to about 1e-5·‖o‖₂ (out_rel bottoms out
+  // at 1e-6–1e-5). Without it, rows whose bound is below that floor (e.g. 4.4e-7 against a
+  // measured 1.4e-5 = 2.1e-6·‖o‖, n = 1024, d = 32, R = 1152) were counted, although the output
+  // bound follows from the mass bound, which held on every row.
   Record::Array viol{{S, 2}, {}};
   for (const StrategyResult& s : res.strategies) {
     double mass = 0, out = 0;
@@ -179,7 +184,9 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
           1 - row.kept_mass > row.cert_mass * (1 + 1e-9) + 1e-15) {
         ++mass;
       }
-      if (std::isfinite(row.out_l2) && std::isfinite(row.cert_out) && row.out_l2 > row.cert_out * (1 + 1e-9) + 1e-15) {
+      const double o_norm = row.out_rel > 0 ? row.out_l2 / row.out_rel : 0.0;  // ‖o‖₂
+      if (std::isfinite(row.out_l2) && std::isfinite(row.cert_out) &&
+          row.out_l2 > row.cert_out * (1 + 1e-9) + 1e-5 * o_norm + 1e-15) {
         ++out;
       }
     }
