@@ -265,33 +265,22 @@ __global__ void add_pv(int rows, std::int64_t d, const float* pv, double* state)
   state[row * (kFlashHeader + d) + kFlashHeader + c] += pv[i];
 }
 
-// The kept candidates of each row as one 64-bit sort key (score key high, complement of the
-// index low: descending key order is the total order) for the segmented sort; empty slots get
-// key 0, which sorts last. Needs global indices below 2^32 (checked on the host).
+// The kept candidates of each row as 64-bit sort keys (cuda::candidate_key) for the segmented
+// sort; slots past the row's count get key 0, which sorts last.
 __global__ void pack_keys(std::int64_t L, RowBuffers b, std::uint64_t* keys) {
   const int row = blockIdx.y;
   const std::int64_t j = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
   if (j >= L) return;
   const std::int64_t n = b.count[row];
-  std::uint64_t key = 0;
-  if (j < n) {
-    key = (std::uint64_t(cuda::score_key(b.cand_score[row * b.capacity + j])) << 32) |
-          (0xffffffffull - std::uint64_t(b.cand_index[row * b.capacity + j]));
-  }
+  const std::uint64_t key =
+      j < n ? cuda::candidate_key(Candidate{b.cand_score[row * b.capacity + j], b.cand_index[row * b.capacity + j]}) : 0;
   keys[row * L + j] = key;
 }
 
 __global__ void unpack_keys(std::int64_t rows_times_L, const std::uint64_t* keys, Candidate* out) {
   const std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
   if (i >= rows_times_L) return;
-  const std::uint64_t key = keys[i];
-  if (key == 0) {
-    out[i] = Candidate{-INFINITY, kNoIndex};
-    return;
-  }
-  const std::uint32_t sk = std::uint32_t(key >> 32);
-  const std::uint32_t bits = (sk & 0x80000000u) ? (sk & 0x7fffffffu) : ~sk;  // inverse of score_key
-  out[i] = Candidate{__uint_as_float(bits), std::int64_t(0xffffffffull - (key & 0xffffffffull))};
+  out[i] = cuda::candidate_of_key(keys[i]);
 }
 
 __global__ void segment_offsets(int rows, std::int64_t L, int* offsets) {

@@ -1,7 +1,7 @@
 // NCCL collectives between GPUs. NCCL has no user-defined reductions, so the top-k and the
 // log-sum-exp merges are an all-gather followed by a merge on the device: candidate lists by one
-// segmented radix sort of every rank's row (the same 64-bit key as the local pass: score key
-// high, complement of the index low), exact states by the merge of flash.hpp applied in rank
+// segmented radix sort of every rank's row (the same 64-bit key as the local pass,
+// cuda::candidate_key), exact states by the merge of flash.hpp applied in rank
 // order (deterministic). Sums are an NCCL all-reduce.
 //
 // Every NCCL call is made on a non-blocking communicator and every wait is bounded: the host
@@ -32,24 +32,14 @@ __global__ void pack_gathered(const Candidate* gathered, int P, std::int64_t row
   const std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;  // p·L + j
   if (i >= P * L) return;
   const std::int64_t p = i / L, j = i % L;
-  const Candidate c = gathered[(p * rows + row) * L + j];
-  keys[row * P * L + i] =
-      c.index == kNoIndex ? 0
-                          : (std::uint64_t(score_key(c.score)) << 32) | (0xffffffffull - std::uint64_t(c.index));
+  keys[row * P * L + i] = candidate_key(gathered[(p * rows + row) * L + j]);
 }
 
 __global__ void unpack_first(const std::uint64_t* keys, int P, std::int64_t rows, std::int64_t L, Candidate* out) {
   const std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
   if (i >= rows * L) return;
   const std::int64_t row = i / L, j = i % L;
-  const std::uint64_t key = keys[row * P * L + j];
-  if (key == 0) {
-    out[i] = Candidate{-INFINITY, kNoIndex};
-    return;
-  }
-  const std::uint32_t sk = std::uint32_t(key >> 32);
-  const std::uint32_t bits = (sk & 0x80000000u) ? (sk & 0x7fffffffu) : ~sk;  // inverse of score_key
-  out[i] = Candidate{__uint_as_float(bits), std::int64_t(0xffffffffull - (key & 0xffffffffull))};
+  out[i] = candidate_of_key(keys[row * P * L + j]);
 }
 
 __global__ void offsets_kernel(std::int64_t rows, std::int64_t len, int* offsets) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "ncsparse/candidate.hpp"
+
 #if defined(__CUDACC__)
 #define NCSPARSE_HD __host__ __device__
 #else
@@ -60,6 +62,29 @@ NCSPARSE_HD inline std::uint32_t score_key(float score) {
 #endif
   // Flip negatives entirely and set the sign bit of positives: unsigned order == float order.
   return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+// One candidate as a 64-bit sort key: score key high, complement of the global index low, so
+// that descending key order is the total order (higher score, then smaller index). An empty slot
+// (kNoIndex) is key 0, which sorts last. Indices must be below 2^32 − 1 (the backend checks);
+// scores are canonical, never −0 (which would key apart from +0).
+NCSPARSE_HD inline std::uint64_t candidate_key(const Candidate& c) {
+  if (c.index == kNoIndex) return 0;
+  return (std::uint64_t(score_key(c.score)) << 32) | (0xffffffffull - std::uint64_t(c.index));
+}
+
+// The inverse of candidate_key (key 0: the empty candidate).
+NCSPARSE_HD inline Candidate candidate_of_key(std::uint64_t key) {
+  if (key == 0) return Candidate{-__builtin_inff(), kNoIndex};
+  const std::uint32_t sk = std::uint32_t(key >> 32);
+  const std::uint32_t bits = (sk & 0x80000000u) ? (sk & 0x7fffffffu) : ~sk;  // inverse of score_key
+  float score;
+#if defined(__CUDA_ARCH__)
+  score = __uint_as_float(bits);
+#else
+  __builtin_memcpy(&score, &bits, sizeof score);
+#endif
+  return Candidate{score, std::int64_t(0xffffffffull - (key & 0xffffffffull))};
 }
 
 // Threads per block of the per-row kernels, and blocks for `rows` rows.

@@ -105,5 +105,28 @@ TEST(CudaPlan, ScoreKeyOrdersLikeScores) {
   }
 }
 
+// The 64-bit sort key of the device sorts: descending key order is the total order (ties by
+// the smaller index), the empty candidate sorts last, and the key decodes to the candidate.
+// Scores are canonical, so never −0 (canonical_score adds +0.0f): −0 and +0 compare equal but
+// have different keys.
+TEST(CudaPlan, CandidateKeyOrdersLikeTheTotalOrderAndRoundTrips) {
+  std::mt19937_64 rng(13);
+  std::vector<Candidate> c = {kEmptyCandidate, {0.0f, 0}, {3e38f, 7}, {-3e38f, 8}, {1e-45f, 4294967294}};
+  for (int i = 0; i < 3000; ++i) c.push_back({0.5f * float(int(rng() % 21) - 10), std::int64_t(rng() % 4294967295u)});
+  for (const Candidate& a : c) {
+    const Candidate back = candidate_of_key(candidate_key(a));
+    EXPECT_EQ(back.index, a.index);
+    if (a.index != kNoIndex) {
+      EXPECT_EQ(back.score, a.score);
+    }
+    for (int t = 0; t < 8; ++t) {
+      const Candidate& b = c[rng() % c.size()];
+      if (a.index == b.index) continue;
+      EXPECT_EQ(candidate_key(a) > candidate_key(b), before(a, b)) << a.score << "/" << a.index << " vs " << b.score
+                                                                   << "/" << b.index;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ncsparse::cuda
