@@ -28,17 +28,7 @@ Runner add_fit_command(CLI::App& app) {
   cmd->add_option("--format", o->format, "Output: table, markdown or csv")->capture_default_str();
   return [o](const Comm& comm) {
     o->fit.format = study::parse_fit_format(o->format);
-    std::string text;
-    try {
-      collective(comm, [&] {
-        if (comm.rank() == 0) text = study::format_fit(o->file, o->fit);
-      });
-    } catch (const Error& e) {
-      std::string msg = e.what();
-      if (msg.rfind("rank 0: ", 0) == 0) msg = msg.substr(8);
-      throw Error(e.code(), msg);
-    }
-    print(comm, text);
+    print_from_rank0(comm, [&] { return study::format_fit(o->file, o->fit); });
     return 0;
   };
 }

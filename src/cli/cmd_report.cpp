@@ -18,17 +18,7 @@ Runner add_report_command(CLI::App& app) {
   cmd->add_option("--format", o->format, "Output: table, csv or markdown")->capture_default_str();
   return [o](const Comm& comm) {
     const study::ReportFormat format = study::parse_report_format(o->format);
-    std::string text;
-    try {
-      collective(comm, [&] {
-        if (comm.rank() == 0) text = study::format_study_results(o->file, format);
-      });
-    } catch (const Error& e) {
-      std::string msg = e.what();
-      if (msg.rfind("rank 0: ", 0) == 0) msg = msg.substr(8);
-      throw Error(e.code(), msg);
-    }
-    print(comm, text);
+    print_from_rank0(comm, [&] { return study::format_study_results(o->file, format); });
     return 0;
   };
 }

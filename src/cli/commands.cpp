@@ -99,6 +99,20 @@ JobConfig finish_job_options(const JobOptions& o) {
   return j;
 }
 
+void print_from_rank0(const Comm& comm, const std::function<std::string()>& make_text) {
+  std::string text;
+  try {
+    collective(comm, [&] {
+      if (comm.rank() == 0) text = make_text();
+    });
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind("rank 0: ", 0) == 0) msg = msg.substr(8);
+    throw Error(e.code(), msg);
+  }
+  print(comm, text);
+}
+
 void print(const Comm& comm, const std::string& text) {
   if (comm.rank() != 0) return;
   std::fwrite(text.data(), 1, text.size(), stdout);

@@ -52,4 +52,9 @@ JobConfig finish_job_options(const JobOptions& o);  // throws usage Errors
 // Writes text to stdout on rank 0 only.
 void print(const Comm& comm, const std::string& text);
 
+// Runs make_text on rank 0 alone (e.g. reading a results file), agrees on its outcome, and
+// prints the text from rank 0. An error is rethrown on every rank without the "rank 0: " prefix
+// (only rank 0 did the work).
+void print_from_rank0(const Comm& comm, const std::function<std::string()>& make_text);
+
 }  // namespace ncsparse::cli
