@@ -7,11 +7,13 @@
 // head). Scale 1/√d, no mask. Modes: `topk` scores and selects a top-K list per row (no exact
 // state); `exact` also computes the exact flash state (its list is K long); `gemm` runs only
 // the score GEMMs of the pass, tile by tile with the same tile shapes, into a buffer nothing
-// reads (the bare GEMM the selection overhead is measured against); `sgemm` one square 2048³
+// reads (the bare GEMM the selection overhead is measured against); `gemm2` the two GEMMs of the
+// exact pass (scores, then the score tile times V), same shapes, nothing else; `sgemm` one square 2048³
 // cblas_sgemm on OpenBLAS's own T threads (the GEMM ceiling). One line per K:
-//   mode=topk d=64 m=256 K=2048 threads=1 reps=5 median_s=… min_s=… gflops=…
-// gflops counts 2·m·n·d flops (4·m·n·d in exact mode, 2·2048³ in sgemm mode). The median is over reps timed runs after
-// one untimed warm-up run.
+//   mode=topk d=64 m=256 K=2048 threads=1 reps=5 median_s=… min_s=… gflops=… cpu_s=…
+// gflops counts 2·m·n·d flops (4·m·n·d in exact and gemm2 modes, 2·2048³ in sgemm mode). The median is over reps timed runs after
+// one untimed warm-up run; cpu_s is the median process CPU time
+// (all threads), less sensitive than wall time to other jobs on a shared machine.
 #include <cblas.h>
 #include <hdf5.h>
 #include <omp.h>
@@ -19,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -91,8 +94,8 @@ int main(int argc, char** argv) {
     else if (opt == "--reps") reps = std::stoll(val);
     else fail("unknown option " + opt);
   }
-  if (mode != "topk" && mode != "exact" && mode != "gemm" && mode != "sgemm")
-    fail("--mode: topk, exact, gemm or sgemm");
+  if (mode != "topk" && mode != "exact" && mode != "gemm" && mode != "gemm2" && mode != "sgemm")
+    fail("--mode: topk, exact, gemm, gemm2 or sgemm");
   if (reps < 1 || m < 1 || threads < 1) fail("--reps, --m and --threads must be >= 1");
 
   std::vector<float> q, k, v;
@@ -143,6 +146,8 @@ int main(int argc, char** argv) {
     T = std::min(T, std::max<std::int64_t>(256, 65536 / per));
     const std::int64_t RB = std::clamp<std::int64_t>(65536 / T, 1, per);
     std::vector<std::vector<float>> tiles(static_cast<std::size_t>(threads), std::vector<float>(RB * T));
+    std::vector<std::vector<float>> pvs(static_cast<std::size_t>(threads), std::vector<float>(RB * d));
+    const bool with_pv = mode == "gemm2";
     auto bare_gemm = [&] {
       openblas_set_num_threads(1);
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
@@ -156,6 +161,11 @@ int main(int argc, char** argv) {
                         static_cast<int>(d), static_cast<float>(p.scale), q.data() + b0 * d, static_cast<int>(d),
                         k.data() + t0 * d, static_cast<int>(d), 0.0f, tiles[static_cast<std::size_t>(t)].data(),
                         static_cast<int>(tc));
+            if (with_pv)
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rb), static_cast<int>(d),
+                          static_cast<int>(tc), 1.0f, tiles[static_cast<std::size_t>(t)].data(), static_cast<int>(tc),
+                          v.data() + t0 * d, static_cast<int>(d), 0.0f, pvs[static_cast<std::size_t>(t)].data(),
+                          static_cast<int>(d));
           }
         }
       }
@@ -172,29 +182,33 @@ int main(int argc, char** argv) {
     auto once = [&] {
       if (mode == "sgemm") {
         square();
-      } else if (mode == "gemm") {
+      } else if (mode == "gemm" || mode == "gemm2") {
         bare_gemm();
       } else {
         backend->local_pass(QueryBlock{q.data(), positions.data(), m}, shard, p, LocalOutput{lists, flash});
       }
     };
     once();  // warm-up: page faults, scratch allocation
-    std::vector<double> secs;
+    std::vector<double> secs, cpu;
     for (std::int64_t r = 0; r < reps; ++r) {
+      const std::clock_t c0 = std::clock();
       const auto t0 = std::chrono::steady_clock::now();
       once();
       secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      cpu.push_back(static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
     }
     std::sort(secs.begin(), secs.end());
+    std::sort(cpu.begin(), cpu.end());
     const double median = secs.size() % 2 ? secs[secs.size() / 2]
                                           : 0.5 * (secs[secs.size() / 2 - 1] + secs[secs.size() / 2]);
     const double flops = mode == "sgemm" ? 2.0 * S * S * S
-                                         : (p.exact ? 4.0 : 2.0) * static_cast<double>(m) * static_cast<double>(n) *
+                                         : (p.exact || with_pv ? 4.0 : 2.0) * static_cast<double>(m) * static_cast<double>(n) *
                                                static_cast<double>(d);
-    std::printf("mode=%s d=%lld m=%lld n=%lld K=%lld threads=%d reps=%lld median_s=%.4f min_s=%.4f gflops=%.2f\n",
-                mode.c_str(), static_cast<long long>(d), static_cast<long long>(m), static_cast<long long>(n),
-                static_cast<long long>(K), threads, static_cast<long long>(reps), median, secs.front(),
-                flops / median * 1e-9);
+    std::printf(
+        "mode=%s d=%lld m=%lld n=%lld K=%lld threads=%d reps=%lld median_s=%.4f min_s=%.4f gflops=%.2f cpu_s=%.4f\n",
+        mode.c_str(), static_cast<long long>(d), static_cast<long long>(m), static_cast<long long>(n),
+        static_cast<long long>(K), threads, static_cast<long long>(reps), median, secs.front(), flops / median * 1e-9,
+        cpu[cpu.size() / 2]);
     std::fflush(stdout);
   }
   return 0;

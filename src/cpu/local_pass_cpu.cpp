@@ -20,8 +20,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "core/fastexp.hpp"
@@ -68,6 +71,7 @@ class GemmFilterRow {
     keep_ = keep;
     margin2_ = margin2;
     cut_ = keep == 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+    floor_ = -std::numeric_limits<float>::infinity();
     size_ = 0;
     const std::size_t want = 4 * keep + 64;
     if (capacity_ < want) {
@@ -75,6 +79,16 @@ class GemmFilterRow {
       capacity_ = want;
     }
   }
+  // Starts the cut at a guess (from a sample of the row's keys) instead of −∞. Keys at or below
+  // it are never admitted, which is right only if the row's final list proves it: see
+  // seed_held (the caller re-runs the row without a seed when it does not).
+  void seed(float cut) {
+    cut_ = std::max(cut_, cut);
+    floor_ = cut;
+  }
+  // The seed (−∞ when none) and 2·margin.
+  float floor() const { return floor_; }
+  float margin2() const { return margin2_; }
   // A key with GEMM score <= cut() is not needed.
   float cut() const { return cut_; }
   std::size_t size() const { return size_; }
@@ -122,68 +136,214 @@ class GemmFilterRow {
   std::size_t keep_ = 0;
   float margin2_ = 0;
   float cut_ = 0;
+  float floor_ = 0;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
   std::unique_ptr<Hit[]> storage_;
 };
 
-// The order of candidates as a function object (inlined by sort, unlike a function pointer).
-struct Before {
-  bool operator()(const Candidate& a, const Candidate& b) const { return before(a, b); }
-};
+// A candidate of the shard as one integer whose ascending order is the order `before`: the
+// score's bits mapped to an ascending unsigned order and complemented (higher scores first),
+// then the key's offset in the shard (lower indices first among equal scores). Canonical
+// scores are never −0 or NaN, so equal scores have equal bits. Sorting these is cheaper than
+// sorting Candidates with a two-level comparison.
+inline std::uint64_t order_key(float score, std::uint32_t key) {
+  std::uint32_t b;
+  std::memcpy(&b, &score, sizeof b);
+  const std::uint32_t ascending = (b & 0x80000000u) != 0 ? ~b : (b | 0x80000000u);
+  return (static_cast<std::uint64_t>(~ascending) << 32) | key;
+}
+inline Candidate candidate_of(std::uint64_t k, std::int64_t begin) {
+  const std::uint32_t ascending = ~static_cast<std::uint32_t>(k >> 32);
+  const std::uint32_t b = (ascending & 0x80000000u) != 0 ? (ascending & 0x7FFFFFFFu) : ~ascending;
+  float score;
+  std::memcpy(&score, &b, sizeof score);
+  return Candidate{score, begin + static_cast<std::int64_t>(k & 0xFFFFFFFFu)};
+}
 
 // A survivor to re-score: its row (within the thread's rows), its slot in the group, its key.
 struct Pair {
   std::uint32_t row, slot, key;
 };
 
+// Whether a seeded row's list is right. A key never admitted has a GEMM score <= floor, so a
+// canonical score <= floor + margin; if the row's L-th best canonical score is above that, the
+// L listed keys all beat every such key (and the keys dropped by shrinks, as without a seed).
+// Compared in double: floor + margin is a real number, not a float.
+bool seed_held(const GemmFilterRow& row, std::span<const Candidate> list, std::size_t kept) {
+  if (row.floor() == -std::numeric_limits<float>::infinity()) return true;
+  if (kept < list.size() || list.empty()) return false;
+  return static_cast<double>(list.back().score) >
+         static_cast<double>(row.floor()) + 0.5 * static_cast<double>(row.margin2());
+}
+
+// Where the top-k pass starts each row's cut (NCSPARSE_CPU_SEED): `auto` (the default) seeds
+// it from a sample of the shard when the lists are long enough for that to pay, `off` never
+// does, `always` does whenever the shape allows (for tests), `optimistic` does so with a cut
+// that is usually too high, so that the fallback runs (for tests).
+enum class SeedMode { kAuto, kOff, kAlways, kOptimistic };
+
+SeedMode seed_mode() {
+  static const SeedMode mode = [] {
+    const char* v = std::getenv("NCSPARSE_CPU_SEED");
+    if (v == nullptr || std::strcmp(v, "auto") == 0 || *v == 0) return SeedMode::kAuto;
+    if (std::strcmp(v, "off") == 0) return SeedMode::kOff;
+    if (std::strcmp(v, "always") == 0) return SeedMode::kAlways;
+    if (std::strcmp(v, "optimistic") == 0) return SeedMode::kOptimistic;
+    throw usage_error("NCSPARSE_CPU_SEED: expected auto, off, always or optimistic, not '" + std::string(v) + "'");
+  }();
+  return mode;
+}
+
 // Per-thread scratch of scan_rows, kept between calls.
 struct Scratch {
-  std::vector<float> scores, pv, canon, qpack, kpack;
-  std::vector<double> state, q_norm;
+  std::vector<float> scores, pv, canon, qpack, kpack, spack, sample, select;
+  std::vector<double> state, q_norm, alpha;
   std::vector<GemmFilterRow> rows;
-  std::vector<Candidate> cands;
+  std::vector<std::uint64_t> order_keys;
   std::vector<std::size_t> offset, bucket_start;
   std::vector<Pair> order;
 };
 
-// Largest of s[0..count), in independent lanes so that the loop vectorises.
-[[gnu::always_inline]] inline float row_max(const float* s, std::int64_t count) {
-  constexpr std::int64_t kLanes = 16;
-  float lane[kLanes];
-  std::fill(lane, lane + kLanes, -std::numeric_limits<float>::infinity());
+// Largest of s[0..count) (a max is exact: any order gives the same float on both paths).
+[[gnu::always_inline]] inline float row_max_sse2(const float* s, std::int64_t count) {
+  __m128 m0 = _mm_set1_ps(-std::numeric_limits<float>::infinity()), m1 = m0, m2 = m0, m3 = m0;
   std::int64_t j = 0;
-  for (; j + kLanes <= count; j += kLanes) {
-    for (std::int64_t u = 0; u < kLanes; ++u) lane[u] = s[j + u] > lane[u] ? s[j + u] : lane[u];
+  for (; j + 16 <= count; j += 16) {
+    m0 = _mm_max_ps(m0, _mm_loadu_ps(s + j));
+    m1 = _mm_max_ps(m1, _mm_loadu_ps(s + j + 4));
+    m2 = _mm_max_ps(m2, _mm_loadu_ps(s + j + 8));
+    m3 = _mm_max_ps(m3, _mm_loadu_ps(s + j + 12));
   }
-  for (std::int64_t u = 0; j < count; ++j, ++u) lane[u] = s[j] > lane[u] ? s[j] : lane[u];
+  alignas(16) float lane[4];
+  _mm_store_ps(lane, _mm_max_ps(_mm_max_ps(m0, m1), _mm_max_ps(m2, m3)));
+  float best = std::max(std::max(lane[0], lane[1]), std::max(lane[2], lane[3]));
+  for (; j < count; ++j) best = std::max(best, s[j]);
+  return best;
+}
+__attribute__((target("avx2"))) inline float row_max_avx2(const float* s, std::int64_t count) {
+  __m256 m0 = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), m1 = m0;
+  std::int64_t j = 0;
+  for (; j + 16 <= count; j += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(s + j));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(s + j + 8));
+  }
+  alignas(32) float lane[8];
+  _mm256_store_ps(lane, _mm256_max_ps(m0, m1));
   float best = lane[0];
-  for (std::int64_t u = 1; u < kLanes; ++u) best = lane[u] > best ? lane[u] : best;
+  for (int u = 1; u < 8; ++u) best = std::max(best, lane[u]);
+  for (; j < count; ++j) best = std::max(best, s[j]);
   return best;
 }
 
-// s[j] <- exp(s[j] − mf) for j < count; returns Σ e and Σ e² in double, summed in kLanes
-// independent partial sums so that the loop vectorises without reassociation.
-[[gnu::always_inline]] inline void exp_row(float* s, std::int64_t count, float mf, double& sum, double& sum2) {
-  constexpr std::int64_t kLanes = 16;
-  double part[kLanes] = {}, part2[kLanes] = {};
-  std::int64_t j = 0;
-  for (; j + kLanes <= count; j += kLanes) {
-    for (std::int64_t u = 0; u < kLanes; ++u) {
-      const float e = fast_exp_nonpos(s[j + u] - mf);
-      s[j + u] = e;
-      part[u] += e;
-      part2[u] += double(e) * double(e);
-    }
+// exp(x) for x <= 0 on 8 or 4 lanes: fast_exp_nonpos (core/fastexp.hpp) operation by
+// operation, so that every lane rounds exactly as the scalar function does.
+#define NCSPARSE_FAST_EXP_BODY(PS, SET1, ADD, SUB, MUL, MAX, CVTT, ADDI, SLLI, CASTI, SET1I) \
+  {                                                                                         \
+    x = MAX(x, SET1(-87.0f));                                                               \
+    const PS t = MUL(x, SET1(1.44269504088896341f));                                        \
+    const PS n = SUB(ADD(t, SET1(12582912.0f)), SET1(12582912.0f));                         \
+    const PS r = SUB(SUB(x, MUL(n, SET1(0.693145751953125f))), MUL(n, SET1(1.42860682030941723212e-6f))); \
+    PS q = SET1(1.0f / 5040.0f);                                                            \
+    q = ADD(MUL(q, r), SET1(1.0f / 720.0f));                                                \
+    q = ADD(MUL(q, r), SET1(1.0f / 120.0f));                                                \
+    q = ADD(MUL(q, r), SET1(1.0f / 24.0f));                                                 \
+    q = ADD(MUL(q, r), SET1(1.0f / 6.0f));                                                  \
+    q = ADD(MUL(q, r), SET1(0.5f));                                                         \
+    q = ADD(MUL(q, r), SET1(1.0f));                                                         \
+    q = ADD(MUL(q, r), SET1(1.0f));                                                         \
+    return MUL(q, CASTI(SLLI(ADDI(CVTT(n), SET1I(127)), 23)));                              \
   }
+[[gnu::always_inline]] inline __m128 fast_exp_sse2(__m128 x)
+    NCSPARSE_FAST_EXP_BODY(__m128, _mm_set1_ps, _mm_add_ps, _mm_sub_ps, _mm_mul_ps, _mm_max_ps, _mm_cvttps_epi32,
+                           _mm_add_epi32, _mm_slli_epi32, _mm_castsi128_ps, _mm_set1_epi32)
+__attribute__((target("avx2"), always_inline)) inline __m256 fast_exp_avx2(__m256 x)
+    NCSPARSE_FAST_EXP_BODY(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_max_ps,
+                           _mm256_cvttps_epi32, _mm256_add_epi32, _mm256_slli_epi32, _mm256_castsi256_ps,
+                           _mm256_set1_epi32)
+#undef NCSPARSE_FAST_EXP_BODY
+
+// s[j] <- exp(s[j] − mf) for j < count, with Σ e and Σ e² in double.
+//
+// Sixteen lanes (key j in lane j mod 16). Each lane sums e and e² in float over at most 8 keys
+// (128 keys at a time: relative error < 8·2^-24 per partial sum), then adds that partial sum to
+// its double accumulator, so the long sums over the shard stay double. The last count mod 16
+// keys go to lanes 0, 1, ... one by one; the 16 lanes are summed in lane order at the end. The
+// SSE2 and AVX2 versions do exactly these operations, lane by lane: bit-identical results.
+constexpr std::int64_t kExpLanes = 16, kExpGroups = 8;
+
+[[gnu::always_inline]] inline void exp_tail(float* s, std::int64_t j, std::int64_t count, float mf, double* part,
+                                            double* part2, double& sum, double& sum2) {
   for (std::int64_t u = 0; j < count; ++j, ++u) {
     const float e = fast_exp_nonpos(s[j] - mf);
     s[j] = e;
     part[u] += e;
-    part2[u] += double(e) * double(e);
+    part2[u] += e * e;  // a float product, as in the vector lanes
   }
   sum = 0, sum2 = 0;
-  for (std::int64_t u = 0; u < kLanes; ++u) sum += part[u], sum2 += part2[u];
+  for (std::int64_t u = 0; u < kExpLanes; ++u) sum += part[u], sum2 += part2[u];
+}
+
+[[gnu::always_inline]] inline void exp_row_sse2(float* s, std::int64_t count, float mf, double& sum,
+                                                double& sum2) {
+  const __m128 m = _mm_set1_ps(mf);
+  __m128d dp[8], dq[8];  // lanes 2v, 2v + 1
+  for (int v = 0; v < 8; ++v) dp[v] = dq[v] = _mm_setzero_pd();
+  std::int64_t j = 0;
+  while (j + kExpLanes <= count) {
+    const std::int64_t groups = std::min(kExpGroups, (count - j) / kExpLanes);
+    __m128 a[4], b[4];
+    for (int v = 0; v < 4; ++v) a[v] = b[v] = _mm_setzero_ps();
+    for (std::int64_t g = 0; g < groups; ++g, j += kExpLanes) {
+      for (int v = 0; v < 4; ++v) {
+        const __m128 e = fast_exp_sse2(_mm_sub_ps(_mm_loadu_ps(s + j + 4 * v), m));
+        _mm_storeu_ps(s + j + 4 * v, e);
+        a[v] = _mm_add_ps(a[v], e);
+        b[v] = _mm_add_ps(b[v], _mm_mul_ps(e, e));
+      }
+    }
+    for (int v = 0; v < 4; ++v) {
+      dp[2 * v] = _mm_add_pd(dp[2 * v], _mm_cvtps_pd(a[v]));
+      dp[2 * v + 1] = _mm_add_pd(dp[2 * v + 1], _mm_cvtps_pd(_mm_movehl_ps(a[v], a[v])));
+      dq[2 * v] = _mm_add_pd(dq[2 * v], _mm_cvtps_pd(b[v]));
+      dq[2 * v + 1] = _mm_add_pd(dq[2 * v + 1], _mm_cvtps_pd(_mm_movehl_ps(b[v], b[v])));
+    }
+  }
+  alignas(16) double part[kExpLanes], part2[kExpLanes];
+  for (int v = 0; v < 8; ++v) _mm_store_pd(part + 2 * v, dp[v]), _mm_store_pd(part2 + 2 * v, dq[v]);
+  exp_tail(s, j, count, mf, part, part2, sum, sum2);
+}
+__attribute__((target("avx2"))) inline void exp_row_avx2(float* s, std::int64_t count, float mf, double& sum,
+                                                         double& sum2) {
+  const __m256 m = _mm256_set1_ps(mf);
+  __m256d dp[4], dq[4];  // lanes 4v .. 4v + 3
+  for (int v = 0; v < 4; ++v) dp[v] = dq[v] = _mm256_setzero_pd();
+  std::int64_t j = 0;
+  while (j + kExpLanes <= count) {
+    const std::int64_t groups = std::min(kExpGroups, (count - j) / kExpLanes);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    for (std::int64_t g = 0; g < groups; ++g, j += kExpLanes) {
+      const __m256 e0 = fast_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+      const __m256 e1 = fast_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), m));
+      _mm256_storeu_ps(s + j, e0);
+      _mm256_storeu_ps(s + j + 8, e1);
+      a0 = _mm256_add_ps(a0, e0);
+      a1 = _mm256_add_ps(a1, e1);
+      b0 = _mm256_add_ps(b0, _mm256_mul_ps(e0, e0));
+      b1 = _mm256_add_ps(b1, _mm256_mul_ps(e1, e1));
+    }
+    dp[0] = _mm256_add_pd(dp[0], _mm256_cvtps_pd(_mm256_castps256_ps128(a0)));
+    dp[1] = _mm256_add_pd(dp[1], _mm256_cvtps_pd(_mm256_extractf128_ps(a0, 1)));
+    dp[2] = _mm256_add_pd(dp[2], _mm256_cvtps_pd(_mm256_castps256_ps128(a1)));
+    dp[3] = _mm256_add_pd(dp[3], _mm256_cvtps_pd(_mm256_extractf128_ps(a1, 1)));
+    dq[0] = _mm256_add_pd(dq[0], _mm256_cvtps_pd(_mm256_castps256_ps128(b0)));
+    dq[1] = _mm256_add_pd(dq[1], _mm256_cvtps_pd(_mm256_extractf128_ps(b0, 1)));
+    dq[2] = _mm256_add_pd(dq[2], _mm256_cvtps_pd(_mm256_castps256_ps128(b1)));
+    dq[3] = _mm256_add_pd(dq[3], _mm256_cvtps_pd(_mm256_extractf128_ps(b1, 1)));
+  }
+  alignas(32) double part[kExpLanes], part2[kExpLanes];
+  for (int v = 0; v < 4; ++v) _mm256_store_pd(part + 4 * v, dp[v]), _mm256_store_pd(part2 + 4 * v, dq[v]);
+  exp_tail(s, j, count, mf, part, part2, sum, sum2);
 }
 
 // Bit mask of the lanes of s[0..16) that are > cut: one compare per 4 (SSE2) or 8 (AVX2) keys.
@@ -246,9 +406,90 @@ inline void pack_keys(const float* k, std::int64_t count, std::int64_t d, float*
   }
 }
 
+// pack_keys with 8 × 8 AVX transposes for full panels when d is a multiple of 8 (the scalar
+// transpose's strided stores cost ~5% of the top-k pass at m = 256).
+__attribute__((target("avx2"), always_inline)) inline void transpose8x8_store(const float* src, std::int64_t ld,
+                                                                             float* dst, std::int64_t ldd) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld), r2 = _mm256_loadu_ps(src + 2 * ld),
+         r3 = _mm256_loadu_ps(src + 3 * ld), r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
+         r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r1 = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r2 = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r3 = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r4 = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r5 = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r6 = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r7 = _mm256_permute2f128_ps(u3, u7, 0x31);
+  _mm256_storeu_ps(dst, r0);
+  _mm256_storeu_ps(dst + ldd, r1);
+  _mm256_storeu_ps(dst + 2 * ldd, r2);
+  _mm256_storeu_ps(dst + 3 * ldd, r3);
+  _mm256_storeu_ps(dst + 4 * ldd, r4);
+  _mm256_storeu_ps(dst + 5 * ldd, r5);
+  _mm256_storeu_ps(dst + 6 * ldd, r6);
+  _mm256_storeu_ps(dst + 7 * ldd, r7);
+}
+__attribute__((target("avx2"), always_inline)) inline void pack_keys_avx2(const float* k, std::int64_t count,
+                                                                         std::int64_t d, float* kp) {
+  if (d % 8 != 0) return pack_keys(k, count, d, kp);
+  const std::int64_t full = count / kNr * kNr;
+  for (std::int64_t j0 = 0; j0 < full; j0 += kNr) {
+    float* out = kp + j0 * d;
+    for (std::int64_t c0 = 0; c0 < d; c0 += 8) {
+      transpose8x8_store(k + j0 * d + c0, d, out + c0 * kNr, kNr);
+      transpose8x8_store(k + (j0 + 8) * d + c0, d, out + c0 * kNr + 8, kNr);
+    }
+  }
+  if (full < count) pack_keys(k + full * d, count - full, d, kp + full * d);
+}
+
+// The sample that seeds the rows' cuts: every `stride`-th full 16-key panel of the shard,
+// starting at panel `phase`, `panels` of them; `rank`: the cut is taken at the rank-th best
+// sample score of the row.
+//
+// Why it pays: a streaming top-L over n keys admits about L·(1 + ln(n/L)) keys to the buffer
+// (each one that beats the running L-th best, ~7L at L = 2048, n = 2^20) and shrinks it every
+// few thousand admissions. With a cut at the sample's rank-th best score the rest of the scan
+// admits about rank·n/S keys (S sample keys), under 2L for the ranks below, and never shrinks.
+// The rank is chosen so that the cut is almost surely below the row's true L-th best score:
+// λ = L·S/n sample keys are expected among a row's top L, and the rank is λ + 4√λ + 4. When it
+// is not (a sample that misrepresents the row), the final check fails and the row is scanned
+// again without a seed: slower, never wrong.
+struct SeedPlan {
+  bool on = false;
+  std::int64_t stride = 0, phase = 0, panels = 0, rank = 0;
+};
+constexpr std::int64_t kSeedLambda = 32;           // sample keys expected in a row's top L
+constexpr std::int64_t kSeedMaxSample = 16384;     // keys; more costs more to rank per row
+constexpr std::int64_t kSeedMinList = 128;         // auto: shorter lists fill cheaply anyway
+constexpr std::int64_t kSeedMinKeysPerList = 64;   // auto: n / L below this, little to skip
+
+SeedPlan plan_seed(std::int64_t n, std::int64_t L, bool causal, SeedMode mode) {
+  SeedPlan s;
+  const std::int64_t full = n / kNr;
+  if (mode == SeedMode::kOff || causal || L < 1 || L >= n || full < 2) return s;
+  if (mode == SeedMode::kAuto && (L < kSeedMinList || n < kSeedMinKeysPerList * L)) return s;
+  const std::int64_t want = std::clamp<std::int64_t>(kSeedLambda * n / L, kNr, kSeedMaxSample);
+  s.stride = std::max<std::int64_t>(2, full / std::max<std::int64_t>(1, want / kNr));
+  s.phase = s.stride / 2;  // not panel 0: attention sinks sit at the first keys
+  s.panels = (full - s.phase + s.stride - 1) / s.stride;
+  const double lambda = static_cast<double>(L) * static_cast<double>(s.panels * kNr) / static_cast<double>(n);
+  s.rank = mode == SeedMode::kOptimistic ? 1 : static_cast<std::int64_t>(std::ceil(lambda + 4 * std::sqrt(lambda) + 4));
+  s.on = s.panels > 0 && s.rank <= s.panels * kNr;
+  return s;
+}
+
 // Scores of one 6 × 16 block; mask[r] gets the keys of row r above cut[r] (and below lim[r]),
 // whose scores go to out[r·16 + u].
-__attribute__((target("avx2,fma"))) inline void block_6x16(const float* qp, const float* kp, std::int64_t d,
+__attribute__((target("avx2,fma"), always_inline)) inline void block_6x16(const float* qp, const float* kp, std::int64_t d,
                                                            float scale, const float* cut, const int* lim,
                                                            float* out, unsigned* mask) {
   __m256 acc[kMr][2];
@@ -276,11 +517,129 @@ __attribute__((target("avx2,fma"))) inline void block_6x16(const float* qp, cons
   }
 }
 
+// The top-k pass on AVX2 + FMA (no exact state): a 6 × 16 block of scores is computed in
+// registers and compared with the rows' cuts there (block_6x16), optionally after seeding the
+// cuts from a sample (SeedPlan). Rows [r0, r0 + rows) of the block; w.rows already reset.
+// In its own function so that block_6x16 is inlined into both of its loops.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+__attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queries, const KeyShard& keys,
+                                                         const PassParams& p, std::int64_t r0, std::int64_t rows,
+                                                         SeedMode seed_mode, Scratch& w, SeedPlan& seed) {
+  const std::int64_t d = p.d;
+  const std::int64_t L = p.list_length;
+  // Fused top-k pass: keys in tiles of ~256 KiB packed, queries packed once.
+  const std::int64_t blocks = (rows + kMr - 1) / kMr;
+  w.qpack.resize(static_cast<std::size_t>(blocks * kMr * d));
+  for (std::int64_t b = 0; b < blocks; ++b)
+    pack_queries(queries.q + (r0 + b * kMr) * d, std::min(kMr, rows - b * kMr), d, w.qpack.data() + b * kMr * d);
+  const std::int64_t TK =
+      std::max<std::int64_t>(kNr, (kTileBytes / static_cast<std::int64_t>(sizeof(float)) / d) / kNr * kNr);
+  w.kpack.resize(static_cast<std::size_t>(((std::min(TK, keys.count) + kNr - 1) / kNr) * kNr * d));
+  alignas(32) float out_block[kMr * kNr];
+  float cut[kMr];
+  int lim[kMr];
+  unsigned mask[kMr];
+  const float scale = static_cast<float>(p.scale);
+  seed = plan_seed(keys.count, L, p.causal, seed_mode);
+  if (seed.on) {
+    // Score the sample panels for groups of row blocks, rank each row's sample scores, seed
+    // its cut, and admit the sample keys above it; the scan below skips these panels.
+    const std::int64_t S = seed.panels * kNr;
+    w.spack.resize(static_cast<std::size_t>(S * d));
+    for (std::int64_t sp = 0; sp < seed.panels; ++sp)
+      pack_keys_avx2(keys.k + (seed.phase + sp * seed.stride) * kNr * d, kNr, d, w.spack.data() + sp * kNr * d);
+    constexpr std::int64_t kGroupBlocks = 8;
+    w.sample.resize(static_cast<std::size_t>(kGroupBlocks * kMr * S));
+    w.select.resize(static_cast<std::size_t>(S));
+    const float all_cut[kMr] = {-std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                                -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                                -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+    const int all_lim[kMr] = {kNr, kNr, kNr, kNr, kNr, kNr};
+    for (std::int64_t gb0 = 0; gb0 < blocks; gb0 += kGroupBlocks) {
+      const std::int64_t gb1 = std::min(blocks, gb0 + kGroupBlocks);
+      for (std::int64_t sp = 0; sp < seed.panels; ++sp) {
+        for (std::int64_t b = gb0; b < gb1; ++b) {
+          block_6x16(w.qpack.data() + b * kMr * d, w.spack.data() + sp * kNr * d, d, scale, all_cut, all_lim,
+                     out_block, mask);
+          for (std::int64_t r = 0; r < kMr; ++r)
+            std::copy_n(out_block + r * kNr, kNr, w.sample.data() + ((b - gb0) * kMr + r) * S + sp * kNr);
+        }
+      }
+      for (std::int64_t i = gb0 * kMr; i < std::min(rows, gb1 * kMr); ++i) {
+        const float* sc = w.sample.data() + (i - gb0 * kMr) * S;
+        std::copy_n(sc, S, w.select.data());
+        std::nth_element(w.select.begin(), w.select.begin() + (seed.rank - 1), w.select.begin() + S,
+                         std::greater<float>());
+        GemmFilterRow& row = w.rows[static_cast<std::size_t>(i)];
+        row.seed(strictly_below(w.select[static_cast<std::size_t>(seed.rank - 1)], row.margin2()));
+        const float* qi = queries.q + (r0 + i) * d;
+        auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
+        for (std::int64_t sp = 0; sp < seed.panels; ++sp) {
+          const std::uint32_t key0 = static_cast<std::uint32_t>((seed.phase + sp * seed.stride) * kNr);
+          filter_row<true>(sc + sp * kNr, kNr, key0, row, rescore);
+        }
+      }
+    }
+  }
+  for (std::int64_t t0 = 0; t0 < keys.count; t0 += TK) {
+    const std::int64_t tc = std::min(TK, keys.count - t0);
+    const std::int64_t g0 = keys.begin + t0;
+    pack_keys_avx2(keys.k + t0 * d, tc, d, w.kpack.data());
+    // Panel outside, row blocks inside: the 16-key panel stays in L1 for every row block.
+    for (std::int64_t j0 = 0; j0 < tc; j0 += kNr) {
+      if (seed.on) {
+        const std::int64_t panel = (t0 + j0) / kNr - seed.phase;
+        if (panel >= 0 && panel % seed.stride == 0 && panel / seed.stride < seed.panels) continue;  // sampled
+      }
+      const float* kb = w.kpack.data() + j0 * d;
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::int64_t i0 = b * kMr;  // first row of the block, within this thread's rows
+        const std::int64_t nr = std::min(kMr, rows - i0);
+        bool any = false;
+        for (std::int64_t r = 0; r < kMr; ++r) {
+          const std::int64_t row_lim =
+              r >= nr ? 0
+              : p.causal ? std::clamp<std::int64_t>(queries.positions[r0 + i0 + r] - g0 + 1, 0, tc)
+                         : tc;
+          lim[r] = static_cast<int>(std::clamp<std::int64_t>(row_lim - j0, 0, kNr));
+          any = any || lim[r] > 0;
+          cut[r] = r < nr ? w.rows[static_cast<std::size_t>(i0 + r)].cut() : 0.0f;
+        }
+        if (!any) continue;
+        block_6x16(w.qpack.data() + b * kMr * d, kb, d, scale, cut, lim, out_block, mask);
+        for (std::int64_t r = 0; r < nr; ++r) {
+          unsigned m = mask[r];
+          if (m == 0) continue;
+          GemmFilterRow& row = w.rows[static_cast<std::size_t>(i0 + r)];
+          const float* qi = queries.q + (r0 + i0 + r) * d;
+          auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
+          while (m != 0) {
+            const int u = __builtin_ctz(m);
+            m &= m - 1;
+            const float sc = out_block[r * kNr + u];
+            if (sc > row.cut()) row.add(sc, static_cast<std::uint32_t>(t0 + j0 + u), rescore);
+          }
+        }
+      }
+    }
+  }
+}
+#pragma GCC pop_options
+
+void scan_rows_generic(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, std::int64_t r0,
+                       std::int64_t r1, double k_norm_max, SeedMode seed, Scratch& w, LocalOutput out);
+__attribute__((target("avx2,fma"))) void scan_rows_avx2(const QueryBlock& queries, const KeyShard& keys,
+                                                        const PassParams& p, std::int64_t r0, std::int64_t r1,
+                                                        double k_norm_max, SeedMode seed, Scratch& w,
+                                                        LocalOutput out);
+
 // Scans the shard for rows [r0, r1) of the block. k_norm_max: the largest key norm of the shard.
 template <bool kAvx2>
 [[gnu::always_inline]] inline void scan_rows_impl(const QueryBlock& queries, const KeyShard& keys,
                                                   const PassParams& p, std::int64_t r0, std::int64_t r1,
-                                                  double k_norm_max, Scratch& w, LocalOutput out) {
+                                                  double k_norm_max, SeedMode seed_mode, Scratch& w,
+                                                  LocalOutput out) {
   const std::int64_t d = p.d;
   const std::int64_t rows = r1 - r0;
   const std::int64_t L = p.list_length;
@@ -294,6 +653,7 @@ template <bool kAvx2>
 
   w.scores.resize(static_cast<std::size_t>(RB * T));
   w.pv.resize(p.exact ? static_cast<std::size_t>(RB * d) : 0);
+  w.alpha.resize(p.exact ? static_cast<std::size_t>(RB) : 0);
   if (w.rows.size() < static_cast<std::size_t>(rows)) w.rows.resize(static_cast<std::size_t>(rows));
   w.state.resize(p.exact ? static_cast<std::size_t>(rows) * frow : 0);
   w.q_norm.resize(static_cast<std::size_t>(rows));
@@ -310,59 +670,10 @@ template <bool kAvx2>
     if (p.exact) flash_clear({w.state.data() + i * frow, frow});
   }
 
+  SeedPlan seed;
   if constexpr (kAvx2) {
     if (!p.exact) {
-      // Fused top-k pass: keys in tiles of ~256 KiB packed, queries packed once.
-      const std::int64_t blocks = (rows + kMr - 1) / kMr;
-      w.qpack.resize(static_cast<std::size_t>(blocks * kMr * d));
-      for (std::int64_t b = 0; b < blocks; ++b)
-        pack_queries(queries.q + (r0 + b * kMr) * d, std::min(kMr, rows - b * kMr), d, w.qpack.data() + b * kMr * d);
-      const std::int64_t TK =
-          std::max<std::int64_t>(kNr, (kTileBytes / static_cast<std::int64_t>(sizeof(float)) / d) / kNr * kNr);
-      w.kpack.resize(static_cast<std::size_t>(((std::min(TK, keys.count) + kNr - 1) / kNr) * kNr * d));
-      alignas(32) float out_block[kMr * kNr];
-      float cut[kMr];
-      int lim[kMr];
-      unsigned mask[kMr];
-      const float scale = static_cast<float>(p.scale);
-      for (std::int64_t t0 = 0; t0 < keys.count; t0 += TK) {
-        const std::int64_t tc = std::min(TK, keys.count - t0);
-        const std::int64_t g0 = keys.begin + t0;
-        pack_keys(keys.k + t0 * d, tc, d, w.kpack.data());
-        // Panel outside, row blocks inside: the 16-key panel stays in L1 for every row block.
-        for (std::int64_t j0 = 0; j0 < tc; j0 += kNr) {
-          const float* kb = w.kpack.data() + j0 * d;
-          for (std::int64_t b = 0; b < blocks; ++b) {
-            const std::int64_t i0 = b * kMr;  // first row of the block, within this thread's rows
-            const std::int64_t nr = std::min(kMr, rows - i0);
-            bool any = false;
-            for (std::int64_t r = 0; r < kMr; ++r) {
-              const std::int64_t row_lim =
-                  r >= nr ? 0
-                  : p.causal ? std::clamp<std::int64_t>(queries.positions[r0 + i0 + r] - g0 + 1, 0, tc)
-                             : tc;
-              lim[r] = static_cast<int>(std::clamp<std::int64_t>(row_lim - j0, 0, kNr));
-              any = any || lim[r] > 0;
-              cut[r] = r < nr ? w.rows[static_cast<std::size_t>(i0 + r)].cut() : 0.0f;
-            }
-            if (!any) continue;
-            block_6x16(w.qpack.data() + b * kMr * d, kb, d, scale, cut, lim, out_block, mask);
-            for (std::int64_t r = 0; r < nr; ++r) {
-              unsigned m = mask[r];
-              if (m == 0) continue;
-              GemmFilterRow& row = w.rows[static_cast<std::size_t>(i0 + r)];
-              const float* qi = queries.q + (r0 + i0 + r) * d;
-              auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
-              while (m != 0) {
-                const int u = __builtin_ctz(m);
-                m &= m - 1;
-                const float sc = out_block[r * kNr + u];
-                if (sc > row.cut()) row.add(sc, static_cast<std::uint32_t>(t0 + j0 + u), rescore);
-              }
-            }
-          }
-        }
-      }
+      fused_topk_avx2(queries, keys, p, r0, rows, seed_mode, w, seed);
       goto lists;
     }
   }
@@ -391,21 +702,27 @@ template <bool kAvx2>
         if (!p.exact) continue;
 
         double* st = w.state.data() + i * frow;
+        w.alpha[static_cast<std::size_t>(ib)] = 1.0;
         if (limit == 0) {
           std::fill(s, s + tc, 0.0f);  // no weight from this tile
           continue;
         }
         any_visible = true;
-        const float tile_max = row_max(s, limit);
+        const float tile_max = kAvx2 ? row_max_avx2(s, limit) : row_max_sse2(s, limit);
         const double m_new = std::max(st[0], static_cast<double>(tile_max));
-        const double alpha = std::exp(st[0] - m_new);  // 0 when the row was empty
+        // 0 when the row was empty; exp(0) = 1 exactly, so the call is skipped then.
+        const double alpha = m_new == st[0] ? 1.0 : std::exp(st[0] - m_new);
         double sum, sum2;
-        exp_row(s, limit, static_cast<float>(m_new), sum, sum2);
+        if constexpr (kAvx2) {
+          exp_row_avx2(s, limit, static_cast<float>(m_new), sum, sum2);
+        } else {
+          exp_row_sse2(s, limit, static_cast<float>(m_new), sum, sum2);
+        }
         std::fill(s + limit, s + tc, 0.0f);
         st[0] = m_new;
         st[1] = st[1] * alpha + sum;
         st[2] = st[2] * alpha * alpha + sum2;
-        for (std::int64_t c = 0; c < d; ++c) st[kFlashHeader + c] *= alpha;
+        w.alpha[static_cast<std::size_t>(ib)] = alpha;  // o ← o·alpha + P·V below
       }
       if (p.exact && any_visible) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rb), static_cast<int>(d),
@@ -414,7 +731,8 @@ template <bool kAvx2>
         for (std::int64_t ib = 0; ib < rb; ++ib) {
           double* o = w.state.data() + (b0 + ib) * frow + kFlashHeader;
           const float* x = w.pv.data() + ib * d;
-          for (std::int64_t c = 0; c < d; ++c) o[c] += x[c];
+          const double alpha = w.alpha[static_cast<std::size_t>(ib)];
+          for (std::int64_t c = 0; c < d; ++c) o[c] = o[c] * alpha + x[c];
         }
       }
     }
@@ -426,6 +744,7 @@ lists: __attribute__((unused));
   // stays in cache for every query row that needs it (a row-by-row re-scoring reads L random
   // key rows per query row from DRAM). Rows go in groups that bound the scratch memory.
   constexpr std::int64_t kKeyBlockShift = 8;  // 256 keys per bucket
+  std::vector<std::int64_t> unseeded;
   const std::size_t buckets = static_cast<std::size_t>((keys.count >> kKeyBlockShift) + 1);
   std::int64_t g_begin = 0;
   while (g_begin < rows) {
@@ -457,7 +776,15 @@ lists: __attribute__((unused));
             Pair{static_cast<std::uint32_t>(i), base + static_cast<std::uint32_t>(h), row.hits()[h].key};
       }
     }
-    for (const Pair& pr : w.order) {
+    // The key rows are scattered over 64 KiB buckets: fetch a few pairs ahead.
+    constexpr std::size_t kAhead = 8;
+    const std::int64_t lines = (d * static_cast<std::int64_t>(sizeof(float)) + 63) / 64;
+    for (std::size_t t = 0; t < w.order.size(); ++t) {
+      if (t + kAhead < w.order.size()) {
+        const char* next = reinterpret_cast<const char*>(keys.k + w.order[t + kAhead].key * d);
+        for (std::int64_t c = 0; c < lines; ++c) __builtin_prefetch(next + 64 * c);
+      }
+      const Pair& pr = w.order[t];
       w.canon[pr.slot] = canonical_score(queries.q + (r0 + pr.row) * d, keys.k + pr.key * d, d, p.scale);
     }
     for (std::int64_t i = g_begin; i < g_end; ++i) {
@@ -465,20 +792,30 @@ lists: __attribute__((unused));
       const std::size_t base = w.offset[static_cast<std::size_t>(i - g_begin)];
       std::span<Candidate> list =
           out.lists.subspan(static_cast<std::size_t>((r0 + i) * L), static_cast<std::size_t>(L));
-      w.cands.resize(row.size());
-      for (std::size_t h = 0; h < row.size(); ++h) {
-        w.cands[h] = Candidate{w.canon[base + h], keys.begin + row.hits()[h].key};
+      w.order_keys.resize(row.size());
+      for (std::size_t h = 0; h < row.size(); ++h) w.order_keys[h] = order_key(w.canon[base + h], row.hits()[h].key);
+      const std::size_t kept = std::min(w.order_keys.size(), static_cast<std::size_t>(L));
+      if (kept > 0 && kept < w.order_keys.size()) {
+        std::nth_element(w.order_keys.begin(), w.order_keys.begin() + static_cast<std::ptrdiff_t>(kept - 1),
+                         w.order_keys.end());
       }
-      const std::size_t kept = std::min(w.cands.size(), static_cast<std::size_t>(L));
-      if (kept > 0 && kept < w.cands.size()) {
-        std::nth_element(w.cands.begin(), w.cands.begin() + static_cast<std::ptrdiff_t>(kept - 1), w.cands.end(),
-                         Before{});
-      }
-      std::sort(w.cands.begin(), w.cands.begin() + static_cast<std::ptrdiff_t>(kept), Before{});
-      std::copy(w.cands.begin(), w.cands.begin() + static_cast<std::ptrdiff_t>(kept), list.begin());
+      std::sort(w.order_keys.begin(), w.order_keys.begin() + static_cast<std::ptrdiff_t>(kept));
+      for (std::size_t h = 0; h < kept; ++h) list[h] = candidate_of(w.order_keys[h], keys.begin);
       std::fill(list.begin() + static_cast<std::ptrdiff_t>(kept), list.end(), kEmptyCandidate);
+      if (!seed_held(row, list, kept)) unseeded.push_back(i);
     }
     g_begin = g_end;
+  }
+  // Rows whose seed was too high: scanned again, alone and unseeded (their list is replaced).
+  if (!unseeded.empty()) {
+    Scratch again;
+    for (const std::int64_t i : unseeded) {
+      if constexpr (kAvx2) {
+        scan_rows_avx2(queries, keys, p, r0 + i, r0 + i + 1, k_norm_max, SeedMode::kOff, again, out);
+      } else {
+        scan_rows_generic(queries, keys, p, r0 + i, r0 + i + 1, k_norm_max, SeedMode::kOff, again, out);
+      }
+    }
   }
   if (p.exact) {
     std::copy(w.state.begin(), w.state.begin() + rows * static_cast<std::ptrdiff_t>(frow),
@@ -490,15 +827,15 @@ lists: __attribute__((unused));
 // above are inlined into it and compiled with its options): it rounds exactly like the
 // portable path, canonical scores included.
 void scan_rows_generic(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, std::int64_t r0,
-                       std::int64_t r1, double k_norm_max, Scratch& w, LocalOutput out) {
-  scan_rows_impl<false>(queries, keys, p, r0, r1, k_norm_max, w, out);
+                       std::int64_t r1, double k_norm_max, SeedMode seed, Scratch& w, LocalOutput out) {
+  scan_rows_impl<false>(queries, keys, p, r0, r1, k_norm_max, seed, w, out);
 }
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
 __attribute__((target("avx2,fma"))) void scan_rows_avx2(
     const QueryBlock& queries, const KeyShard& keys, const PassParams& p, std::int64_t r0, std::int64_t r1,
-    double k_norm_max, Scratch& w, LocalOutput out) {
-  scan_rows_impl<true>(queries, keys, p, r0, r1, k_norm_max, w, out);
+    double k_norm_max, SeedMode seed, Scratch& w, LocalOutput out) {
+  scan_rows_impl<true>(queries, keys, p, r0, r1, k_norm_max, seed, w, out);
 }
 #pragma GCC pop_options
 
@@ -555,6 +892,7 @@ void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, con
   if (scratch_.size() < static_cast<std::size_t>(threads)) scratch_.resize(static_cast<std::size_t>(threads));
   const std::int64_t per = (queries.rows + threads - 1) / threads;
   const bool avx2 = use_avx2();
+  const SeedMode seed = seed_mode();  // throws on a bad value, outside the parallel region
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
   for (int t = 0; t < threads; ++t) {
     const std::int64_t r0 = std::min(queries.rows, t * per);
@@ -562,9 +900,9 @@ void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, con
     if (r0 >= r1) continue;
     Scratch& w = scratch_[static_cast<std::size_t>(t)];
     if (avx2) {
-      scan_rows_avx2(queries, keys, p, r0, r1, k_norm_max, w, out);
+      scan_rows_avx2(queries, keys, p, r0, r1, k_norm_max, seed, w, out);
     } else {
-      scan_rows_generic(queries, keys, p, r0, r1, k_norm_max, w, out);
+      scan_rows_generic(queries, keys, p, r0, r1, k_norm_max, seed, w, out);
     }
   }
 }
