@@ -11,6 +11,9 @@
 // exact pass (scores, then the score tile times V), same shapes, nothing else; `sgemm` one square 2048³
 // cblas_sgemm on OpenBLAS's own T threads (the GEMM ceiling). One line per K:
 //   mode=topk d=64 m=256 K=2048 threads=1 reps=5 median_s=… min_s=… gflops=… cpu_s=…
+// With --against gemm|gemm2|sgemm (topk or exact mode) each timed run is preceded by that
+// reference, and a second line gives its median and the median of the per-run ratios
+// pass / reference: ratios from the same seconds, which a busy machine distorts less.
 // gflops counts 2·m·n·d flops (4·m·n·d in exact and gemm2 modes, 2·2048³ in sgemm mode). The median is over reps timed runs after
 // one untimed warm-up run; cpu_s is the median process CPU time
 // (all threads), less sensitive than wall time to other jobs on a shared machine.
@@ -76,7 +79,7 @@ std::vector<std::int64_t> parse_list(const std::string& s) {
 
 int main(int argc, char** argv) {
   using namespace ncsparse;
-  std::string input, mode = "topk";
+  std::string input, mode = "topk", against;
   std::int64_t n = 0, d = 0, m = 256, reps = 5;
   int threads = 1;
   std::vector<std::int64_t> ks = {256};
@@ -92,11 +95,15 @@ int main(int argc, char** argv) {
     else if (opt == "--threads") threads = std::stoi(val);
     else if (opt == "--mode") mode = val;
     else if (opt == "--reps") reps = std::stoll(val);
+    else if (opt == "--against") against = val;
     else fail("unknown option " + opt);
   }
   if (mode != "topk" && mode != "exact" && mode != "gemm" && mode != "gemm2" && mode != "sgemm")
     fail("--mode: topk, exact, gemm, gemm2 or sgemm");
   if (reps < 1 || m < 1 || threads < 1) fail("--reps, --m and --threads must be >= 1");
+  if (!against.empty() && ((mode != "topk" && mode != "exact") ||
+                           (against != "gemm" && against != "gemm2" && against != "sgemm")))
+    fail("--against gemm|gemm2|sgemm goes with --mode topk or exact");
 
   std::vector<float> q, k, v;
   if (!input.empty()) {
@@ -147,7 +154,7 @@ int main(int argc, char** argv) {
     const std::int64_t RB = std::clamp<std::int64_t>(65536 / T, 1, per);
     std::vector<std::vector<float>> tiles(static_cast<std::size_t>(threads), std::vector<float>(RB * T));
     std::vector<std::vector<float>> pvs(static_cast<std::size_t>(threads), std::vector<float>(RB * d));
-    const bool with_pv = mode == "gemm2";
+    const bool with_pv = mode == "gemm2" || against == "gemm2";
     auto bare_gemm = [&] {
       openblas_set_num_threads(1);
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
@@ -172,7 +179,8 @@ int main(int argc, char** argv) {
     };
     // The ceiling: one square sgemm of size 2048 on OpenBLAS's own `threads` threads.
     const int S = 2048;
-    std::vector<float> sa(mode == "sgemm" ? S * S : 0, 0.5f), sb(sa.size(), 0.25f), sc(sa.size());
+    std::vector<float> sa(mode == "sgemm" || against == "sgemm" ? S * S : 0, 0.5f), sb(sa.size(), 0.25f),
+        sc(sa.size());
     auto square = [&] {
       openblas_set_num_threads(threads);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, S, S, 1.0f, sa.data(), S, sb.data(), S, 0.0f,
@@ -188,15 +196,34 @@ int main(int argc, char** argv) {
         backend->local_pass(QueryBlock{q.data(), positions.data(), m}, shard, p, LocalOutput{lists, flash});
       }
     };
+    // --against: the reference right before each timed run, for a ratio from the same seconds.
+    auto reference = [&] {
+      if (against == "sgemm") {
+        square();
+      } else {
+        bare_gemm();
+      }
+    };
     once();  // warm-up: page faults, scratch allocation
-    std::vector<double> secs, cpu;
+    if (!against.empty()) reference();
+    std::vector<double> secs, cpu, ref, ratio;
     for (std::int64_t r = 0; r < reps; ++r) {
+      if (!against.empty()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        reference();
+        ref.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
       const std::clock_t c0 = std::clock();
       const auto t0 = std::chrono::steady_clock::now();
       once();
       secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       cpu.push_back(static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
+      if (!against.empty()) ratio.push_back(secs.back() / ref.back());
     }
+    auto median_of = [](std::vector<double> x) {
+      std::sort(x.begin(), x.end());
+      return x.size() % 2 ? x[x.size() / 2] : 0.5 * (x[x.size() / 2 - 1] + x[x.size() / 2]);
+    };
     std::sort(secs.begin(), secs.end());
     std::sort(cpu.begin(), cpu.end());
     const double median = secs.size() % 2 ? secs[secs.size() / 2]
@@ -209,6 +236,10 @@ int main(int argc, char** argv) {
         mode.c_str(), static_cast<long long>(d), static_cast<long long>(m), static_cast<long long>(n),
         static_cast<long long>(K), threads, static_cast<long long>(reps), median, secs.front(), flops / median * 1e-9,
         cpu[cpu.size() / 2]);
+    if (!against.empty()) {
+      std::printf("  against=%s ref_median_s=%.4f ratio_median=%.3f\n", against.c_str(), median_of(ref),
+                  median_of(ratio));
+    }
     std::fflush(stdout);
   }
   return 0;
