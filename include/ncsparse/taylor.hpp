@@ -48,9 +48,13 @@ class TaylorSketch {
   std::span<double> state() { return state_; }
   std::span<const double> state() const { return state_; }
 
-  // ô for one query row; returns the denominator φ(q)ᵀz and sets `cancellation` to
-  // |φ(q)ᵀz| / Σ_f |φ(q)_f z_f| (1 when no term cancels, near 0 when the sum is mostly lost).
-  double output(std::span<const float> q, std::span<double> out, double* cancellation) const;
+  // ô for one query row; returns the denominator φ(q)ᵀz = Σ_j T_q(s·q·k_j) and sets
+  // `cancellation` to |φ(q)ᵀz| / Σ_f |φ(q)_f z_f| (1 when no term cancels, near 0 when the sum
+  // is mostly lost to rounding) and `last_share` to |D_q| / |φ(q)ᵀz|, the share of the degree-q
+  // terms D_q = Σ_j (s·q·k_j)^q / q! (near 0 when the series has converged at the row's
+  // scores, of order 1 when it has not).
+  double output(std::span<const float> q, std::span<double> out, double* cancellation,
+                double* last_share = nullptr) const;
 
   const TaylorFeatures& features() const { return features_; }
 

@@ -103,22 +103,27 @@ void TaylorSketch::add(std::span<const float> k, std::span<const float> v, std::
   }
 }
 
-double TaylorSketch::output(std::span<const float> q, std::span<double> out, double* cancellation) const {
+double TaylorSketch::output(std::span<const float> q, std::span<double> out, double* cancellation,
+                            double* last_share) const {
   const std::int64_t t = features_.size(), d = features_.d();
   features_.map(q, phi_);
   const double* S = state_.data();
   const double* z = state_.data() + t * d;
   std::fill(out.begin(), out.end(), 0.0);
-  double den = 0, den_abs = 0;
+  double den = 0, den_abs = 0, last = 0;
+  // map() writes the features degree by degree: the last C(d+q−1, q) are of degree q.
+  const std::int64_t first_last = TaylorFeatures::count(d, features_.degree() - 1);
   for (std::int64_t f = 0; f < t; ++f) {
     const double p = phi_[f];
     if (p == 0) continue;
     den += p * z[f];
+    if (f >= first_last) last += p * z[f];
     den_abs += std::abs(p * z[f]);
     const double* row = S + f * d;
     for (std::int64_t c = 0; c < d; ++c) out[c] += p * row[c];
   }
   if (cancellation != nullptr) *cancellation = den_abs > 0 ? std::abs(den) / den_abs : 0.0;
+  if (last_share != nullptr) *last_share = den != 0 ? std::abs(last) / std::abs(den) : 1.0;
   if (den != 0) {
     for (double& o : out) o /= den;
   }
