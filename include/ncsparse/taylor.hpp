@@ -31,20 +31,33 @@ class TaylorFeatures {
 
   // φ(x) into out (size() doubles).
   void map(std::span<const float> x, std::span<double> out) const;
+  // The unweighted monomials x^α (φ(x)_f = weight(f)·x^α), in the same order.
+  void monomials(std::span<const float> x, std::span<double> out) const;
+  const std::vector<double>& weights() const { return weight_; }
 
  private:
   std::int64_t d_;
   int q_;
   std::vector<double> weight_;  // √(s^j / α!) per feature, in the order map() writes them
+  // The features of degree j ≥ 1 come in runs: the children of one degree-(j−1) feature p are
+  // p's monomial times x[c] for c = first..d−1, stored contiguously. map() is one vector
+  // multiply per run, with the rounding of the left-to-right product over the sequence.
+  struct Run {
+    std::int64_t parent;
+    std::int32_t first;
+  };
+  std::vector<Run> runs_;
 };
 
-// The sketch of one shard (or, after sum_into, of all): S (t × d) and z (t), row-major, doubles.
+// The sketch of one shard (or, after a sum over shards, of all): t rows of d + 1 doubles,
+// row f = (S_f, z_f)/weight(f) with S = Σ φ(k)vᵀ and z = Σ φ(k): the sums of the unweighted
+// monomials (the weight of a feature factors out of the sum over keys; output() applies it).
 class TaylorSketch {
  public:
   explicit TaylorSketch(const TaylorFeatures& features);
   // Adds rows [0, count) of K and V (count × d, row-major).
   void add(std::span<const float> k, std::span<const float> v, std::int64_t count);
-  // The flat state (t·d + t doubles): what a sum-reduction over ranks adds.
+  // The flat state (t·(d + 1) doubles): what a sum-reduction over ranks adds.
   std::span<double> state() { return state_; }
   std::span<const double> state() const { return state_; }
 

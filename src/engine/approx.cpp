@@ -256,8 +256,9 @@ void dense_flash(KeyTiles& tiles, const Queries& q, const float* proj, std::int6
 double state_bytes(const WindowSpec& w, std::int64_t d, std::int64_t block) {
   if (w.kind == WindowKind::Taylor) {
     const double t = static_cast<double>(TaylorFeatures::count(d, static_cast<int>(w.a)));
-    // S and z, the weights, and the blocks of φ(k) that TaylorSketch::add builds (64 keys).
-    return t * static_cast<double>(d + 1) * 8 + t * 8 * 66;
+    // S and z, the weights, the parent/coordinate tables, and the blocks of φ(k) that
+    // TaylorSketch::add builds (32 keys).
+    return t * static_cast<double>(d + 1) * 8 + t * (8 * 34 + 12);
   }
   if (w.kind == WindowKind::Features) {
     const double e = w.a, dd = static_cast<double>(d), b = static_cast<double>(block);
