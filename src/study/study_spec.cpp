@@ -388,11 +388,7 @@ StudySpec parse_study_text(const std::string& text, const std::string& path) {
       m.params.rope_theta = r.number(*n, "model.rope_theta");
       if (!(m.params.rope_theta > 1)) r.fail(n->source(), "model.rope_theta", "must be a base > 1, e.g. 10000 (omit it for no RoPE)");
     }
-    if (const toml::node* n = t->get("tied")) {
-      const auto b = n->value<bool>();
-      if (!b) r.fail(n->source(), "model.tied", "must be true or false");
-      m.params.tied = *b;
-    }
+    if (const toml::node* n = t->get("tied")) m.params.tied = r.boolean(*n, "model.tied");
     if (const toml::node* n = t->get("sinks")) m.params.sinks = r.integer(*n, "model.sinks", 0);
     if (const toml::node* n = t->get("sink_strength")) {
       m.params.sink_strength = r.number(*n, "model.sink_strength");
