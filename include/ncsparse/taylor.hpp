@@ -17,6 +17,9 @@
 
 namespace ncsparse {
 
+// The truncated series Σ_{j≤q} x^j / j! (the kernel the sketch computes: T_q(s·x·y)).
+double taylor_series(double x, int q);
+
 class TaylorFeatures {
  public:
   // Throws a usage Error when q is not even and ≥ 2, or d < 1.

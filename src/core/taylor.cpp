@@ -29,6 +29,15 @@ void visit(int left, std::int64_t start, std::int64_t last, int run, double prod
 
 }  // namespace
 
+double taylor_series(double x, int q) {
+  double term = 1, sum = 1;
+  for (int j = 1; j <= q; ++j) {
+    term *= x / j;
+    sum += term;
+  }
+  return sum;
+}
+
 std::int64_t TaylorFeatures::count(std::int64_t d, int q) {
   unsigned __int128 total = 0, c = 1;  // C(d + j − 1, j), from C(d + j − 2, j − 1)
   const unsigned __int128 cap = static_cast<unsigned __int128>(std::numeric_limits<std::int64_t>::max());

@@ -50,16 +50,6 @@ std::string gib(double bytes) {
   return buf;
 }
 
-// Σ_{j≤q} x^j / j!
-double truncated_exp(double x, int q) {
-  double term = 1, sum = 1;
-  for (int j = 1; j <= q; ++j) {
-    term *= x / j;
-    sum += term;
-  }
-  return sum;
-}
-
 // The sketch of `taylor:q`: S = Σ φ(k)vᵀ and z = Σ φ(k) over the shard, summed over ranks.
 class TaylorApprox final : public Approximator {
  public:
@@ -105,7 +95,28 @@ class TaylorApprox final : public Approximator {
 
   void row_weights(std::int64_t row, std::int64_t, const double* s, std::int64_t count, double* p_hat) override {
     const double inv = 1.0 / den_[static_cast<std::size_t>(row)];  // NaN for a lost row
-    for (std::int64_t j = 0; j < count; ++j) p_hat[j] = truncated_exp(s[j], q_) * inv;
+    for (std::int64_t j = 0; j < count; ++j) p_hat[j] = taylor_series(s[j], q_) * inv;
+  }
+
+  std::vector<std::string> warnings(std::int64_t rows) const override {
+    std::vector<std::string> out;
+    auto line = [&](std::int64_t count, const std::string& what) {
+      out.push_back(spec_.text + ": in " + std::to_string(count) + " of " + std::to_string(rows) + " rows " + what);
+    };
+    char num[32];
+    if (unconverged_rows_ > 0) {
+      std::snprintf(num, sizeof num, "%.2g", max_last_share_);
+      line(unconverged_rows_, "the degree-" + std::to_string(q_) + " terms carry more than 10% of the denominator (up to " +
+                                  num + "): the series has not converged at these scores and their outputs are poor "
+                                  "(lower the score range, e.g. --scale or the input bound, or use a larger q)");
+    }
+    if (lost_rows_ > 0) {
+      std::snprintf(num, sizeof num, "%.2g", min_cancellation_);
+      line(lost_rows_, std::string("the denominator phi(q).z was lost (overflow, or cancellation: smallest "
+                                   "|sum|/sum|terms| ") + num +
+                           "); their outputs are NaN and left out of the statistics (lower the score range)");
+    }
+    return out;
   }
 
  private:

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "ncsparse/comm.hpp"
@@ -94,6 +95,8 @@ class Approximator {
   double min_cancellation() const { return min_cancellation_; }
   std::int64_t unconverged_rows() const { return unconverged_rows_; }
   double max_last_share() const { return max_last_share_; }
+  // One line per problem seen so far (rows: the rows evaluated), for stderr.
+  virtual std::vector<std::string> warnings(std::int64_t rows) const { (void)rows; return {}; }
 
  protected:
   explicit Approximator(const WindowSpec& spec) : spec_(spec) {}

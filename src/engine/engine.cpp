@@ -524,26 +524,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     s.min_cancellation = ap[a]->min_cancellation();
     s.unconverged_rows = ap[a]->unconverged_rows();
     s.max_last_share = ap[a]->max_last_share();
-    if (s.unconverged_rows > 0) {
-      char buf[512];
-      std::snprintf(buf, sizeof buf,
-                    "%s: in %lld of %lld rows the degree-%d terms carry more than 10%% of the denominator (up to "
-                    "%.2g): the series has not converged at these scores and their outputs are poor (lower the "
-                    "score range, e.g. --scale or the input bound, or use a larger q)",
-                    s.spec.text.c_str(), static_cast<long long>(s.unconverged_rows), static_cast<long long>(m),
-                    static_cast<int>(s.spec.a), s.max_last_share);
-      res.warnings.push_back(buf);
-    }
-    if (s.lost_rows > 0) {
-      char buf[512];
-      std::snprintf(buf, sizeof buf,
-                    "%s: in %lld of %lld rows the denominator phi(q).z was lost (overflow, or cancellation: smallest "
-                    "|sum|/sum|terms| %.2g); their outputs are NaN and left out of the statistics (lower the score "
-                    "range)",
-                    s.spec.text.c_str(), static_cast<long long>(s.lost_rows), static_cast<long long>(m),
-                    s.min_cancellation);
-      res.warnings.push_back(buf);
-    }
+    for (std::string& w : ap[a]->warnings(m)) res.warnings.push_back(std::move(w));
   }
   res.score_max = summarize(score_max);
   for (std::size_t e = 0; e < E; ++e) {
