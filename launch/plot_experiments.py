@@ -592,21 +592,24 @@ def taylor_range(r, out, md):
     fig.suptitle(f"{s_name(r)}: error vs score range at n = {pow2(n)}, d = {d} (solid taylor:q, dashed top-k at "
                  "equal memory)", fontsize=10)
     md.append(img(out, save(fig, out, "taylor_range.png"), "error vs score range"))
-    md.append(f"\nn = {pow2(n)}, d = {d}; mean over rows then seeds; `unconv.`/`lost` summed over seeds "
-              f"(of {int(s.total('queries', model=s.models[0], strategy=pairs[0][1]))} rows).\n\n"
-              "| R | score max | " + " | ".join(f"{t} out_rel | unconv./lost" for q, t, c in pairs)
-              + " | " + " | ".join(f"{c} out_rel" for q, t, c in pairs if c) + " |\n|---|---|"
-              + "---|---|" * len(pairs) + "---|" * sum(1 for p in pairs if p[2]) + "\n")
-    for m in s.models:
-        row = f"| {model_param(m):g} | {fmt(s.mean('score_max_max', model=m, strategy=pairs[0][1]))} |"
-        for q, t, c in pairs:
-            row += (f" {fmt(s.mean('out_rel_mean', model=m, strategy=t))} | "
-                    f"{int(s.total('unconverged_rows', model=m, strategy=t))}/{int(s.total('lost_rows', model=m, strategy=t))} |")
-        for q, t, c in pairs:
-            if c:
-                row += f" {fmt(s.mean('out_rel_mean', model=m, strategy=c))} |"
-        md.append(row + "\n")
-    md.append("\n")
+    for col, label in (("out_rel_mean", "out_rel"), ("attn_l1_mean", "attn ℓ1")):
+        md.append(f"\n{label} (mean over rows, then seeds) at n = {pow2(n)}, d = {d}; `unconv.`/`lost` summed over "
+                  f"seeds (of {int(s.total('queries', model=s.models[0], strategy=pairs[0][1]))} rows); `score max` = "
+                  "largest s·q·k over the sampled rows (mean over seeds).\n\n"
+                  "| R | score max | " + " | ".join(f"{t} {label} | unconv./lost" for q, t, c in pairs)
+                  + " | " + " | ".join(f"{c} {label}" for q, t, c in pairs if c) + " |\n|---|---|"
+                  + "---|---|" * len(pairs) + "---|" * sum(1 for p in pairs if p[2]) + "\n")
+        for m in s.models:
+            row = f"| {model_param(m):g} | {fmt(s.mean('score_max_max', model=m, strategy=pairs[0][1]))} |"
+            for q, t, c in pairs:
+                row += (f" {fmt(s.mean(col, model=m, strategy=t))} | "
+                        f"{int(s.total('unconverged_rows', model=m, strategy=t))}/"
+                        f"{int(s.total('lost_rows', model=m, strategy=t))} |")
+            for q, t, c in pairs:
+                if c:
+                    row += f" {fmt(s.mean(col, model=m, strategy=c))} |"
+            md.append(row + "\n")
+        md.append("\n")
 
 
 def feature_kinds(s):
