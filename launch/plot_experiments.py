@@ -493,15 +493,17 @@ def taylor(r, out, md):
     metrics = [("out_rel_mean", "relative output error ‖ô − o‖/‖o‖ (mean over rows)"),
                ("attn_l1_mean", "attention-row error ℓ1 (mean over rows)")]
     for col, label in metrics:
-        fig, axes = plt.subplots(1, len(s.models), figsize=(4.6 * len(s.models), 4.2), squeeze=False, sharey=True)
+        fig, axes = plt.subplots(1, len(s.models), figsize=(4.6 * len(s.models), 4.2), squeeze=False)
         for ax, m in zip(axes[0], s.models):
             for q, t, c in pairs:
                 for strat, ls, lab in ((t, "-", t), (c, "--", f"{c} (equal memory)")):
                     if strat is None:
                         continue
-                    ns = [n for n in s.ns if s.count(model=m, d=d, n=n, strategy=strat)]
-                    ys = [s.mean(col, model=m, d=d, n=n, strategy=strat) for n in ns]
-                    ax.plot(ns, ys, ls, marker="o", ms=3, color=COLORS[q], label=lab)
+                    pts = [(n, s.mean(col, model=m, d=d, n=n, strategy=strat)) for n in s.ns
+                           if s.count(model=m, d=d, n=n, strategy=strat)]
+                    pts = [(n, y) for n, y in pts if np.isfinite(y) and y > 0]  # log axis: exact (0) left out
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, marker="o", ms=3, color=COLORS[q],
+                            label=lab)
             smax = [s.mean("score_max_max", model=m, d=d, n=n, strategy=pairs[0][1]) for n in s.ns]
             ax.set_title(f"{r_label(m)}: largest score {fmt(np.nanmin(smax))} – {fmt(np.nanmax(smax))}", fontsize=9)
             ax.set_xscale("log", base=2)
@@ -553,8 +555,8 @@ def taylor(r, out, md):
             for strat in (t, c):
                 if strat is None:
                     continue
-                rows0 = s.select(model=m, d=d, n=s.ns[0], strategy=strat)
-                mem = mem_bytes(strat, rows0[0]) if rows0 else np.nan
+                rows1 = s.select(model=m, d=d, n=s.ns[-1], strategy=strat)  # largest n: k not capped at n
+                mem = mem_bytes(strat, rows1[0]) if rows1 else np.nan
                 rel = {n: s.mean("out_rel_mean", model=m, d=d, n=n, strategy=strat) for n in s.ns}
                 by = {n: [v] for n, v in rel.items() if np.isfinite(v)}
                 un = int(s.total("unconverged_rows", model=m, d=d, strategy=strat))
