@@ -724,6 +724,28 @@ def sparsify_scale(r, out, md):
 
 def approx(r, out, md):
     s = Summary(r.path)
+    fam = {"taylor": ("tab:green", "o"), "features": ("tab:purple", "s"), "topk": ("tab:blue", "^")}
+    for d in s.ds:
+        n = s.ns[-1]
+        fig, axes = plt.subplots(1, len(s.models), figsize=(4.8 * len(s.models), 4.4), squeeze=False)
+        for ax, m in zip(axes[0], s.models):
+            for st in s.strategies:
+                rows = s.select(model=m, d=d, n=n, strategy=st)
+                if not rows:
+                    continue
+                f = st.split(":")[0] if st.startswith(("taylor", "features")) else "topk"
+                x, y = mem_bytes(st, rows[0]), max(rows[0]["attn_l1_mean"], 1e-9)
+                ax.scatter([x], [y], color=fam[f][0], marker=fam[f][1], s=22)
+                ax.annotate(st, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("memory (bytes; our definition, see the table)")
+            ax.set_ylabel("attention-row error ℓ1 (mean over rows; floor 1e-9)")
+            ax.set_title(f"{r_label(m)}, n = {pow2(n)}, largest score "
+                         f"{fmt(s.mean('score_max_max', model=m, d=d, n=n, strategy=s.strategies[0]))}", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+        fig.suptitle(f"{s_name(r)}: error vs memory, d = {d} (green taylor, blue top-k, purple features)", fontsize=10)
+        md.append(img(out, save(fig, out, f"approx_d{d}.png"), "error vs memory"))
     md.append("\nSide by side on the same inputs. `memory` is our equal-memory measure: the bytes a method holds to "
               "answer a query besides the query — taylor:q its sketch t(d+1)·8; a top-k window a one-pass list of its "
               "k entries, k·(d+2)·4 (mean k for power/cert); features:e the projected keys and the values it attends "

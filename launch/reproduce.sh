@@ -112,10 +112,10 @@ study_flags=()
 start=$(date +%s)
 for name in "${names[@]}"; do
   file=$study_dir/$name.toml
-  mkdir -p "$out/$name"
   if [ $report_only = 1 ]; then
     [ -f "$out/$name/results.h5" ] || continue
   else
+    mkdir -p "$out/$name"
     echo "reproduce.sh: [$name] mpirun -np $np ncsparse study ${file#"$root"/} --out $out/$name/results.h5" >&2
     t0=$(date +%s)
     rc=0
