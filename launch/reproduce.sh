@@ -24,7 +24,7 @@ and writes DIR/report.md with the tables, fits and PNGs of every study run.
               at transformer scale, next to top-k), approx (top-k, taylor and features side by
               side on the same inputs). Default: all eight.
   --full      the full studies (data/studies/NAME.toml, n up to 2^22; about 40 minutes on
-              2 cores for the first three, about 25 more for the other five). Default: the
+              2 cores for the first three, about 20 more for the other five). Default: the
               reduced ones (data/studies/quick/NAME.toml, n up to 2^18; a few minutes).
   --out DIR   output directory (or give DIR as a positional argument that is not a NAME);
               default ./reproduce-quick, or ./reproduce-full with --full.
