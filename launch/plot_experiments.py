@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""Figures and tables of the paper-reproduction studies (data/studies/{collapse,windows,trained}.toml).
+"""Figures and tables of the paper-reproduction studies (data/studies/*.toml).
 
 Usage: launch/plot_experiments.py KIND results.h5 --out DIR [--report-dir R]
-KIND is collapse, windows or trained. Writes DIR/*.png and prints a Markdown section (tables
-with image links relative to R, default DIR's parent) on stdout. ./launch/reproduce.sh calls it.
+KIND is collapse, windows, trained (the n^C paper), taylor, taylor_range (the Taylor sketch),
+sparsify, sparsify_scale (feature sparsification) or approx (the three side by side). Writes
+DIR/*.png and prints a Markdown section (tables with image links relative to R, default DIR's
+parent) on stdout. ./launch/reproduce.sh calls it.
 Statistics: per configuration the mean over its sampled query rows; per point the mean over
 seeds with a 95% Student-t confidence interval over seeds (none with one seed).
 Needs Debian's python3-h5py, python3-matplotlib, python3-numpy (launch/setup.sh installs them).
@@ -11,6 +13,7 @@ Needs Debian's python3-h5py, python3-matplotlib, python3-numpy (launch/setup.sh 
 import argparse
 import collections
 import os
+import re
 import sys
 
 import h5py
@@ -70,6 +73,7 @@ class Results:
             sys.exit(f"plot_experiments: {path}: cannot open ({e})")
         if text(f.attrs.get("format", "")) != "ncsparse-study-1":
             sys.exit(f"plot_experiments: {path}: not an ncsparse study results file")
+        self.path = path
         self.name = text(f.attrs.get("study_name", ""))
         self.total = int(f.attrs.get("configurations", 0))
         self.configs = []
@@ -389,9 +393,401 @@ def trained(r, out, md):
     md.append("\n")
 
 
+# ---------------------------------------------------------------------------------------------
+# Issue 8: the Taylor sketch (PAPERS.md §3) and feature sparsification (§4), from /summary.
+class Summary:
+    """The /summary table of a results file: one row per configuration x strategy."""
+
+    def __init__(self, path):
+        f = h5py.File(path, "r")
+        s = f["summary"]
+        cols = {k: s[k][()] for k in s.keys()}
+        f.close()
+        self.rows = []
+        for i in range(len(cols["strategy"])):
+            row = {}
+            for k, v in cols.items():
+                x = v[i]
+                row[k] = text(x) if isinstance(x, (bytes, np.bytes_)) else (float(x) if np.ndim(x) == 0 else x)
+            self.rows.append(row)
+        self.models = sorted({r["model"] for r in self.rows}, key=model_param)
+        self.ds = sorted({int(r["d"]) for r in self.rows})
+        self.ns = sorted({int(r["n"]) for r in self.rows})
+        self.strategies = []
+        for r in self.rows:
+            if r["strategy"] not in self.strategies:
+                self.strategies.append(r["strategy"])
+
+    def select(self, **kw):
+        return [r for r in self.rows if all(r[k] == v for k, v in kw.items())]
+
+    def mean(self, col, **kw):
+        """Mean over seeds of `col` for the rows matching kw (nan when none)."""
+        v = [r[col] for r in self.select(**kw)]
+        v = [x for x in v if np.isfinite(x)]
+        return float(np.mean(v)) if v else np.nan
+
+    def worst(self, col, **kw):
+        v = [r[col] for r in self.select(**kw) if np.isfinite(r[col])]
+        return float(np.max(v)) if v else np.nan
+
+    def total(self, col, **kw):
+        return float(np.nansum([r[col] for r in self.select(**kw)]))
+
+    def count(self, **kw):
+        return len(self.select(**kw))
+
+
+def model_param(label):
+    """Sort key and value of the varied model parameter: R of paper(...), sigma of gaussian(...)."""
+    m = re.search(r"R=([0-9.eE+-]+)", label) or re.search(r"sigma=([0-9.eE+-]+)", label)
+    return float(m.group(1)) if m else 0.0
+
+
+def r_label(label):
+    m = re.search(r"R=([0-9.eE+-]+)", label)
+    return f"R = {m.group(1)}" if m else label
+
+
+def topk_equal(q, d):
+    """const:k of a one-pass top-k holding as many bytes as taylor:q: k = 2t(d+1)/(d+2), t = C(d+q, q)."""
+    from math import comb
+    return int(round(2 * comb(d + q, q) * (d + 1) / (d + 2)))
+
+
+def mem_bytes(strategy, row):
+    """Bytes a method holds to answer one query besides the query (docs/experiments.md, our definition)."""
+    d, n = row["d"], row["n"]
+    if strategy.startswith("taylor:"):
+        return row["state_bytes"]
+    if strategy.startswith("features:"):
+        return n * (row["features"] + d) * 4
+    return row["k_mean"] * (d + 2) * 4
+
+
+def fmt_bytes(b):
+    if not np.isfinite(b):
+        return "–"
+    for unit, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if b >= f:
+            return f"{b / f:.3g} {unit}"
+    return f"{b:.0f} B"
+
+
+def taylor_pairs(s, d):
+    pairs = []
+    for q in (2, 4, 6, 8):
+        t, c = f"taylor:{q}", f"const:{topk_equal(q, d)}"
+        if t in s.strategies:
+            pairs.append((q, t, c if c in s.strategies else None))
+    return pairs
+
+
+COLORS = {2: "tab:blue", 4: "tab:orange", 6: "tab:green", 8: "tab:red"}
+
+
+def taylor(r, out, md):
+    s = Summary(r.path)
+    d = s.ds[0]
+    pairs = taylor_pairs(s, d)
+    metrics = [("out_rel_mean", "relative output error ‖ô − o‖/‖o‖ (mean over rows)"),
+               ("attn_l1_mean", "attention-row error ℓ1 (mean over rows)")]
+    for col, label in metrics:
+        fig, axes = plt.subplots(1, len(s.models), figsize=(4.6 * len(s.models), 4.2), squeeze=False)
+        for ax, m in zip(axes[0], s.models):
+            for q, t, c in pairs:
+                for strat, ls, lab in ((t, "-", t), (c, "--", f"{c} (equal memory)")):
+                    if strat is None:
+                        continue
+                    pts = [(n, s.mean(col, model=m, d=d, n=n, strategy=strat)) for n in s.ns
+                           if s.count(model=m, d=d, n=n, strategy=strat)]
+                    pts = [(n, y) for n, y in pts if np.isfinite(y) and y > 0]  # log axis: exact (0) left out
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, marker="o", ms=3, color=COLORS[q],
+                            label=lab)
+            smax = [s.mean("score_max_max", model=m, d=d, n=n, strategy=pairs[0][1]) for n in s.ns]
+            ax.set_title(f"{r_label(m)}: largest score {fmt(np.nanmin(smax))} – {fmt(np.nanmax(smax))}", fontsize=9)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("n (keys)")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0][0].set_ylabel(label)
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"{s_name(r)}: Taylor sketch taylor:q (solid) vs top-k at equal memory (dashed), d = {d}", fontsize=10)
+        md.append(img(out, save(fig, out, f"taylor_{col}.png"), col))
+
+    # Memory against n.
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ns = np.array(s.ns, dtype=float)
+    ax.plot(ns, 2 * ns * d * 4, "k-", label="top-k engine path: K and V held (2·n·d·4 B, all ranks)")
+    for q, t, c in pairs:
+        b = s.mean("state_bytes", model=s.models[0], d=d, n=s.ns[0], strategy=t)
+        ax.plot(ns, np.full_like(ns, b), "-", color=COLORS[q], label=f"{t}: sketch t(d+1)·8 B (per rank, any n)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("n (keys)")
+    ax.set_ylabel("bytes")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{s_name(r)}: memory vs n, d = {d}", fontsize=10)
+    md.append(img(out, save(fig, out, "taylor_memory.png"), "memory vs n"))
+
+    md.append(f"\nMemory (d = {d}): the sketch holds t·(d+1)·8 bytes whatever n is; top-k at equal memory keeps "
+              f"k = 2t(d+1)/(d+2) entries of (d+2)·4 bytes; the engine's top-k path holds K and V, 2·n·d·4 bytes over "
+              f"all ranks ({fmt_bytes(2 * s.ns[0] * d * 4)} at {pow2(s.ns[0])}, {fmt_bytes(2 * s.ns[-1] * d * 4)} at "
+              f"{pow2(s.ns[-1])}).\n\n| q | t | sketch bytes | top-k at equal memory |\n|---|---|---|---|\n")
+    for q, t, c in pairs:
+        row = s.select(model=s.models[0], d=d, n=s.ns[0], strategy=t)[0]
+        md.append(f"| {q} | {int(row['features'])} | {int(row['state_bytes'])} | {c or '–'} |\n")
+    md.append("\n")
+
+    md.append("Errors per length (mean over rows, then seeds). `score max` = largest s·q·k over the sampled rows; "
+              "`unconv.` = rows where the degree-q terms carry > 10% of the denominator, `lost` = rows with a lost "
+              "denominator (NaN), both summed over seeds, out of the rows given; `trend` = slope of ln out_rel vs "
+              "ln n.\n\n")
+    for m in s.models:
+        md.append(f"**{m}, d = {d}**\n\n| strategy | memory | "
+                  + " | ".join(f"out_rel {pow2(n)}" for n in s.ns)
+                  + f" | attn ℓ1 {pow2(s.ns[0])} | attn ℓ1 {pow2(s.ns[-1])} | trend | unconv. / lost / rows |\n|---|---|"
+                  + "---|" * len(s.ns) + "---|---|---|---|\n")
+        md.append("| score max | | " + " | ".join(fmt(s.mean("score_max_max", model=m, d=d, n=n, strategy=pairs[0][1]))
+                                           for n in s.ns) + " | | | | |\n")
+        for q, t, c in pairs:
+            for strat in (t, c):
+                if strat is None:
+                    continue
+                rows1 = s.select(model=m, d=d, n=s.ns[-1], strategy=strat)  # largest n: k not capped at n
+                mem = mem_bytes(strat, rows1[0]) if rows1 else np.nan
+                rel = {n: s.mean("out_rel_mean", model=m, d=d, n=n, strategy=strat) for n in s.ns}
+                by = {n: [v] for n, v in rel.items() if np.isfinite(v)}
+                un = int(s.total("unconverged_rows", model=m, d=d, strategy=strat))
+                lost = int(s.total("lost_rows", model=m, d=d, strategy=strat))
+                nrows = int(s.total("queries", model=m, d=d, strategy=strat))
+                md.append(f"| {strat} | {fmt_bytes(mem)} | " + " | ".join(fmt(rel[n]) for n in s.ns)
+                          + f" | {fmt(s.mean('attn_l1_mean', model=m, d=d, n=s.ns[0], strategy=strat))}"
+                          + f" | {fmt(s.mean('attn_l1_mean', model=m, d=d, n=s.ns[-1], strategy=strat))}"
+                          + f" | {fmt(trend(by))} | "
+                          + (f"{un} / {lost} / {nrows}" if strat.startswith("taylor") else "–") + " |\n")
+        md.append("\n")
+
+
+def taylor_range(r, out, md):
+    s = Summary(r.path)
+    d = s.ds[0]
+    n = s.ns[0]
+    pairs = taylor_pairs(s, d)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, (col, label) in zip(axes, [("out_rel_mean", "relative output error (mean over rows)"),
+                                       ("attn_l1_mean", "attention-row error ℓ1 (mean over rows)")]):
+        for q, t, c in pairs:
+            for strat, ls in ((t, "-"), (c, "--")):
+                if strat is None:
+                    continue
+                xs = [s.mean("score_max_max", model=m, strategy=strat) for m in s.models]
+                ys = [s.mean(col, model=m, strategy=strat) for m in s.models]
+                ax.plot(xs, ys, ls, marker="o", ms=3, color=COLORS[q], label=strat)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("largest score s·q·k over the sampled rows (measured)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{s_name(r)}: error vs score range at n = {pow2(n)}, d = {d} (solid taylor:q, dashed top-k at "
+                 "equal memory)", fontsize=10)
+    md.append(img(out, save(fig, out, "taylor_range.png"), "error vs score range"))
+    for col, label in (("out_rel_mean", "out_rel"), ("attn_l1_mean", "attn ℓ1")):
+        md.append(f"\n{label} (mean over rows, then seeds) at n = {pow2(n)}, d = {d}; `unconv.`/`lost` summed over "
+                  f"seeds (of {int(s.total('queries', model=s.models[0], strategy=pairs[0][1]))} rows); `score max` = "
+                  "largest s·q·k over the sampled rows (mean over seeds).\n\n"
+                  "| R | score max | " + " | ".join(f"{t} {label} | unconv./lost" for q, t, c in pairs)
+                  + " | " + " | ".join(f"{c} {label}" for q, t, c in pairs if c) + " |\n|---|---|"
+                  + "---|---|" * len(pairs) + "---|" * sum(1 for p in pairs if p[2]) + "\n")
+        for m in s.models:
+            row = f"| {model_param(m):g} | {fmt(s.mean('score_max_max', model=m, strategy=pairs[0][1]))} |"
+            for q, t, c in pairs:
+                row += (f" {fmt(s.mean(col, model=m, strategy=t))} | "
+                        f"{int(s.total('unconverged_rows', model=m, strategy=t))}/"
+                        f"{int(s.total('lost_rows', model=m, strategy=t))} |")
+            for q, t, c in pairs:
+                if c:
+                    row += f" {fmt(s.mean(col, model=m, strategy=c))} |"
+            md.append(row + "\n")
+        md.append("\n")
+
+
+def feature_kinds(s):
+    kinds = []
+    for st in s.strategies:
+        if st.startswith("features:"):
+            k = st.split(",")[1]
+            if k not in kinds:
+                kinds.append(k)
+    return kinds
+
+
+def feature_es(s):
+    return sorted({int(st.split(":")[1].split(",")[0]) for st in s.strategies if st.startswith("features:")})
+
+
+KIND_COLORS = {"gaussian": "tab:blue", "sparse": "tab:orange", "gram": "tab:green"}
+
+
+def sparsify(r, out, md):
+    s = Summary(r.path)
+    d, n = s.ds[0], s.ns[0]
+    kinds, es = feature_kinds(s), feature_es(s)
+    rs = {m: model_param(m) ** 2 * d / 0.9 for m in s.models}   # sigma = sqrt(0.9 r / d)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, (col, label) in zip(axes, [("attn_linf_max", "‖D(Y)⁻¹exp(YYᵀ) − D(X)⁻¹exp(XXᵀ)‖ (largest entry) / r"),
+                                       ("attn_l1_max", "largest row ℓ1 error (matrix ∞-norm) / r")]):
+        for m in s.models:
+            for k in kinds:
+                ys = [s.worst(col, model=m, strategy=f"features:{e},{k}") / rs[m] for e in es]
+                ax.plot(es, ys, "-", marker="o", ms=3, color=KIND_COLORS.get(k),
+                        lw=0.6 + 1.2 * list(s.models).index(m) / max(1, len(s.models) - 1),
+                        label=f"{k}, r = {rs[m]:.3g}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("e (reduced feature dimension; gram capped at the rank)")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle(f"{s_name(r)}: n = {n}, d = {d}, Q = K, scale 1 (worst over rows and seeds; thicker = larger r)",
+                 fontsize=10)
+    md.append(img(out, save(fig, out, "sparsify_error.png"), "sparsification error / r"))
+    md.append(f"\nn = {n}, d = {d}, tied (Q = K = X), scale 1, all rows as queries; "
+              f"{len({int(x['seed']) for x in s.rows})} seed(s). Per r: the measured ‖XXᵀ‖∞ (largest score, worst "
+              "seed) and, per kind and e, the paper's error ‖D(Y)⁻¹exp(YYᵀ) − D(X)⁻¹exp(XXᵀ)‖ as the largest entry "
+              "(attn ℓ∞ max, worst seed) divided by r; in brackets the largest row ℓ1 (the matrix ∞-norm) / r. "
+              "The O(r) guarantee means these ratios stay bounded by a constant.\n\n| r | ‖XXᵀ‖∞ | kind | "
+              + " | ".join(f"e = {e}" for e in es) + " |\n|---|---|---|" + "---|" * len(es) + "\n")
+    for m in s.models:
+        for k in kinds:
+            cells = []
+            for e in es:
+                st = f"features:{e},{k}"
+                rows = s.select(model=m, strategy=st)
+                eff = int(max(x["features"] for x in rows)) if rows else 0
+                cap = f" (e={eff})" if eff and eff != e else ""
+                cells.append(f"{fmt(s.worst('attn_linf_max', model=m, strategy=st) / rs[m])} "
+                             f"({fmt(s.worst('attn_l1_max', model=m, strategy=st) / rs[m])}){cap}")
+            md.append(f"| {rs[m]:.3g} | {fmt(s.worst('score_max_max', model=m, strategy=s.strategies[0]))} | {k} | "
+                      + " | ".join(cells) + " |\n")
+    md.append("\n")
+
+
+def sparsify_scale(r, out, md):
+    s = Summary(r.path)
+    kinds = feature_kinds(s)
+    others = [st for st in s.strategies if not st.startswith("features:")]
+    fig, axes = plt.subplots(len(s.models), len(s.ds), figsize=(5.2 * len(s.ds), 4.0 * len(s.models)), squeeze=False)
+    for i, m in enumerate(s.models):
+        for j, d in enumerate(s.ds):
+            ax = axes[i][j]
+            n = s.ns[-1]
+            es = sorted({int(st.split(":")[1].split(",")[0]) for st in s.strategies
+                         if st.startswith("features:") and int(st.split(":")[1].split(",")[0]) <= d})
+            for k in kinds:
+                ys = [s.mean("out_rel_mean", model=m, d=d, n=n, strategy=f"features:{e},{k}") for e in es]
+                ax.plot(es, ys, "-", marker="o", ms=3, color=KIND_COLORS.get(k), label=f"features:e,{k}")
+            for st, ls in zip(others, (":", "-.", "--")):
+                ax.axhline(s.mean("out_rel_mean", model=m, d=d, n=n, strategy=st), color="k", ls=ls, lw=1,
+                           label=f"{st} (k = {fmt(s.mean('k_mean', model=m, d=d, n=n, strategy=st))})")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("e")
+            ax.set_ylabel("relative output error (mean over rows)")
+            ax.set_title(f"{r_label(m)}, d = {d}, n = {pow2(n)}", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=6)
+    fig.suptitle(f"{s_name(r)}: feature sparsification at transformer scale vs top-k", fontsize=10)
+    md.append(img(out, save(fig, out, "sparsify_scale.png"), "sparsification at transformer scale"))
+    md.append("\nMean over rows (one seed): relative output error, attention-row ℓ1, and the paper's ∞-norm error "
+              "(attn ℓ∞ max over rows); `score max` = largest s·q·k over the rows.\n\n")
+    for m in s.models:
+        for d in s.ds:
+            md.append(f"**{m}, d = {d}**\n\n| strategy | "
+                      + " | ".join(f"out_rel {pow2(n)} | ℓ1 {pow2(n)} | ℓ∞ max {pow2(n)}" for n in s.ns)
+                      + " |\n|---|" + "---|---|---|" * len(s.ns) + "\n")
+            md.append("| score max | " + " | ".join(
+                f"{fmt(s.mean('score_max_max', model=m, d=d, n=n, strategy=s.strategies[0]))} | | " for n in s.ns) + "|\n")
+            for st in s.strategies:
+                if not s.count(model=m, d=d, strategy=st):
+                    continue
+                eff = s.mean("features", model=m, d=d, n=s.ns[0], strategy=st)
+                name = st + (f" (e={int(eff)})" if st.startswith("features:") and eff != int(st.split(":")[1].split(",")[0]) else "")
+                md.append(f"| {name} | " + " | ".join(
+                    f"{fmt(s.mean('out_rel_mean', model=m, d=d, n=n, strategy=st))} | "
+                    f"{fmt(s.mean('attn_l1_mean', model=m, d=d, n=n, strategy=st))} | "
+                    f"{fmt(s.worst('attn_linf_max', model=m, d=d, n=n, strategy=st))}" for n in s.ns) + " |\n")
+            md.append("\n")
+
+
+def approx(r, out, md):
+    s = Summary(r.path)
+    fam = {"taylor": ("tab:green", "o"), "features": ("tab:purple", "s"), "topk": ("tab:blue", "^")}
+    for d in s.ds:
+        n = s.ns[-1]
+        fig, axes = plt.subplots(1, len(s.models), figsize=(4.8 * len(s.models), 4.4), squeeze=False)
+        for ax, m in zip(axes[0], s.models):
+            for st in s.strategies:
+                rows = s.select(model=m, d=d, n=n, strategy=st)
+                if not rows:
+                    continue
+                f = st.split(":")[0] if st.startswith(("taylor", "features")) else "topk"
+                x, y = mem_bytes(st, rows[0]), max(rows[0]["attn_l1_mean"], 1e-9)
+                ax.scatter([x], [y], color=fam[f][0], marker=fam[f][1], s=22)
+                ax.annotate(st, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("memory (bytes; our definition, see the table)")
+            ax.set_ylabel("attention-row error ℓ1 (mean over rows; floor 1e-9)")
+            ax.set_title(f"{r_label(m)}, n = {pow2(n)}, largest score "
+                         f"{fmt(s.mean('score_max_max', model=m, d=d, n=n, strategy=s.strategies[0]))}", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+        fig.suptitle(f"{s_name(r)}: error vs memory, d = {d} (green taylor, blue top-k, purple features)", fontsize=10)
+        md.append(img(out, save(fig, out, f"approx_d{d}.png"), "error vs memory"))
+    md.append("\nSide by side on the same inputs. `memory` is our equal-memory measure: the bytes a method holds to "
+              "answer a query besides the query — taylor:q its sketch t(d+1)·8; a top-k window a one-pass list of its "
+              "k entries, k·(d+2)·4 (mean k for power/cert); features:e the projected keys and the values it attends "
+              "over, n·(e+d)·4. Rows in the same group of three (taylor:q, const:k) hold equal memory. Errors: mean "
+              "over rows (one seed); `notes`: unconverged / lost rows of the sketch, rows clamped at max_k.\n\n")
+    for m in s.models:
+        for d in s.ds:
+            for n in s.ns:
+                md.append(f"**{m}, d = {d}, n = {pow2(n)}** (largest score "
+                          f"{fmt(s.mean('score_max_max', model=m, d=d, n=n, strategy=s.strategies[0]))})\n\n"
+                          "| method | k / t / e | memory | out_rel | attn ℓ1 | attn ℓ∞ max | notes |\n"
+                          "|---|---|---|---|---|---|---|\n")
+                for st in s.strategies:
+                    rows = s.select(model=m, d=d, n=n, strategy=st)
+                    if not rows:
+                        continue
+                    x = rows[0]
+                    if st.startswith("taylor:"):
+                        size = f"t = {int(x['features'])}"
+                        notes = f"{int(x['unconverged_rows'])} unconv., {int(x['lost_rows'])} lost"
+                    elif st.startswith("features:"):
+                        size = f"e = {int(x['features'])}"
+                        notes = ""
+                    else:
+                        size = f"k = {fmt(x['k_mean'], 4)}"
+                        notes = f"{int(x['clamped_rows'])} clamped" if x["clamped_rows"] else ""
+                    md.append(f"| {st} | {size} | {fmt_bytes(mem_bytes(st, x))} | {fmt(x['out_rel_mean'])} | "
+                              f"{fmt(x['attn_l1_mean'])} | {fmt(x['attn_linf_max'])} | {notes} |\n")
+                md.append("\n")
+
+
+def s_name(r):
+    return r.name
+
+
+KINDS = {"collapse": collapse, "windows": windows, "trained": trained, "taylor": taylor,
+         "taylor_range": taylor_range, "sparsify": sparsify, "sparsify_scale": sparsify_scale, "approx": approx}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("kind", choices=["collapse", "windows", "trained"])
+    ap.add_argument("kind", choices=list(KINDS))
     ap.add_argument("results")
     ap.add_argument("--out", required=True, help="directory for the PNGs (created)")
     ap.add_argument("--report-dir", help="image links are relative to this directory (default: the parent of --out)")
@@ -408,7 +804,7 @@ def main():
               f"d = {', '.join(map(str, r.ds))}; seeds {', '.join(map(str, r.seeds))}; "
               f"{', '.join(map(str, r.queries))} sampled query rows per configuration; engine time "
               f"{seconds:.0f} s.\n\n")
-    {"collapse": collapse, "windows": windows, "trained": trained}[args.kind](r, args.out, md)
+    KINDS[args.kind](r, args.out, md)
     sys.stdout.write("".join(md))
 
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Reproduces the n^C-sparsity paper's experiments (and the studies that go past them) with
-# `ncsparse study` under mpirun, then writes plots and a Markdown report. See --help and
+# Reproduces the experiments of the three papers (n^C sparsity, the one-pass Taylor sketch,
+# feature sparsification; and the studies that go past them) with `ncsparse study` under mpirun,
+# then writes plots and a Markdown report. See --help and
 # docs/experiments.md.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-all_studies=(collapse windows trained)
+all_studies=(collapse windows trained taylor taylor_range sparsify sparsify_scale approx)
+fit_studies=" collapse windows trained "  # the top-k studies: ncsparse fit applies to them
 
 usage() {
   cat <<EOF
@@ -16,10 +18,14 @@ and writes DIR/report.md with the tables, fits and PNGs of every study run.
 
   NAME        collapse (Figure 1: entries above eps vs n, B/R/d grid), windows (Figure 2 and
               Table 1: error vs n at equal compute, and cert:delta), trained (RoPE, sinks,
-              causal; sink:4,w vs power and cert). Default: all three.
+              causal; sink:4,w vs power and cert); taylor (the one-pass Taylor sketch vs n, and
+              top-k at equal memory), taylor_range (the sketch vs the score range), sparsify
+              (feature sparsification in its paper's regime, d >> n), sparsify_scale (the same
+              at transformer scale, next to top-k), approx (top-k, taylor and features side by
+              side on the same inputs). Default: all eight.
   --full      the full studies (data/studies/NAME.toml, n up to 2^22; about 40 minutes on
-              2 cores for all three). Default: the reduced ones (data/studies/quick/NAME.toml,
-              n up to 2^18; a few minutes).
+              2 cores for the first three, about 20 more for the other five). Default: the
+              reduced ones (data/studies/quick/NAME.toml, n up to 2^18; a few minutes).
   --out DIR   output directory (or give DIR as a positional argument that is not a NAME);
               default ./reproduce-quick, or ./reproduce-full with --full.
   --np P      MPI ranks (default \$NCSPARSE_NP or 2).
@@ -106,10 +112,10 @@ study_flags=()
 start=$(date +%s)
 for name in "${names[@]}"; do
   file=$study_dir/$name.toml
-  mkdir -p "$out/$name"
   if [ $report_only = 1 ]; then
     [ -f "$out/$name/results.h5" ] || continue
   else
+    mkdir -p "$out/$name"
     echo "reproduce.sh: [$name] mpirun -np $np ncsparse study ${file#"$root"/} --out $out/$name/results.h5" >&2
     t0=$(date +%s)
     rc=0
@@ -122,8 +128,10 @@ for name in "${names[@]}"; do
   fi
   "$bin" report "$out/$name/results.h5" --format markdown >"$out/$name/report_full.md.tmp"
   mv "$out/$name/report_full.md.tmp" "$out/$name/report_full.md"
-  "$bin" fit "$out/$name/results.h5" --format markdown >"$out/$name/fit.md.tmp"
-  mv "$out/$name/fit.md.tmp" "$out/$name/fit.md"
+  if [[ $fit_studies == *" $name "* ]]; then
+    "$bin" fit "$out/$name/results.h5" --format markdown >"$out/$name/fit.md.tmp"
+    mv "$out/$name/fit.md.tmp" "$out/$name/fit.md"
+  fi
   /usr/bin/python3 "$root/launch/plot_experiments.py" "$name" "$out/$name/results.h5" --out "$out/$name/plots" \
     --report-dir "$out" >"$out/$name/section.md.tmp"
   mv "$out/$name/section.md.tmp" "$out/$name/section.md"
@@ -134,8 +142,13 @@ declare -A titles
 titles[collapse]="Sparsity and collapse (the paper's Figure 1)"
 titles[windows]="Error versus n at equal compute (the paper's Figure 2 and Table 1) and the certified window"
 titles[trained]="Inputs closer to trained models: RoPE, sinks, causal; StreamingLLM against power and cert"
+titles[taylor]="The one-pass Taylor sketch: error and memory vs n, top-k at equal memory"
+titles[taylor_range]="The Taylor sketch vs the score range: where it breaks"
+titles[sparsify]="Feature sparsification in its paper's regime (Q = K, d >> n, small scores): error vs e and r"
+titles[sparsify_scale]="Feature sparsification at transformer scale, next to top-k"
+titles[approx]="Top-k, the Taylor sketch and feature sparsification side by side"
 {
-  echo "# ncsparse: the n^C-sparsity paper's experiments ($mode studies)"
+  echo "# ncsparse: the three papers' experiments ($mode studies)"
   echo
   echo "Written by \`./launch/reproduce.sh$([ $full = 1 ] && echo " --full")\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
   echo "$np MPI ranks on $(nproc) cores ($(uname -m)), ncsparse commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)."
@@ -156,10 +169,12 @@ titles[trained]="Inputs closer to trained models: RoPE, sinks, causal; Streaming
     echo
     cat "$out/$name/section.md"
     echo
-    echo "### Fitted sparsity exponents (\`ncsparse fit $name/results.h5\`)"
-    echo
-    cat "$out/$name/fit.md"
-    echo
+    if [ -f "$out/$name/fit.md" ]; then
+      echo "### Fitted sparsity exponents (\`ncsparse fit $name/results.h5\`)"
+      echo
+      cat "$out/$name/fit.md"
+      echo
+    fi
     echo "Every configuration and strategy: [$name/report_full.md]($name/report_full.md)."
     echo
   done

@@ -33,6 +33,8 @@ class Comm {
   void allreduce_flash(std::span<double> states, std::int64_t d) const;
   void allreduce_sum(std::span<double> values) const;
   double allreduce_max(double value) const;
+  // Element-wise maximum over ranks, in place (always MPI).
+  void allreduce_max(std::span<double> values) const;
 
   // Collective agreement on an error. Every rank calls it with its local outcome (code 0 when
   // fine). When any rank failed, every rank throws the same Error: the one of the lowest

@@ -30,6 +30,9 @@ struct JobConfig {
   std::int64_t tile = 2048;   // keys per score tile
   std::int64_t max_k = 8192;  // cap on adaptive windows (eps, mass, cert)
   std::string backend = "cpu";
+  // Stream K/V tile by tile from the source instead of holding the shard: memory independent of
+  // n. Only for the approximators (taylor, features), whose state does not need the keys again.
+  bool stream = false;
   std::vector<double> sparsity_eps = {1e-2, 1e-3, 1e-4};
   bool keep_rows = false;  // keep per-row lists and outputs in the result (tests, I/O)
 };
@@ -49,6 +52,15 @@ struct StrategyResult {
   std::vector<RowStats> rows;
   std::int64_t clamped_rows = 0;
   Summary k, kept_mass, attn_l1, attn_l2, attn_linf, out_l2, out_linf, out_rel, cert_mass, cert_out;
+  // Approximators only (taylor, features; 0 for the others):
+  std::int64_t features = 0;    // taylor: t features of φ; features: e, the reduced dimension
+  double state_bytes = 0;       // taylor: its sketch per rank (S and z, doubles); features: R and the projected query block
+  std::int64_t lost_rows = 0;   // taylor: rows whose denominator φ(q)ᵀz was lost to cancellation (output NaN)
+  double min_cancellation = 0;  // taylor: smallest |φ(q)ᵀz| / Σ|φ(q)_f z_f| over the rows
+  // taylor: rows where the degree-q terms carry more than 10% of the denominator (the series
+  // has not converged at their scores), and the largest such share over the rows.
+  std::int64_t unconverged_rows = 0;
+  double max_last_share = 0;
 };
 
 struct SparsityResult {
@@ -60,6 +72,7 @@ struct SparsityResult {
 // Wall time of each phase, the maximum over ranks, in seconds.
 struct PhaseTimes {
   double generate = 0 /* inputs: generated or read */, local_pass = 0, merge = 0, sparse = 0, stats = 0, output = 0, total = 0;
+  double approx = 0;  // the approximators: sketches, projections, their passes, reductions and row errors
 };
 
 struct JobResult {
@@ -74,6 +87,8 @@ struct JobResult {
   std::vector<SparsityResult> sparsity;
   PhaseTimes times;
   std::string collectives = "mpi";  // how ranks merged: "nccl", or "mpi" with the reason
+  Summary score_max;                // the row's largest score s·q·k (exact pass only): the score range
+  std::vector<std::string> warnings;  // one line each, identical on every rank (the CLI prints them from rank 0)
   // Only with keep_rows: merged lists (queries × L), exact outputs (queries × d) and sparse
   // outputs per strategy (strategies × queries × d).
   std::vector<Candidate> lists;

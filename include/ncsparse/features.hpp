@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <climits>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,8 +28,11 @@ class FeatureProjection {
   // A random projection (gaussian or sparse) of d features to e. Usage Error for e < 1 or e > d.
   static FeatureProjection random(ProjectionKind kind, std::int64_t d, std::int64_t e, std::uint64_t seed);
   // The gram projection from the d × d Gram matrix G = XᵀX (row-major, summed over all keys):
-  // its eigenvectors with eigenvalue > rel_tol·λ_max, e = their count (≥ 1 unless G = 0).
-  static FeatureProjection gram(std::span<const double> gram_matrix, std::int64_t d, double rel_tol = 1e-12);
+  // its eigenvectors with eigenvalue > rel_tol·λ_max, largest first, at most max_e of them;
+  // e = their count (≥ 1: an all-zero G gives one zero feature). With max_e ≥ rank(X),
+  // YYᵀ = XXᵀ; with fewer, YYᵀ is the best rank-max_e approximation.
+  static FeatureProjection gram(std::span<const double> gram_matrix, std::int64_t d, double rel_tol = 1e-12,
+                                std::int64_t max_e = INT64_MAX);
 
   std::int64_t d() const { return d_; }
   std::int64_t e() const { return e_; }

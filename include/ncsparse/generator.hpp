@@ -36,12 +36,15 @@ struct ModelParams {
   // query (also under RoPE). Other scores change only by the dropped component along u.
   std::int64_t sinks = 0;
   double sink_strength = 0;
+  // Tied queries and keys: the query at position p is the key at position p (Q = K), the
+  // symmetric setting of PAPERS.md §4 (exp(XXᵀ) with X = K). Applies to both models.
+  bool tied = false;
   std::uint64_t seed = 1;
   std::int64_t d = 64;
 };
 
 std::string to_string(InputModel model);
-// The RoPE/sink options as a label suffix: "" when both are off, else e.g.
+// The RoPE/sink/tied options as a label suffix: "" when both are off, else e.g.
 // ",rope=10000,sinks=4x8" (used by study model labels and reports).
 std::string position_label(const ModelParams& params);
 

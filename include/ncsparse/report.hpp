@@ -13,4 +13,8 @@ enum class Format { Table, Csv, Json };
 Format parse_format(const std::string& text);
 std::string format_result(const JobResult& result, Format format);
 
+// Writes the job's warnings to stderr, one line each as "ncsparse: warning: <prefix><line>", on
+// rank 0 only (every rank holds the same warnings).
+void print_warnings(int rank, const JobResult& result, const std::string& prefix = "");
+
 }  // namespace ncsparse

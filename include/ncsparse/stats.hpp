@@ -63,6 +63,9 @@ struct RowStats {
 void fill_errors(const KeptSet& kept, double sum_sq_all, std::span<const double> o_sparse,
                  std::span<const double> o_exact, RowStats& stats);
 
+// Fills only the output errors (out_l2, out_linf, out_rel) of ô against o.
+void fill_output_errors(std::span<const double> o_sparse, std::span<const double> o_exact, RowStats& stats);
+
 // ‖ô − o‖₂ ≤ (1 − M)·‖ô − ō‖₂ ≤ bound_mass·(‖ô‖₂ + max_j ‖v_j‖₂).
 double certificate_output_bound(double bound_mass, std::span<const double> o_sparse, double v_max_norm);
 

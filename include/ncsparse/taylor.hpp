@@ -17,6 +17,9 @@
 
 namespace ncsparse {
 
+// The truncated series Σ_{j≤q} x^j / j! (the kernel the sketch computes: T_q(s·x·y)).
+double taylor_series(double x, int q);
+
 class TaylorFeatures {
  public:
   // Throws a usage Error when q is not even and ≥ 2, or d < 1.
@@ -31,26 +34,43 @@ class TaylorFeatures {
 
   // φ(x) into out (size() doubles).
   void map(std::span<const float> x, std::span<double> out) const;
+  // The unweighted monomials x^α (φ(x)_f = weight(f)·x^α), in the same order.
+  void monomials(std::span<const float> x, std::span<double> out) const;
+  const std::vector<double>& weights() const { return weight_; }
 
  private:
   std::int64_t d_;
   int q_;
   std::vector<double> weight_;  // √(s^j / α!) per feature, in the order map() writes them
+  // The features of degree j ≥ 1 come in runs: the children of one degree-(j−1) feature p are
+  // p's monomial times x[c] for c = first..d−1, stored contiguously. map() is one vector
+  // multiply per run, with the rounding of the left-to-right product over the sequence.
+  struct Run {
+    std::int64_t parent;
+    std::int32_t first;
+  };
+  std::vector<Run> runs_;
 };
 
-// The sketch of one shard (or, after sum_into, of all): S (t × d) and z (t), row-major, doubles.
+// The sketch of one shard (or, after a sum over shards, of all): t rows of d + 1 doubles,
+// row f = (S_f, z_f)/weight(f) with S = Σ φ(k)vᵀ and z = Σ φ(k): the sums of the unweighted
+// monomials (the weight of a feature factors out of the sum over keys; output() applies it).
 class TaylorSketch {
  public:
   explicit TaylorSketch(const TaylorFeatures& features);
   // Adds rows [0, count) of K and V (count × d, row-major).
   void add(std::span<const float> k, std::span<const float> v, std::int64_t count);
-  // The flat state (t·d + t doubles): what a sum-reduction over ranks adds.
+  // The flat state (t·(d + 1) doubles): what a sum-reduction over ranks adds.
   std::span<double> state() { return state_; }
   std::span<const double> state() const { return state_; }
 
-  // ô for one query row; returns the denominator φ(q)ᵀz and sets `cancellation` to
-  // |φ(q)ᵀz| / Σ_f |φ(q)_f z_f| (1 when no term cancels, near 0 when the sum is mostly lost).
-  double output(std::span<const float> q, std::span<double> out, double* cancellation) const;
+  // ô for one query row; returns the denominator φ(q)ᵀz = Σ_j T_q(s·q·k_j) and sets
+  // `cancellation` to |φ(q)ᵀz| / Σ_f |φ(q)_f z_f| (1 when no term cancels, near 0 when the sum
+  // is mostly lost to rounding) and `last_share` to |D_q| / |φ(q)ᵀz|, the share of the degree-q
+  // terms D_q = Σ_j (s·q·k_j)^q / q! (near 0 when the series has converged at the row's
+  // scores, of order 1 when it has not).
+  double output(std::span<const float> q, std::span<double> out, double* cancellation,
+                double* last_share = nullptr) const;
 
   const TaylorFeatures& features() const { return features_; }
 

@@ -14,20 +14,23 @@
 
 namespace ncsparse {
 
-enum class WindowKind { Const, Log, Power, Sqrt, Eps, Mass, Cert, Sink };
+enum class WindowKind { Const, Log, Power, Sqrt, Eps, Mass, Cert, Sink, Taylor, Features };
 
 struct WindowSpec {
   WindowKind kind = WindowKind::Const;
-  double a = 0;      // k, α, ε or δ; s for sink
-  double b = 0;      // C for power; w for sink
+  double a = 0;      // k, α, ε or δ; s for sink; q for taylor; e for features
+  double b = 0;      // C for power; w for sink; the ProjectionKind (as a number) for features
   std::string text;  // the spec as the user wrote it, canonicalised
 
   // Fixed windows depend only on the row's key count; adaptive ones read the list.
   bool fixed() const;
   bool needs_exact() const { return kind == WindowKind::Eps || kind == WindowKind::Mass; }
+  // The approximators of PAPERS.md §3–4: not a selection of keys, so not read off the list.
+  bool approximator() const { return kind == WindowKind::Taylor || kind == WindowKind::Features; }
 };
 
-// Parses `const:k`, `log:α`, `power:α,C`, `sqrt:α`, `eps:ε`, `mass:δ`, `cert:δ`, `sink:s,w`.
+// Parses `const:k`, `log:α`, `power:α,C`, `sqrt:α`, `eps:ε`, `mass:δ`, `cert:δ`, `sink:s,w`,
+// `taylor:q` (q even, >= 2) and `features:e,KIND` (KIND gaussian, sparse or gram).
 // Throws a usage Error naming the flag and the accepted form.
 WindowSpec parse_window(const std::string& spec, const std::string& flag = "--window");
 
@@ -36,7 +39,7 @@ WindowSpec parse_window(const std::string& spec, const std::string& flag = "--wi
 double fixed_window_target(const WindowSpec& w, std::int64_t n);
 
 // Length of the candidate list (K + 1) that the strategies need for rows seeing up to n keys;
-// adaptive strategies are capped at max_k.
+// adaptive strategies are capped at max_k; approximators need none (they count as k = 1).
 std::int64_t list_length(std::span<const WindowSpec> windows, std::int64_t n, std::int64_t max_k);
 
 // Certificate bound on the dropped mass 1 − M_k for each prefix length k = 1..K of a sorted

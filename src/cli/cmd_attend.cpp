@@ -59,6 +59,7 @@ Runner add_attend_command(CLI::App& app) {
     if (config.heads_kv < 0) throw usage_error("--heads-kv: must be >= 1, got " + std::to_string(config.heads_kv));
     bool first = true;
     io::attend_file(comm, config, [&](std::int64_t head, const JobResult& result) {
+      print_warnings(comm.rank(), result, "head " + std::to_string(head) + ": ");
       if (!config.job.exact) return;
       std::string text;
       if (format == Format::Table) text = "head " + std::to_string(head) + "\n";

@@ -43,6 +43,7 @@ Runner add_run_command(CLI::App& app) {
     const Format format = parse_format(o->format);
     if (o->input.empty()) {
       const JobResult result = run_job(comm, job);
+      print_warnings(comm.rank(), result);
       print(comm, format_result(result, format));
       return 0;
     }
@@ -64,6 +65,7 @@ Runner add_run_command(CLI::App& app) {
     if (cmd->count("--queries") == 0) job.queries = std::min(job.queries, job.query_rows);
     std::unique_ptr<InputSource> source = in->head(o->head, o->head / (in->q_heads() / in->kv_heads()));
     const JobResult result = run_job(comm, job, source.get());
+    print_warnings(comm.rank(), result);
     print(comm, format_result(result, format));
     return 0;
   };

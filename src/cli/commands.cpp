@@ -41,6 +41,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
       ->capture_default_str();
   cmd.add_option("--sinks", p.sinks, "Planted attention sinks: keys at positions 0..S-1 attract every query; 0: off")
       ->capture_default_str();
+  cmd.add_flag("--tied", p.tied,
+               "Queries are the keys (Q = K, query p is key p): the symmetric setting exp(XX^T) of the "
+               "sparsification paper");
   cmd.add_option("--sink-strength", p.sink_strength,
                  "Score boost of the sinks, q.k += strength*sqrt(d) (a logit boost of strength at scale 1/sqrt(d))")
       ->capture_default_str();
@@ -71,7 +74,8 @@ void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string
   cmd.add_option("--window", o.windows,
                  "Window strategies, repeatable or space-separated: const:K, log:A (k=ceil(A ln n)), power:A,C "
                  "(k=ceil(A n^C)), sqrt:A, eps:E (entries with p>=E), mass:D (kept mass>=1-D), cert:D (certified "
-                 "dropped mass<=D), sink:S,W (first S and last W positions)")
+                 "dropped mass<=D), sink:S,W (first S and last W positions), taylor:Q (one-pass Taylor sketch of "
+                 "even degree Q), features:E,KIND (attend with QR, KR: R is d x E, KIND gaussian, sparse or gram)")
       ->capture_default_str();
   cmd.add_option("--scale", j.scale, "Score scale s in s*q.k (0 means 1/sqrt(d))")->capture_default_str();
   cmd.add_flag("--causal", j.causal, "Causal mask: the query at position p sees keys j <= p");
@@ -85,6 +89,9 @@ void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string
   cmd.add_option("--sparsity-eps", o.sparsity_eps,
                  "Levels epsilon at which entries with p > epsilon are counted per row")
       ->capture_default_str();
+  cmd.add_flag("--stream", j.stream,
+               "Read K and V tile by tile from the generator or file and never hold the shard (memory independent "
+               "of n); only for taylor and features windows");
   cmd.add_option("--backend", j.backend,
                  "Compute backend: cpu, or cuda (one GPU per rank; in builds with the CUDA backend)")
       ->capture_default_str();

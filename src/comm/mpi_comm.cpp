@@ -106,6 +106,12 @@ double Comm::allreduce_max(double value) const {
   return value;
 }
 
+void Comm::allreduce_max(std::span<double> values) const {
+  if (size_ == 1 || values.empty()) return;
+  NCSPARSE_ASSERT(values.size() <= INT_MAX);
+  NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_MAX, comm_));
+}
+
 void Comm::agree(int code, const std::string& message) const {
   if (size_ == 1) {
     if (code != 0) throw Error(code, message);

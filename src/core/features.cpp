@@ -85,7 +85,8 @@ FeatureProjection FeatureProjection::random(ProjectionKind kind, std::int64_t d,
   return p;
 }
 
-FeatureProjection FeatureProjection::gram(std::span<const double> gram_matrix, std::int64_t d, double rel_tol) {
+FeatureProjection FeatureProjection::gram(std::span<const double> gram_matrix, std::int64_t d, double rel_tol,
+                                          std::int64_t max_e) {
   NCSPARSE_ASSERT(static_cast<std::int64_t>(gram_matrix.size()) == d * d);
   if (d > 46340) throw usage_error("features:gram: d = " + std::to_string(d) + " is too large for a d x d eigensolver");
   std::vector<double> a(gram_matrix.begin(), gram_matrix.end()), lambda(static_cast<std::size_t>(d));
@@ -105,7 +106,7 @@ FeatureProjection FeatureProjection::gram(std::span<const double> gram_matrix, s
   p.kind_ = ProjectionKind::Gram;
   p.d_ = d;
   std::vector<std::int64_t> keep;
-  for (std::int64_t j = d - 1; j >= 0; --j) {
+  for (std::int64_t j = d - 1; j >= 0 && static_cast<std::int64_t>(keep.size()) < max_e; --j) {
     if (top > 0 && lambda[j] > rel_tol * top) keep.push_back(j);
   }
   p.e_ = static_cast<std::int64_t>(keep.size());

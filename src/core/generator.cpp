@@ -34,6 +34,7 @@ std::string position_label(const ModelParams& p) {
   std::string s;
   if (p.rope_theta > 0) s += ",rope=" + short_num(p.rope_theta);
   if (p.sinks > 0) s += ",sinks=" + std::to_string(p.sinks) + "x" + short_num(p.sink_strength);
+  if (p.tied) s += ",tied";
   return s;
 }
 
@@ -209,6 +210,13 @@ void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<fl
 void Generator::queries(std::span<const std::int64_t> positions, std::span<float> q) const {
   const std::int64_t d = params_.d;
   NCSPARSE_ASSERT(q.size() == positions.size() * static_cast<std::size_t>(d));
+  if (params_.tied) {  // Q = K: each query is the key at its position
+    std::vector<float> v(static_cast<std::size_t>(d));
+    for (std::size_t i = 0; i < positions.size(); ++i) {
+      keys_values(positions[i], 1, {q.data() + i * d, static_cast<std::size_t>(d)}, v);
+    }
+    return;
+  }
   if (params_.model == InputModel::Gaussian) {
     for (std::size_t i = 0; i < positions.size(); ++i) fill_row(kQ, positions[i], false, q.data() + i * d);
     const float sigma = static_cast<float>(params_.sigma);

@@ -90,6 +90,10 @@ void fill_errors(const KeptSet& kept, double sum_sq_all, std::span<const double>
     st.attn_l2 = std::sqrt(std::isnan(kept.dropped_sq) ? sum_sq_all : kept.dropped_sq);
     st.attn_linf = kept.p_dropped;
   }
+  fill_output_errors(o_sparse, o_exact, st);
+}
+
+void fill_output_errors(std::span<const double> o_sparse, std::span<const double> o_exact, RowStats& st) {
   double e2 = 0, emax = 0, o2 = 0;
   for (std::size_t c = 0; c < o_exact.size(); ++c) {
     const double e = o_sparse[c] - o_exact[c];

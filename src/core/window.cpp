@@ -5,11 +5,13 @@
 #include <cmath>
 
 #include "ncsparse/error.hpp"
+#include "ncsparse/features.hpp"
 
 namespace ncsparse {
 namespace {
 
-const char* kForms = "const:K, log:A, power:A,C, sqrt:A, eps:E, mass:D, cert:D or sink:S,W";
+const char* kForms =
+    "const:K, log:A, power:A,C, sqrt:A, eps:E, mass:D, cert:D, sink:S,W, taylor:Q or features:E,KIND";
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> parts;
@@ -85,6 +87,23 @@ WindowSpec parse_window(const std::string& spec, const std::string& flag) {
     w.b = parse_number(args[1], flag, spec, "W");
     if (w.a < 0 || w.a != std::floor(w.a)) fail("S (sink tokens) must be a whole number >= 0");
     if (w.b < 1 || w.b != std::floor(w.b)) fail("W (recent window) must be a whole number >= 1");
+  } else if (name == "taylor") {
+    need_args(1, "taylor:Q");
+    w.kind = WindowKind::Taylor;
+    w.a = parse_number(args[0], flag, spec, "Q");
+    if (w.a < 2 || w.a > 64 || w.a != std::floor(w.a) || std::fmod(w.a, 2.0) != 0) {
+      fail("the degree Q must be an even whole number in [2, 64] (an even truncated series of exp stays positive)");
+    }
+  } else if (name == "features") {
+    need_args(2, "features:E,KIND");
+    w.kind = WindowKind::Features;
+    w.a = parse_number(args[0], flag, spec, "E");
+    if (w.a < 1 || w.a != std::floor(w.a)) fail("E (the reduced feature dimension) must be a whole number >= 1");
+    if (args[1] == "gaussian" || args[1] == "sparse" || args[1] == "gram") {
+      w.b = static_cast<double>(parse_projection_kind(args[1]));
+    } else {
+      fail("unknown KIND '" + args[1] + "' (use gaussian, sparse or gram)");
+    }
   } else {
     throw usage_error(flag + ": unknown window strategy '" + name + "' in '" + spec + "' (use one of " + kForms + ")");
   }
@@ -121,6 +140,9 @@ std::int64_t list_length(std::span<const WindowSpec> windows, std::int64_t n, st
       case WindowKind::Mass:
       case WindowKind::Cert:
         k = std::max(k, static_cast<double>(max_k));
+        break;
+      case WindowKind::Taylor:
+      case WindowKind::Features:
         break;
       default:
         // The largest fixed window over rows is the one of the row that sees all n keys.
@@ -212,6 +234,10 @@ WindowChoice choose_window(const WindowSpec& w, std::span<const Candidate> list,
     case WindowKind::Sink:
       c.k = std::min<std::int64_t>(static_cast<std::int64_t>(w.a + w.b), n_visible);
       c.clamped = c.k < static_cast<std::int64_t>(w.a + w.b);
+      break;
+    case WindowKind::Taylor:
+    case WindowKind::Features:
+      c.k = n_visible;  // every visible key contributes
       break;
   }
   return c;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "engine/approx.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/flash.hpp"
 
@@ -63,10 +64,27 @@ void validate(const JobConfig& c, int ranks) {
   if (c.max_k < 1) throw usage_error("--max-k: must be >= 1, got " + std::to_string(c.max_k));
   if (!(c.scale >= 0) || !std::isfinite(c.scale)) throw usage_error("--scale: must be a finite number > 0");
   validate_model(c.model);
+  const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  double approx_bytes = 0;
+  std::string selections;  // windows that need the shard in memory
   for (const WindowSpec& w : c.windows) {
     if (w.needs_exact() && !c.exact) {
       throw usage_error("--window " + w.text + ": needs the exact pass (drop --no-exact)");
     }
+    if (w.kind == WindowKind::Taylor && c.causal) {
+      throw usage_error("--window " + w.text +
+                        ": the sketch sums over all keys and has no causal form (drop --causal or this window)");
+    }
+    if (w.approximator()) {
+      approx::validate(w, c.model.d, have);
+      approx_bytes += approx::state_bytes(w, c.model.d, std::min(c.block, c.queries));
+    } else {
+      selections += (selections.empty() ? "" : " ") + w.text;
+    }
+  }
+  if (c.stream && !selections.empty()) {
+    throw usage_error("--stream: only taylor and features windows can stream the keys; " + selections +
+                      " need the shard in memory (drop --stream or these windows)");
   }
   for (double e : c.sparsity_eps) {
     if (!(e > 0 && e < 1)) throw usage_error("--sparsity-eps: every epsilon must lie in (0, 1)");
@@ -77,10 +95,11 @@ void validate(const JobConfig& c, int ranks) {
   const double L = static_cast<double>(list_length(c.windows, c.n, c.max_k));
   const double block = static_cast<double>(std::min(c.block, c.queries));
   const double strategies = static_cast<double>(c.windows.size());
-  double need = shard_rows * d * 8 + block * L * sizeof(Candidate) * 4 +
-                block * static_cast<double>(std::min(c.tile, c.n)) * 4 + block * d * 8 * (strategies + 2);
+  const double tile = static_cast<double>(std::min(c.tile, c.n));
+  double need = (c.stream ? tile : shard_rows) * d * 8 + block * L * sizeof(Candidate) * 4 + block * tile * 4 +
+                block * d * 8 * (strategies + 2) + approx_bytes;
+  if (approx_bytes > 0) need += block * tile * 8 * 2 + tile * d * 8;  // the dense passes' weights and tiles
   if (c.keep_rows) need += static_cast<double>(c.queries) * (L * sizeof(Candidate) + d * 8 * (strategies + 1));
-  const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
   // Checked per rank against the node's memory: ranks sharing a node are not counted here.
   if (need > 0.9 * have) {
     throw usage_error("--n: each rank needs about " + gib(need) + " but this machine has " + gib(have) +
@@ -123,6 +142,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     if (const char* inject = std::getenv("NCSPARSE_INJECT_FAILURE"); inject && std::atoi(inject) == comm.rank()) {
       throw Error(kExitIo, "injected failure (NCSPARSE_INJECT_FAILURE is set)");
     }
+    if (config.stream) return;  // the keys are read tile by tile where they are needed
     backend = make_backend(config.backend);
     k.resize(static_cast<std::size_t>(owned) * du);
     v.resize(k.size());
@@ -131,13 +151,12 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   // NCCL between GPUs for the merges when the backend is cuda (else MPI): `job` carries them.
   const Comm job = comm.with_device(make_device_collectives(comm, config.backend, res.collectives));
   double v_max = 0;
-  for (std::int64_t j = 0; j < owned; ++j) {
+  for (std::int64_t j = 0; j < (config.stream ? 0 : owned); ++j) {
     double s = 0;
     for (std::int64_t c = 0; c < d; ++c) s += double(v[j * d + c]) * double(v[j * d + c]);
     v_max = std::max(v_max, std::sqrt(s));
   }
-  res.v_max_norm = comm.allreduce_max(v_max);
-  double t_generate = now() - t0, t_local = 0, t_merge = 0, t_sparse = 0, t_stats = 0, t_output = 0;
+  double t_generate = now() - t0, t_local = 0, t_merge = 0, t_sparse = 0, t_stats = 0, t_output = 0, t_approx = 0;
 
   const std::size_t S = config.windows.size();
   res.strategies.resize(S);
@@ -145,11 +164,12 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     res.strategies[w].spec = config.windows[w];
     res.strategies[w].rows.resize(static_cast<std::size_t>(m));
   }
-  std::vector<std::size_t> prefix_ids, sink_ids;
+  std::vector<std::size_t> prefix_ids, sink_ids, approx_ids;
   for (std::size_t w = 0; w < S; ++w) {
-    (config.windows[w].kind == WindowKind::Sink ? sink_ids : prefix_ids).push_back(w);
+    const WindowSpec& spec = config.windows[w];
+    (spec.approximator() ? approx_ids : spec.kind == WindowKind::Sink ? sink_ids : prefix_ids).push_back(w);
   }
-  const std::size_t E = config.exact ? config.sparsity_eps.size() : 0;
+  const std::size_t E = config.exact && !config.stream ? config.sparsity_eps.size() : 0;
   std::vector<std::vector<double>> sparsity_counts(E, std::vector<double>(static_cast<std::size_t>(m), kNaN));
   if (config.keep_rows) {
     res.lists.resize(static_cast<std::size_t>(m * L));
@@ -166,7 +186,41 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   pass.tile = config.tile;
   pass.threads = config.threads;
   const std::size_t frow = flash_row_size(du);
-  collective(comm, [&] { backend->load_shard(KeyShard{k.data(), v.data(), shard.lo, owned}, pass); });
+  if (!config.stream) {
+    collective(comm, [&] { backend->load_shard(KeyShard{k.data(), v.data(), shard.lo, owned}, pass); });
+  }
+
+  // The approximators (taylor, features) take in the keys in one pass over the tiles, from the
+  // shard in memory or streamed from the source, and reduce their state over the ranks.
+  approx::KeyTiles tiles = config.stream ? approx::KeyTiles(source, shard.lo, owned, d, config.tile)
+                                         : approx::KeyTiles(k.data(), v.data(), shard.lo, owned, d, config.tile);
+  std::vector<std::unique_ptr<approx::Approximator>> approximators;
+  std::vector<approx::Approximator*> ap;
+  if (!approx_ids.empty()) {
+    t0 = now();
+    collective(comm, [&] {
+      for (std::size_t w : approx_ids) approximators.push_back(approx::make(config.windows[w], d, res.scale, config.model.seed));
+      tiles.for_each([&](std::int64_t first, std::int64_t rows, const float* kt, const float* vt) {
+        for (auto& a : approximators) a->add_keys(first, rows, kt, vt);
+        if (!config.stream) return;
+        for (std::int64_t j = 0; j < rows; ++j) {
+          double s = 0;
+          for (std::int64_t c = 0; c < d; ++c) s += double(vt[j * d + c]) * double(vt[j * d + c]);
+          v_max = std::max(v_max, std::sqrt(s));
+        }
+      });
+    });
+    for (auto& a : approximators) {
+      a->reduce(job);
+      a->finish();
+      ap.push_back(a.get());
+    }
+    t_approx += now() - t0;
+  }
+  res.v_max_norm = comm.allreduce_max(v_max);
+  const std::size_t A = ap.size();
+  std::vector<double> approx_out, approx_err, approx_max;
+  std::vector<double> score_max(static_cast<std::size_t>(m), kNaN);
 
   std::vector<float> q;
   std::vector<Candidate> lists;
@@ -189,8 +243,14 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     t0 = now();
     lists.assign(ru * static_cast<std::size_t>(L), kEmptyCandidate);
     flash.assign(config.exact ? ru * frow : 0, 0.0);
-    backend->local_pass(QueryBlock{q.data(), pos, rows}, KeyShard{k.data(), v.data(), shard.lo, owned}, pass,
-                        LocalOutput{lists, flash});
+    const approx::Queries block_q{q.data(), rows, d, pos};
+    if (!config.stream) {
+      backend->local_pass(QueryBlock{q.data(), pos, rows}, KeyShard{k.data(), v.data(), shard.lo, owned}, pass,
+                          LocalOutput{lists, flash});
+    } else if (config.exact) {  // no shard: the exact state by a dense pass over streamed tiles
+      for (std::size_t i = 0; i < ru; ++i) flash_clear({flash.data() + i * frow, frow});
+      collective(comm, [&] { approx::dense_flash(tiles, block_q, nullptr, d, res.scale, config.causal, flash); });
+    }
     t_local += now() - t0;
 
     t0 = now();
@@ -299,6 +359,35 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     if (!sink_ids.empty()) job.allreduce_flash(sink_state, d);
     t_sparse += now() - t0;
 
+    // The approximators' outputs, and their attention-row errors against the exact softmax
+    // (one more pass over the keys: ℓ1 and ℓ2² add over ranks, ℓ∞ takes the maximum).
+    t0 = now();
+    approx_out.assign(A * ru * du, 0.0);
+    for (std::size_t a = 0; a < A; ++a) {
+      ap[a]->outputs(job, tiles, block_q, config.causal, {approx_out.data() + a * ru * du, ru * du});
+    }
+    if (A > 0 && config.exact) {
+      approx_err.assign(A * ru * 3, 0.0);
+      collective(comm, [&] {
+        approx::row_errors(tiles, block_q, d, res.scale, config.causal, flash, ap, approx_err);
+      });
+      std::vector<double> sums(A * ru * 2);
+      approx_max.resize(A * ru);
+      for (std::size_t x = 0; x < A * ru; ++x) {
+        sums[2 * x] = approx_err[3 * x];
+        sums[2 * x + 1] = approx_err[3 * x + 1];
+        approx_max[x] = approx_err[3 * x + 2];
+      }
+      job.allreduce_sum(sums);
+      comm.allreduce_max(approx_max);
+      for (std::size_t x = 0; x < A * ru; ++x) {
+        approx_err[3 * x] = sums[2 * x];
+        approx_err[3 * x + 1] = sums[2 * x + 1];
+        approx_err[3 * x + 2] = approx_max[x];
+      }
+    }
+    t_approx += now() - t0;
+
     t0 = now();
     block_sparse.assign(S * ru * du, 0.0);
     block_exact.assign(config.exact ? ru * du : 0, 0.0);
@@ -311,6 +400,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
       if (config.exact) {
         flash_output({fl, frow}, o_exact);
         std::copy(o_exact.begin(), o_exact.end(), block_exact.begin() + static_cast<std::ptrdiff_t>(i * du));
+        if (fl[1] > 0) score_max[row_index] = fl[0];
       }
       bounds.resize(valid.size());
       certificate_mass_bounds(valid, nv, bounds);
@@ -320,7 +410,20 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
         RowStats& st = res.strategies[w].rows[row_index];
         const WindowSpec& spec = config.windows[w];
         KeptSet kept;
-        if (spec.kind == WindowKind::Sink) {
+        if (spec.approximator()) {
+          const std::size_t a =
+              static_cast<std::size_t>(std::find(approx_ids.begin(), approx_ids.end(), w) - approx_ids.begin());
+          const double* oa = approx_out.data() + (a * ru + i) * du;
+          std::copy(oa, oa + du, o_hat.begin());
+          st.k = nv;
+          if (config.exact && fl[1] > 0 && !std::isnan(oa[0])) {
+            const double* e = approx_err.data() + (a * ru + i) * 3;
+            st.attn_l1 = e[0];
+            st.attn_l2 = std::sqrt(e[1]);
+            st.attn_linf = e[2];
+            fill_output_errors(o_hat, o_exact, st);
+          }
+        } else if (spec.kind == WindowKind::Sink) {
           const std::size_t si =
               static_cast<std::size_t>(std::find(sink_ids.begin(), sink_ids.end(), w) - sink_ids.begin());
           const double* ss = sink_state.data() + (si * ru + i) * frow;
@@ -353,7 +456,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
             st.cert_out = certificate_output_bound(st.cert_mass, o_hat, res.v_max_norm);
           }
         }
-        if (config.exact) fill_errors(kept, sum_sq_all, o_hat, o_exact, st);
+        if (config.exact && !spec.approximator()) fill_errors(kept, sum_sq_all, o_hat, o_exact, st);
         std::copy(o_hat.begin(), o_hat.end(), block_sparse.begin() + static_cast<std::ptrdiff_t>((w * ru + i) * du));
         if (config.keep_rows) std::copy(o_hat.begin(), o_hat.end(), res.o_sparse.begin() + (w * m + row_index) * du);
       }
@@ -413,6 +516,17 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     s.clamped_rows = 0;
     for (const RowStats& r : s.rows) s.clamped_rows += r.clamped ? 1 : 0;
   }
+  for (std::size_t a = 0; a < A; ++a) {
+    StrategyResult& s = res.strategies[approx_ids[a]];
+    s.features = ap[a]->features();
+    s.state_bytes = ap[a]->state_bytes();
+    s.lost_rows = ap[a]->lost_rows();
+    s.min_cancellation = ap[a]->min_cancellation();
+    s.unconverged_rows = ap[a]->unconverged_rows();
+    s.max_last_share = ap[a]->max_last_share();
+    for (std::string& w : ap[a]->warnings(m)) res.warnings.push_back(std::move(w));
+  }
+  res.score_max = summarize(score_max);
   for (std::size_t e = 0; e < E; ++e) {
     SparsityResult sr;
     sr.eps = config.sparsity_eps[e];
@@ -428,6 +542,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   res.times.sparse = comm.allreduce_max(t_sparse);
   res.times.stats = comm.allreduce_max(t_stats);
   res.times.output = comm.allreduce_max(t_output);
+  res.times.approx = comm.allreduce_max(t_approx);
   res.times.total = comm.allreduce_max(now() - t_start);
   return res;
 }

@@ -168,6 +168,7 @@ void generate_file(const Comm& comm, const GenerateConfig& c) {
     h5::write_attr(f, "rope_theta", m.rope_theta);
     h5::write_attr(f, "sinks", m.sinks);
     h5::write_attr(f, "sink_strength", m.sink_strength);
+    h5::write_attr(f, "tied", static_cast<std::int64_t>(m.tied ? 1 : 0));
     write_attr_u64(f, "seed", m.seed);
     h5::write_attr(f, "head_seeds", std::string("seed + h * 0x9E3779B97F4A7C15 mod 2^64 (head 0: seed)"));
     h5::write_attr(f, "n", n);

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace ncsparse::study {
@@ -141,6 +142,7 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
     r.ints["sinks"] = j.model.sinks;
     r.num["sink_strength"] = j.model.sink_strength;
   }
+  if (j.model.tied) r.ints["tied"] = 1;
   r.num["scale_requested"] = j.scale;
   r.num["scale"] = res.scale;
   r.num["v_max_norm"] = res.v_max_norm;
@@ -160,6 +162,16 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
   Record::Array clamped{{S}, {}};
   for (const StrategyResult& s : res.strategies) clamped.values.push_back(static_cast<double>(s.clamped_rows));
   r.arrays["clamped_rows"] = std::move(clamped);
+  // The approximators' own numbers (taylor: t, sketch bytes, rows lost to cancellation;
+  // features: e, bytes of R) and the score range; records of older versions lack them.
+  Record::Array approx{{S, 5}, {}};
+  for (const StrategyResult& s : res.strategies) {
+    approx.values.insert(approx.values.end(), {static_cast<double>(s.features), s.state_bytes,
+                                               static_cast<double>(s.lost_rows),
+                                               static_cast<double>(s.unconverged_rows), s.max_last_share});
+  }
+  r.arrays["approx"] = std::move(approx);
+  r.arrays["score_max"] = Record::Array{{7}, summary_row(res.score_max)};
   Record::Array sp{{res.sparsity.size(), 9}, {}};
   for (const SparsityResult& s : res.sparsity) {
     sp.values.push_back(s.eps);
@@ -418,6 +430,16 @@ void build_results(const std::string& out, const StudySpec& spec, const std::str
           }
         }
         cols["clamped_rows"].push_back(r.arrays.at("clamped_rows").values[s]);
+        const auto approx = r.arrays.find("approx");
+        const auto score = r.arrays.find("score_max");
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        const bool has = approx != r.arrays.end();
+        cols["features"].push_back(has ? approx->second.values[s * 5] : nan);
+        cols["state_bytes"].push_back(has ? approx->second.values[s * 5 + 1] : nan);
+        cols["lost_rows"].push_back(has ? approx->second.values[s * 5 + 2] : nan);
+        cols["unconverged_rows"].push_back(has ? approx->second.values[s * 5 + 3] : nan);
+        cols["max_last_share"].push_back(has ? approx->second.values[s * 5 + 4] : nan);
+        cols["score_max_max"].push_back(score != r.arrays.end() ? score->second.values[6] : nan);
       }
     }
     configs.reset();

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "ncsparse/backend.hpp"
+#include "ncsparse/report.hpp"
 #include "ncsparse/source.hpp"
 #include "study/records.hpp"
 #include "study/study_spec.hpp"
@@ -281,6 +282,7 @@ int run_study(const Comm& comm, const StudyOptions& o) {
       throw Error(e.code(), "configuration " + describe(c) + ": " + e.what());
     }
     const double t1 = now();
+    print_warnings(comm.rank(), res, "configuration " + describe(c) + ": ");
     const Record rec = make_record(c, res, hash);
     const std::string path = record_path(c);
     on_rank0(comm, [&] { commit_record(records, c.hash, rec); });

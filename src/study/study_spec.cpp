@@ -358,7 +358,7 @@ StudySpec parse_study_text(const std::string& text, const std::string& path) {
   }
   std::vector<std::string> labels;
   for (const toml::table* t : model_tables) {
-    r.known_keys(*t, "model.", {"model", "B", "R", "x_dist", "sigma", "rope_theta", "sinks", "sink_strength"});
+    r.known_keys(*t, "model.", {"model", "B", "R", "x_dist", "sigma", "rope_theta", "sinks", "sink_strength", "tied"});
     ModelEntry m;
     std::string kind = "paper";
     if (const toml::node* n = t->get("model")) kind = r.string(*n, "model.model");
@@ -388,6 +388,7 @@ StudySpec parse_study_text(const std::string& text, const std::string& path) {
       m.params.rope_theta = r.number(*n, "model.rope_theta");
       if (!(m.params.rope_theta > 1)) r.fail(n->source(), "model.rope_theta", "must be a base > 1, e.g. 10000 (omit it for no RoPE)");
     }
+    if (const toml::node* n = t->get("tied")) m.params.tied = r.boolean(*n, "model.tied");
     if (const toml::node* n = t->get("sinks")) m.params.sinks = r.integer(*n, "model.sinks", 0);
     if (const toml::node* n = t->get("sink_strength")) {
       m.params.sink_strength = r.number(*n, "model.sink_strength");

@@ -57,6 +57,16 @@ expect 64 "takes 2 values" 2 run "${small[@]}" --window power:1
 expect 64 "is not a number" 2 run "${small[@]}" --window log:abc
 expect 64 "is not a window strategy" 2 run "${small[@]}" --window 256
 expect 64 "needs the exact pass" 2 run "${small[@]}" --window mass:0.1 --no-exact
+# The approximators (issue 8): bad degrees, dimensions and kinds, impossible combinations.
+expect 64 "the degree Q must be an even whole number" 2 run "${small[@]}" --window taylor:3
+expect 64 "the degree Q must be an even whole number" 2 run "${small[@]}" --window taylor:0
+expect 64 "E (the reduced feature dimension) must be a whole number >= 1" 2 run "${small[@]}" --window features:0,gaussian
+expect 64 "unknown KIND 'dense'" 2 run "${small[@]}" --window features:4,dense
+expect 64 "takes 2 values" 2 run "${small[@]}" --window features:4
+expect 64 "E = 9 is larger than d = 8" 2 run "${small[@]}" --window features:9,gaussian
+expect 64 "has no causal form" 2 run "${small[@]}" --window taylor:2 --causal
+expect 64 "--stream: only taylor and features windows" 2 run "${small[@]}" --window taylor:2 const:4 --stream
+expect 64 "features, about" 2 run --n 1000 --queries 10 --d 256 --window taylor:6
 for np in 1 3; do
   expect 64 "--n: must be >= 1" $np run --n 0 --queries 1 --d 8
   expect 64 "--d: must be >= 1" $np run --n 100 --queries 1 --d 0

@@ -46,10 +46,31 @@ assert len(rows) == 9 and rows[0][0] == "strategy", rows[:2]
 assert len({len(r) for r in rows}) == 1
 ' "$tmp/csv"
 
+# The approximators: table lines, json fields, streamed keys, warnings on stderr from rank 0 only.
+approx=(run --n 3001 --d 8 --queries 24 --block 10 --tile 300 --B 1 --R 4 --window taylor:2 taylor:4 features:4,gaussian features:8,gram)
+timeout 120 "$mpiexec" -q -n 3 --oversubscribe "$bin" "${approx[@]}" >"$tmp/approx" 2>"$tmp/err"
+check "approximator run exits 0" test $? -eq 0
+check "taylor:4 reports t = 495" grep -q "^taylor:4: one-pass sketch with t = 495 features" "$tmp/approx"
+check "features:8,gram reports e = 8" grep -q "^features:8,gram: e = 8 features" "$tmp/approx"
+check "score range line" grep -q "^score range: largest s\*q.k per row" "$tmp/approx"
+check "warnings once each (3 ranks), naming the window" test "$(grep -c '^ncsparse: warning: taylor:2: in ' "$tmp/err")" -eq 1
+timeout 120 "$mpiexec" -q -n 2 --oversubscribe "$bin" "${approx[@]}" --stream --format json >"$tmp/ajson" 2>/dev/null
+check "streamed approximator json exits 0" test $? -eq 0
+check "json: features, stream and row errors" "$py" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["config"]["stream"] is True
+s = {x["strategy"]: x for x in r["strategies"]}
+assert s["taylor:4"]["features"] == 495 and s["features:8,gram"]["features"] == 8, s
+assert s["features:8,gram"]["attn_l1"]["max"] < 1e-5, s["features:8,gram"]["attn_l1"]
+assert 0 < s["taylor:4"]["attn_l1"]["mean"] < s["taylor:2"]["attn_l1"]["mean"]
+assert r["score_max"]["count"] == 24
+' "$tmp/ajson"
+
 "$mpiexec" -q -n 1 "$bin" run --help >"$tmp/help" 2>&1
 check "run --help exits 0" test $? -eq 0
 for flag in --n --d --queries --window --model --x-dist --B --R --sigma --seed --scale --causal --no-exact \
-            --threads --block --tile --max-k --sparsity-eps --backend --format; do
+            --threads --block --tile --max-k --sparsity-eps --backend --format --stream --tied; do
   check "help documents $flag" grep -qE -- "^ +$flag( |,)" "$tmp/help"
 done
 check "help shows defaults" grep -q "1048576" "$tmp/help"

@@ -101,5 +101,57 @@ TEST(Invariance, ThreadsDoNotChangeResults) {
   check_invariant(job);
 }
 
+
+// The approximators: sketches add over ranks (sum-reduction), projections are the same on every
+// rank, the gram variant all-reduces d × d; outputs and row errors agree with one rank, with the
+// keys held or streamed.
+JobConfig make_approx_job(std::int64_t n, std::int64_t queries, bool causal, bool stream) {
+  JobConfig c;
+  c.n = n;
+  c.queries = queries;
+  c.model.model = InputModel::Gaussian;
+  c.model.sigma = 0.6;
+  c.model.d = 12;
+  c.model.seed = 20261126;
+  c.causal = causal;
+  c.stream = stream;
+  c.block = 7;
+  c.tile = 37;
+  c.keep_rows = true;
+  const std::vector<const char*> windows =
+      causal ? std::vector<const char*>{"features:4,gaussian", "features:5,sparse", "features:12,gram", "features:3,gram"}
+             : std::vector<const char*>{"taylor:2", "taylor:4", "features:4,gaussian", "features:5,sparse",
+                                        "features:12,gram", "features:3,gram"};
+  for (const char* w : windows) c.windows.push_back(parse_window(w));
+  return c;
+}
+
+void check_approx_invariant(JobConfig job) {
+  const Comm world(MPI_COMM_WORLD);
+  const JobResult got = run_job(world, job);
+  if (world.rank() != 0) return;
+  job.stream = false;  // the reference: one rank, keys in memory
+  const JobResult want = run_job(Comm(MPI_COMM_SELF), job);
+  EXPECT_LT(rel_diff(got.o_exact, want.o_exact), 1e-6);
+  EXPECT_LT(rel_diff(got.o_sparse, want.o_sparse), 1e-6);
+  for (std::size_t w = 0; w < got.strategies.size(); ++w) {
+    const StrategyResult& a = got.strategies[w];
+    const StrategyResult& b = want.strategies[w];
+    EXPECT_EQ(a.features, b.features) << a.spec.text;
+    for (std::size_t r = 0; r < a.rows.size(); ++r) {
+      EXPECT_EQ(a.rows[r].k, b.rows[r].k);
+      EXPECT_NEAR(a.rows[r].attn_l1, b.rows[r].attn_l1, 1e-6 * (1 + b.rows[r].attn_l1)) << a.spec.text << " row " << r;
+      EXPECT_NEAR(a.rows[r].attn_linf, b.rows[r].attn_linf, 1e-6) << a.spec.text << " row " << r;
+      EXPECT_NEAR(a.rows[r].out_rel, b.rows[r].out_rel, 1e-6 * (1 + b.rows[r].out_rel)) << a.spec.text << " row " << r;
+    }
+  }
+}
+
+TEST(ApproxInvariance, UnevenShards) { check_approx_invariant(make_approx_job(1001, 29, false, false)); }
+TEST(ApproxInvariance, UnevenShardsStreamed) { check_approx_invariant(make_approx_job(1001, 29, false, true)); }
+TEST(ApproxInvariance, CausalFeatures) { check_approx_invariant(make_approx_job(500, 31, true, false)); }
+TEST(ApproxInvariance, FewerKeysThanRanks) { check_approx_invariant(make_approx_job(2, 2, false, false)); }
+TEST(ApproxInvariance, FewerKeysThanRanksStreamed) { check_approx_invariant(make_approx_job(3, 3, false, true)); }
+
 }  // namespace
 }  // namespace ncsparse

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The study command end to end: checkpoint/resume under SIGKILL at random moments, SIGTERM,
 # damaged records, a changed study file, the lock, existing outputs, bad study files.
-# Usage: study_cli.sh MODE NCSPARSE MPIEXEC   (MODE: kill_resume sigterm changed lock force bad_file)
+# Usage: study_cli.sh MODE NCSPARSE MPIEXEC   (MODE: kill_resume sigterm changed lock force bad_file approx)
 set -u
 mode=$1
 bin=$2
@@ -219,6 +219,10 @@ bad_file)
   check "report --format xml exits 64" test $? -eq 64
   bad 64 "model.rope_theta: must be a base > 1" "$(echo "$good" | sed 's/^model = "paper"/&\nrope_theta = 0.5/')"
   bad 64 "model.sink_strength: needs model.sinks > 0" "$(echo "$good" | sed 's/^model = "paper"/&\nsink_strength = 3.0/')"
+  bad 64 "taylor:3" "$(echo "$good" | sed 's/cert:1e-2/taylor:3/')"
+  bad 64 "unknown KIND 'dense'" "$(echo "$good" | sed 's/cert:1e-2/features:4,dense/')"
+  bad 64 "E = 64 is larger than d = 32" "$(echo "$good" | sed 's/cert:1e-2/features:64,gaussian/')"
+  bad 64 "model.tied: must be" "$(echo "$good" | sed 's/^model = "paper"/&\ntied = 1/')"
   "$bin" fit "$tmp/s.toml" >"$tmp/out" 2>"$tmp/err"
   check "fit of a non-HDF5 file exits 65" test $? -eq 65
   "$bin" fit "$tmp/missing.h5" >"$tmp/out" 2>"$tmp/err"
@@ -226,6 +230,43 @@ bad_file)
   "$bin" fit "$tmp/s.toml" --format xml >"$tmp/out" 2>"$tmp/err"
   check "fit --format xml exits 64" test $? -eq 64
   check "and prints nothing on stdout" test ! -s "$tmp/out"
+  ;;
+approx)
+  # The approximators in a study: the symmetric setting (tied, scale 1) of the sparsification
+  # paper and the Taylor sketch; records and the summary carry t or e and the score range.
+  cat >"$tmp/a.toml" <<TOML
+[study]
+name = "approx"
+n = [64, 128]
+d = [256]
+seeds = [1]
+queries = 64
+scale = 1.0
+
+[[model]]
+model = "gaussian"
+sigma = 0.0125
+tied = true
+
+[windows]
+strategies = ["features:16,gaussian", "features:16,sparse", "features:256,gram", "taylor:2", "const:8"]
+TOML
+  study "$tmp/a.h5" "$tmp/a.toml"
+  check "approximator study exits 0" test "$rc" -eq 0
+  check "summary carries e, t, the score range and the errors" /usr/bin/python3 -c '
+import h5py, sys
+s = h5py.File(sys.argv[1])["summary"]
+st = [x.decode() for x in s["strategy"][:]]
+i = {(int(n), k): j for j, (n, k) in enumerate(zip(s["n"][:], st))}
+f, lin = s["features"][:], s["attn_linf_max"][:]
+for n in (64, 128):
+    assert f[i[n, "features:16,gaussian"]] == 16 and f[i[n, "taylor:2"]] == 257 * 258 // 2 + 0 * n, f
+    assert f[i[n, "features:256,gram"]] == n, (n, f[i[n, "features:256,gram"]])  # e = rank(X) = n < d
+    assert lin[i[n, "features:256,gram"]] < 1e-6, lin  # YY^T = XX^T
+    r = s["score_max_max"][i[n, "features:16,gaussian"]]  # ||XX^T||_inf = max ||x||^2 ~ d sigma^2 = 0.04
+    assert 0.03 < r < 0.06, r
+    assert 0 < lin[i[n, "features:16,gaussian"]] < 10 * r, (lin, r)  # O(r)
+' "$tmp/a.h5"
   ;;
 *)
   echo "unknown mode $mode"

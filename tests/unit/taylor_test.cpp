@@ -172,5 +172,31 @@ TEST(TaylorSketch, PartialSumsAddAcrossShards) {
   }
 }
 
+TEST(TaylorSketch, LastDegreeShareIsTheSeriesTail) {
+  // |D_q| / den with D_q = Σ_j x_j^q / q! and den = Σ_j T_q(x_j), x_j = s·q·k_j.
+  std::mt19937_64 rng(7);
+  const std::int64_t d = 4, n = 50;
+  for (int q : {2, 4, 6}) {
+    for (double sd : {0.1, 1.0, 3.0}) {
+      const double scale = 0.5;
+      const TaylorFeatures phi(d, q, scale);
+      TaylorSketch sketch(phi);
+      const auto k = random_vector(rng, n * d, sd), v = random_vector(rng, n * d, 1.0), x = random_vector(rng, d, sd);
+      sketch.add(k, v, n);
+      double tail = 0, den = 0, fact = 1;
+      for (int j = 2; j <= q; ++j) fact *= j;
+      for (std::int64_t j = 0; j < n; ++j) {
+        const double s = scale * dot(x.data(), k.data() + j * d, d);
+        tail += std::pow(s, q) / fact;
+        den += truncated_exp(s, q);
+      }
+      std::vector<double> out(d);
+      double cancellation = 0, share = 0;
+      sketch.output(x, out, &cancellation, &share);
+      EXPECT_NEAR(share, std::abs(tail) / den, 1e-10 * (1 + share)) << "q " << q << " sd " << sd;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ncsparse

@@ -10,6 +10,7 @@
 
 #include "ncsparse/candidate.hpp"
 #include "ncsparse/error.hpp"
+#include "ncsparse/features.hpp"
 #include "ncsparse/window.hpp"
 
 namespace ncsparse {
@@ -44,6 +45,11 @@ TEST(ParseWindow, AcceptsEveryForm) {
       {"sink:2,8", WindowKind::Sink, 2, 8, false, false},
       {"sink:0,4", WindowKind::Sink, 0, 4, false, false},
       {"sink:4,1", WindowKind::Sink, 4, 1, false, false},
+      {"taylor:2", WindowKind::Taylor, 2, 0, false, false},
+      {"taylor:6", WindowKind::Taylor, 6, 0, false, false},
+      {"features:8,gaussian", WindowKind::Features, 8, static_cast<double>(ProjectionKind::Gaussian), false, false},
+      {"features:1,sparse", WindowKind::Features, 1, static_cast<double>(ProjectionKind::Sparse), false, false},
+      {"features:64,gram", WindowKind::Features, 64, static_cast<double>(ProjectionKind::Gram), false, false},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.spec);
@@ -72,6 +78,10 @@ TEST(ParseWindow, RejectsBadSpecsWithUsageError) {
       "sink:2",        "sink:2,3,4",  "const:abc",    "const:",    "const:5x", "const: 5",   "const:5,6",
       "const:nan",     "const:inf",   "log:inf",      "log:nan",   "power:1",  "power:1,",   "power:,0.5",
       "power:1,0.5,2", "const5",      "log",          "",          ":",        ":5",         "const:1e400",
+      // The approximators: q even and >= 2; e a whole number >= 1; a known KIND.
+      "taylor:3",      "taylor:0",    "taylor:1",     "taylor:-2", "taylor:2.0001", "taylor:66", "taylor:",
+      "taylor:2,4",    "features:0,gaussian", "features:-1,sparse", "features:2.5,gram", "features:8",
+      "features:8,unknown", "features:8,Gaussian", "features:8,gram,1", "features:,gram",
   };
   for (const char* spec : bad) {
     SCOPED_TRACE(spec);
