@@ -54,7 +54,7 @@ struct StrategyResult {
   Summary k, kept_mass, attn_l1, attn_l2, attn_linf, out_l2, out_linf, out_rel, cert_mass, cert_out;
   // Approximators only (taylor, features; 0 for the others):
   std::int64_t features = 0;    // taylor: t features of φ; features: e, the reduced dimension
-  double state_bytes = 0;       // taylor: its sketch per rank (S and z, doubles); features: R and the projected query block
+  double state_bytes = 0;       // taylor: its sketch per rank (S and z, doubles); features: R (d × e floats)
   std::int64_t lost_rows = 0;   // taylor: rows whose denominator φ(q)ᵀz was lost to cancellation (output NaN)
   double min_cancellation = 0;  // taylor: smallest |φ(q)ᵀz| / Σ|φ(q)_f z_f| over the rows
   // taylor: rows where the degree-q terms carry more than 10% of the denominator (the series
