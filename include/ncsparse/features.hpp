@@ -20,7 +20,8 @@ namespace ncsparse {
 
 enum class ProjectionKind { Gaussian, Sparse, Gram };
 
-ProjectionKind parse_projection_kind(const std::string& name);  // usage Error for others
+// gaussian, sparse or gram; a usage Error "<where>: unknown KIND '<name>' (...)" for others.
+ProjectionKind parse_projection_kind(const std::string& name, const std::string& where = "features");
 std::string to_string(ProjectionKind kind);
 
 class FeatureProjection {

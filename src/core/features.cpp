@@ -29,11 +29,11 @@ r123::Philox4x32::ctr_type draw(std::uint64_t seed, std::int64_t row, std::int64
 
 }  // namespace
 
-ProjectionKind parse_projection_kind(const std::string& name) {
+ProjectionKind parse_projection_kind(const std::string& name, const std::string& where) {
   if (name == "gaussian") return ProjectionKind::Gaussian;
   if (name == "sparse") return ProjectionKind::Sparse;
   if (name == "gram") return ProjectionKind::Gram;
-  throw usage_error("features: unknown kind '" + name + "' (use gaussian, sparse or gram)");
+  throw usage_error(where + ": unknown KIND '" + name + "' (use gaussian, sparse or gram)");
 }
 
 std::string to_string(ProjectionKind kind) {

@@ -99,11 +99,7 @@ WindowSpec parse_window(const std::string& spec, const std::string& flag) {
     w.kind = WindowKind::Features;
     w.a = parse_number(args[0], flag, spec, "E");
     if (w.a < 1 || w.a != std::floor(w.a)) fail("E (the reduced feature dimension) must be a whole number >= 1");
-    if (args[1] == "gaussian" || args[1] == "sparse" || args[1] == "gram") {
-      w.b = static_cast<double>(parse_projection_kind(args[1]));
-    } else {
-      fail("unknown KIND '" + args[1] + "' (use gaussian, sparse or gram)");
-    }
+    w.b = static_cast<double>(parse_projection_kind(args[1], flag + ": '" + spec + "'"));
   } else {
     throw usage_error(flag + ": unknown window strategy '" + name + "' in '" + spec + "' (use one of " + kForms + ")");
   }

@@ -16,6 +16,7 @@
 #include "ncsparse/features.hpp"
 #include "ncsparse/generator.hpp"
 #include "ncsparse/taylor.hpp"
+#include "support/reference.hpp"
 
 namespace ncsparse {
 namespace {
@@ -55,14 +56,7 @@ Inputs generate(const JobConfig& c) {
   return in;
 }
 
-double truncated_exp(double x, int q) {
-  double term = 1, sum = 1;
-  for (int j = 1; j <= q; ++j) {
-    term *= x / j;
-    sum += term;
-  }
-  return sum;
-}
+using test::truncated_exp;
 
 // x (rows × d, float) · R (d × e, double) in double.
 std::vector<double> project(const float* x, std::int64_t rows, const FeatureProjection& p) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ncsparse/error.hpp"
+#include "support/reference.hpp"
 
 namespace ncsparse {
 namespace {
@@ -28,14 +29,7 @@ double dot(const float* a, const float* b, std::int64_t d) {
   return s;
 }
 
-double truncated_exp(double x, int q) {
-  double term = 1, sum = 1;
-  for (int j = 1; j <= q; ++j) {
-    term *= x / j;
-    sum += term;
-  }
-  return sum;
-}
+using test::truncated_exp;
 
 TEST(TaylorFeatures, CountsTheDistinctMonomials) {
   EXPECT_EQ(TaylorFeatures::count(64, 2), 1 + 64 + 2080);
