@@ -10,8 +10,10 @@
 //
 // Two code paths, chosen once at run time: the portable one (SSE2, any x86-64) and one for
 // AVX2 + FMA. Both are compiled from the same source with floating-point contraction off, so
-// every score, list and exact state is bit-identical between them; NCSPARSE_CPU_ISA=generic
-// forces the portable path (for checking that).
+// every canonical score and list is bit-identical between them; NCSPARSE_CPU_ISA=generic
+// forces the portable path (for checking that). The exact state is computed by OpenBLAS tiles
+// on the portable path (and on AVX2 when d is not a multiple of 8) and by a fused kernel of
+// its own on AVX2 (fused_exact_avx2): the two agree to float rounding, not bit for bit.
 #include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -195,9 +197,14 @@ SeedMode seed_mode() {
   return mode;
 }
 
+inline float* align32(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 31) & ~std::uintptr_t{31});
+}
+
 // Per-thread scratch of scan_rows, kept between calls.
 struct Scratch {
   std::vector<float> scores, pv, canon, qpack, kpack, spack, sample, select;
+  std::vector<float> vpack;  // used from its first 32-byte aligned float (align32)
   std::vector<double> state, q_norm, alpha;
   std::vector<GemmFilterRow> rows;
   std::vector<std::uint64_t> order_keys;
@@ -262,6 +269,25 @@ __attribute__((target("avx2"), always_inline)) inline __m256 fast_exp_avx2(__m25
                            _mm256_cvttps_epi32, _mm256_add_epi32, _mm256_slli_epi32, _mm256_castsi256_ps,
                            _mm256_set1_epi32)
 #undef NCSPARSE_FAST_EXP_BODY
+// The same polynomial with fused multiply-adds and a rounding instruction: 15 operations
+// instead of 25, and rounded differently in the last bit. For the fused exact pass only, whose
+// scores differ from the portable path's in the last bits anyway.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 fast_exp_fma(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n =
+      _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723212e-6f), r);
+  __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 5040.0f), r, _mm256_set1_ps(1.0f / 720.0f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 120.0f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 24.0f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f / 6.0f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(0.5f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(q, _mm256_castsi256_ps(e));
+}
 
 // s[j] <- exp(s[j] − mf) for j < count, with Σ e and Σ e² in double.
 //
@@ -313,8 +339,10 @@ constexpr std::int64_t kExpLanes = 16, kExpGroups = 8;
   for (int v = 0; v < 8; ++v) _mm_store_pd(part + 2 * v, dp[v]), _mm_store_pd(part2 + 2 * v, dq[v]);
   exp_tail(s, j, count, mf, part, part2, sum, sum2);
 }
-__attribute__((target("avx2"))) inline void exp_row_avx2(float* s, std::int64_t count, float mf, double& sum,
-                                                         double& sum2) {
+// kFma: with fast_exp_fma and e² summed by fused multiply-adds (the fused exact pass).
+template <bool kFma = false>
+__attribute__((target("avx2,fma"))) inline void exp_row_avx2(float* s, std::int64_t count, float mf, double& sum,
+                                                             double& sum2) {
   const __m256 m = _mm256_set1_ps(mf);
   __m256d dp[4], dq[4];  // lanes 4v .. 4v + 3
   for (int v = 0; v < 4; ++v) dp[v] = dq[v] = _mm256_setzero_pd();
@@ -323,14 +351,21 @@ __attribute__((target("avx2"))) inline void exp_row_avx2(float* s, std::int64_t 
     const std::int64_t groups = std::min(kExpGroups, (count - j) / kExpLanes);
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
     for (std::int64_t g = 0; g < groups; ++g, j += kExpLanes) {
-      const __m256 e0 = fast_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
-      const __m256 e1 = fast_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j + 8), m));
+      const __m256 x0 = _mm256_sub_ps(_mm256_loadu_ps(s + j), m);
+      const __m256 x1 = _mm256_sub_ps(_mm256_loadu_ps(s + j + 8), m);
+      const __m256 e0 = kFma ? fast_exp_fma(x0) : fast_exp_avx2(x0);
+      const __m256 e1 = kFma ? fast_exp_fma(x1) : fast_exp_avx2(x1);
       _mm256_storeu_ps(s + j, e0);
       _mm256_storeu_ps(s + j + 8, e1);
       a0 = _mm256_add_ps(a0, e0);
       a1 = _mm256_add_ps(a1, e1);
-      b0 = _mm256_add_ps(b0, _mm256_mul_ps(e0, e0));
-      b1 = _mm256_add_ps(b1, _mm256_mul_ps(e1, e1));
+      if constexpr (kFma) {
+        b0 = _mm256_fmadd_ps(e0, e0, b0);
+        b1 = _mm256_fmadd_ps(e1, e1, b1);
+      } else {
+        b0 = _mm256_add_ps(b0, _mm256_mul_ps(e0, e0));
+        b1 = _mm256_add_ps(b1, _mm256_mul_ps(e1, e1));
+      }
     }
     dp[0] = _mm256_add_pd(dp[0], _mm256_cvtps_pd(_mm256_castps256_ps128(a0)));
     dp[1] = _mm256_add_pd(dp[1], _mm256_cvtps_pd(_mm256_extractf128_ps(a0, 1)));
@@ -492,9 +527,11 @@ SeedPlan plan_seed(std::int64_t n, std::int64_t L, bool causal, SeedMode mode) {
 
 // Scores of one 6 × 16 block; mask[r] gets the keys of row r above cut[r] (and below lim[r]),
 // whose scores go to out[r·16 + u].
+// kAll: store every row's scores (at out + r·ld), not only those of rows with a key above the cut.
+template <bool kAll = false>
 __attribute__((target("avx2,fma"), always_inline)) inline void block_6x16(const float* qp, const float* kp, std::int64_t d,
                                                            float scale, const float* cut, const int* lim,
-                                                           float* out, unsigned* mask) {
+                                                           float* out, unsigned* mask, std::int64_t ld = kNr) {
   __m256 acc[kMr][2];
   for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (std::int64_t c = 0; c < d; ++c) {
@@ -513,9 +550,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_6x16(const 
                  (static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(s1, cr, _CMP_GT_OQ))) << 8);
     m &= lim[r] >= kNr ? 0xFFFFu : (lim[r] <= 0 ? 0u : (1u << lim[r]) - 1u);
     mask[r] = m;
-    if (m != 0) {
-      _mm256_storeu_ps(out + r * kNr, s0);
-      _mm256_storeu_ps(out + r * kNr + 8, s1);
+    if (kAll || m != 0) {
+      _mm256_storeu_ps(out + r * ld, s0);
+      _mm256_storeu_ps(out + r * ld + 8, s1);
     }
   }
 }
@@ -630,6 +667,183 @@ __attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queri
 }
 #pragma GCC pop_options
 
+// The exact pass on AVX2 + FMA, fused: no BLAS call, and nothing the size of a score tile
+// leaves L1. For each tile of keys (packed as in the top-k pass) and each block of kMr rows:
+//   1. the kMr × T scores are computed by block_6x16 into a small buffer, and the keys above a
+//      row's cut go to its selection on the way;
+//   2. each row's running max, its exponentials (exp_row_avx2) and their sums are taken in
+//      that buffer, which then holds P = exp(s − m);
+//   3. the kMr × d output O = P·V of the tile is accumulated in registers (pv_strip) from P
+//      and the value rows of the tile as they lie in memory, and folded into the double state:
+//      o ← o·α + O.
+// The tile is sized so that its packed keys and its values stay in L2 while every row block
+// of the thread goes over them.
+constexpr std::int64_t kExactTileBytes = 128 * 1024;  // packed keys of one tile
+
+// acc[r] (kW vectors of 8 columns) = Σ_j P[r][j] · v[j][0 .. 8·kW) for j < count, for kMr rows
+// of P (row stride ld), then folded into the rows' double states. v: a strip of packed values,
+// 8·kW floats per key, 32-byte aligned.
+template <int kW>
+__attribute__((target("avx2,fma"), always_inline)) inline void pv_strip(const float* P, std::int64_t ld,
+                                                                       const float* v, std::int64_t count, std::int64_t nr,
+                                                                       const double* alpha, double* const* o) {
+  __m256 acc[kMr][kW];
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r)
+#pragma GCC unroll 2
+    for (int u = 0; u < kW; ++u) acc[r][u] = _mm256_setzero_ps();
+  for (std::int64_t j = 0; j < count; ++j) {
+    __m256 b[kW];
+#pragma GCC unroll 2
+    for (int u = 0; u < kW; ++u) b[u] = _mm256_load_ps(v + j * 8 * kW + 8 * u);
+#pragma GCC unroll 8
+    for (int r = 0; r < kMr; ++r) {
+      const __m256 a = _mm256_broadcast_ss(P + r * ld + j);
+#pragma GCC unroll 2
+      for (int u = 0; u < kW; ++u) acc[r][u] = _mm256_fmadd_ps(a, b[u], acc[r][u]);
+    }
+  }
+  // A loop over the constant kMr (not nr) keeps acc in registers: a runtime index would put
+  // the array in memory and store it on every key.
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r) {
+    if (r >= nr) break;
+    const __m256d al = _mm256_set1_pd(alpha[r]);
+#pragma GCC unroll 2
+    for (int u = 0; u < kW; ++u) {
+      double* out = o[r] + 8 * u;
+      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(acc[r][u]));
+      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(acc[r][u], 1));
+      _mm256_storeu_pd(out, _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(out), al), lo));
+      _mm256_storeu_pd(out + 4, _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(out + 4), al), hi));
+    }
+  }
+}
+
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+// Rows [r0, r0 + rows) of the block; w.rows and w.state already reset. d is a multiple of 8.
+__attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& queries, const KeyShard& keys,
+                                                          const PassParams& p, std::int64_t r0, std::int64_t rows,
+                                                          Scratch& w) {
+  const std::int64_t d = p.d;
+  const std::size_t frow = flash_row_size(static_cast<std::size_t>(d));
+  const std::int64_t blocks = (rows + kMr - 1) / kMr;
+  w.qpack.resize(static_cast<std::size_t>(blocks * kMr * d));
+  for (std::int64_t b = 0; b < blocks; ++b)
+    pack_queries(queries.q + (r0 + b * kMr) * d, std::min(kMr, rows - b * kMr), d, w.qpack.data() + b * kMr * d);
+  // p.tile caps it (tests use small tiles to put tile edges everywhere).
+  const std::int64_t TK =
+      std::min(std::max<std::int64_t>(kNr, (kExactTileBytes / static_cast<std::int64_t>(sizeof(float)) / d) / kNr * kNr),
+               std::max<std::int64_t>(1, p.tile));
+  // Row stride of the score buffer: whole panels, plus 8 floats off the 4 KiB aliasing.
+  const std::int64_t ld = (TK + kNr - 1) / kNr * kNr + 8;
+  w.kpack.resize(static_cast<std::size_t>(((std::min(TK, keys.count) + kNr - 1) / kNr) * kNr * d));
+  w.scores.resize(static_cast<std::size_t>(kMr * ld));
+  w.vpack.resize(static_cast<std::size_t>(TK * d + 8));
+  float* const vp = align32(w.vpack.data());
+  float* const S = w.scores.data();
+  const float scale = static_cast<float>(p.scale);
+  float cut[kMr];
+  int lim[kMr];
+  unsigned mask[kMr];
+  std::int64_t limit[kMr];
+  double alpha[kMr];
+  double* o[kMr];
+  for (std::int64_t t0 = 0; t0 < keys.count; t0 += TK) {
+    const std::int64_t tc = std::min(TK, keys.count - t0);
+    const std::int64_t g0 = keys.begin + t0;
+    if (p.causal && g0 > queries.positions[r0 + rows - 1] && g0 > queries.positions[r0]) {
+      // Cheap skip when both ends of the block are before the tile (positions rise in a block
+      // as a rule); the exact test is per row below.
+      bool any = false;
+      for (std::int64_t i = 0; i < rows && !any; ++i) any = queries.positions[r0 + i] >= g0;
+      if (!any) continue;
+    }
+    pack_keys_avx2(keys.k + t0 * d, tc, d, w.kpack.data());
+    // Values in strips of 16 columns (8 for the last when d mod 16 = 8), each strip's keys
+    // consecutive: pv_strip then reads whole cache lines in order.
+    for (std::int64_t j = 0; j < tc; ++j) {
+      const float* src = keys.v + (t0 + j) * d;
+      std::int64_t c0 = 0;
+      for (; c0 + 16 <= d; c0 += 16) {
+        _mm256_store_ps(vp + c0 * TK + j * 16, _mm256_loadu_ps(src + c0));
+        _mm256_store_ps(vp + c0 * TK + j * 16 + 8, _mm256_loadu_ps(src + c0 + 8));
+      }
+      if (c0 < d) _mm256_store_ps(vp + c0 * TK + j * 8, _mm256_loadu_ps(src + c0));
+    }
+    // The next tile's keys and values come from DRAM: their lines are fetched a share per row
+    // block, so that packing them does not wait on memory.
+    const std::int64_t next = std::min(TK, std::max<std::int64_t>(0, keys.count - t0 - TK));
+    const char* next_k = reinterpret_cast<const char*>(keys.k + (t0 + TK) * d);
+    const char* next_v = reinterpret_cast<const char*>(keys.v + (t0 + TK) * d);
+    const std::int64_t next_lines = next * d * static_cast<std::int64_t>(sizeof(float)) / 64;
+    const std::int64_t lines_per_block = (next_lines + blocks - 1) / blocks;
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      for (std::int64_t l = b * lines_per_block; l < std::min(next_lines, (b + 1) * lines_per_block); ++l) {
+        _mm_prefetch(next_k + 64 * l, _MM_HINT_T1);
+        _mm_prefetch(next_v + 64 * l, _MM_HINT_T1);
+      }
+      const std::int64_t i0 = b * kMr;
+      const std::int64_t nr = std::min(kMr, rows - i0);
+      std::int64_t seen = 0;  // keys of the tile that some row of the block sees
+      for (std::int64_t r = 0; r < kMr; ++r) {
+        limit[r] = r >= nr ? 0
+                   : p.causal ? std::clamp<std::int64_t>(queries.positions[r0 + i0 + r] - g0 + 1, 0, tc)
+                              : tc;
+        seen = std::max(seen, limit[r]);
+        cut[r] = r < nr ? w.rows[static_cast<std::size_t>(i0 + r)].cut() : 0.0f;
+      }
+      if (seen == 0) continue;
+      // 1. Scores, and the selection.
+      for (std::int64_t j0 = 0; j0 < seen; j0 += kNr) {
+        for (std::int64_t r = 0; r < kMr; ++r) lim[r] = static_cast<int>(std::clamp<std::int64_t>(limit[r] - j0, 0, kNr));
+        block_6x16<true>(w.qpack.data() + b * kMr * d, w.kpack.data() + j0 * d, d, scale, cut, lim, S + j0, mask, ld);
+        for (std::int64_t r = 0; r < nr; ++r) {
+          unsigned m = mask[r];
+          if (m == 0) continue;
+          GemmFilterRow& row = w.rows[static_cast<std::size_t>(i0 + r)];
+          const float* qi = queries.q + (r0 + i0 + r) * d;
+          auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
+          while (m != 0) {
+            const int u = __builtin_ctz(m);
+            m &= m - 1;
+            const float sc = S[r * ld + j0 + u];
+            if (sc > row.cut()) row.add(sc, static_cast<std::uint32_t>(t0 + j0 + u), rescore);
+          }
+          cut[r] = row.cut();
+        }
+      }
+      // 2. Running max, exponentials and their sums; P is 0 past each row's limit.
+      for (std::int64_t r = 0; r < kMr; ++r) {
+        float* s = S + r * ld;
+        alpha[r] = 1.0;
+        o[r] = r < nr ? w.state.data() + (i0 + r) * static_cast<std::int64_t>(frow) + kFlashHeader : nullptr;
+        if (limit[r] > 0) {
+          double* st = w.state.data() + (i0 + r) * static_cast<std::int64_t>(frow);
+          const double m_new = std::max(st[0], static_cast<double>(row_max_avx2(s, limit[r])));
+          // 0 when the row was empty; exp(0) = 1 exactly, so the call is skipped then.
+          alpha[r] = m_new == st[0] ? 1.0 : std::exp(st[0] - m_new);
+          double sum, sum2;
+          exp_row_avx2<true>(s, limit[r], static_cast<float>(m_new), sum, sum2);
+          st[0] = m_new;
+          st[1] = st[1] * alpha[r] + sum;
+          st[2] = st[2] * alpha[r] * alpha[r] + sum2;
+        }
+        std::fill(s + limit[r], s + seen, 0.0f);
+      }
+      // 3. O = P·V over the seen keys, folded into the states.
+      std::int64_t c0 = 0;
+      for (; c0 + 16 <= d; c0 += 16) {
+        pv_strip<2>(S, ld, vp + c0 * TK, seen, nr, alpha, o);
+        for (std::int64_t r = 0; r < nr; ++r) o[r] += 16;
+      }
+      if (c0 < d) pv_strip<1>(S, ld, vp + c0 * TK, seen, nr, alpha, o);
+    }
+  }
+}
+#pragma GCC pop_options
+
 void scan_rows_generic(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, std::int64_t r0,
                        std::int64_t r1, double k_norm_max, SeedMode seed, Scratch& w, LocalOutput out);
 __attribute__((target("avx2,fma"))) void scan_rows_avx2(const QueryBlock& queries, const KeyShard& keys,
@@ -677,6 +891,10 @@ template <bool kAvx2>
   if constexpr (kAvx2) {
     if (!p.exact) {
       fused_topk_avx2(queries, keys, p, r0, rows, seed_mode, w, seed);
+      goto lists;
+    }
+    if (d % 8 == 0) {
+      fused_exact_avx2(queries, keys, p, r0, rows, w);
       goto lists;
     }
   }
