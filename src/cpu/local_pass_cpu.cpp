@@ -559,6 +559,29 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_6x16(const 
   }
 }
 
+// Admits to the selections of rows i0 .. i0 + nr − 1 (within the thread's rows, which start at
+// r0 in the block) the keys that block_6x16 marked in mask: key key0 + u of row r has its
+// score at out[r·ld + u]. cut[r] gets the row's cut afterwards.
+[[gnu::always_inline]] inline void admit_block(const unsigned* mask, std::int64_t nr, std::int64_t i0,
+                                               const float* out, std::int64_t ld, std::uint32_t key0,
+                                               const QueryBlock& queries, const KeyShard& keys, const PassParams& p,
+                                               std::int64_t r0, Scratch& w, float* cut) {
+  for (std::int64_t r = 0; r < nr; ++r) {
+    unsigned m = mask[r];
+    if (m == 0) continue;
+    GemmFilterRow& row = w.rows[static_cast<std::size_t>(i0 + r)];
+    const float* qi = queries.q + (r0 + i0 + r) * p.d;
+    auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * p.d, p.d, p.scale); };
+    while (m != 0) {
+      const int u = __builtin_ctz(m);
+      m &= m - 1;
+      const float sc = out[r * ld + u];
+      if (sc > row.cut()) row.add(sc, key0 + static_cast<std::uint32_t>(u), rescore);
+    }
+    cut[r] = row.cut();
+  }
+}
+
 // The top-k pass on AVX2 + FMA (no exact state): a 6 × 16 block of scores is computed in
 // registers and compared with the rows' cuts there (block_6x16), optionally after seeding the
 // cuts from a sample (SeedPlan). Rows [r0, r0 + rows) of the block; w.rows already reset.
@@ -663,20 +686,8 @@ __attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queri
           lim_b = lim;
         }
         block_6x16(w.qpack.data() + b * kMr * d, kb, d, scale, w.cuts.data() + i0, lim_b, out_block, mask);
-        for (std::int64_t r = 0; r < nr; ++r) {
-          unsigned m = mask[r];
-          if (m == 0) continue;
-          GemmFilterRow& row = w.rows[static_cast<std::size_t>(i0 + r)];
-          const float* qi = queries.q + (r0 + i0 + r) * d;
-          auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
-          while (m != 0) {
-            const int u = __builtin_ctz(m);
-            m &= m - 1;
-            const float sc = out_block[r * kNr + u];
-            if (sc > row.cut()) row.add(sc, static_cast<std::uint32_t>(t0 + j0 + u), rescore);
-          }
-          w.cuts[static_cast<std::size_t>(i0 + r)] = row.cut();
-        }
+        admit_block(mask, nr, i0, out_block, kNr, static_cast<std::uint32_t>(t0 + j0), queries, keys, p, r0, w,
+                    w.cuts.data() + i0);
       }
     }
   }
@@ -815,20 +826,7 @@ __attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& quer
       for (std::int64_t j0 = 0; j0 < seen; j0 += kNr) {
         for (std::int64_t r = 0; r < kMr; ++r) lim[r] = static_cast<int>(std::clamp<std::int64_t>(limit[r] - j0, 0, kNr));
         block_6x16<true>(w.qpack.data() + b * kMr * d, w.kpack.data() + j0 * d, d, scale, cut, lim, S + j0, mask, ld);
-        for (std::int64_t r = 0; r < nr; ++r) {
-          unsigned m = mask[r];
-          if (m == 0) continue;
-          GemmFilterRow& row = w.rows[static_cast<std::size_t>(i0 + r)];
-          const float* qi = queries.q + (r0 + i0 + r) * d;
-          auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
-          while (m != 0) {
-            const int u = __builtin_ctz(m);
-            m &= m - 1;
-            const float sc = S[r * ld + j0 + u];
-            if (sc > row.cut()) row.add(sc, static_cast<std::uint32_t>(t0 + j0 + u), rescore);
-          }
-          cut[r] = row.cut();
-        }
+        admit_block(mask, nr, i0, S + j0, ld, static_cast<std::uint32_t>(t0 + j0), queries, keys, p, r0, w, cut);
       }
       // 2. Running max, exponentials and their sums; P is 0 past each row's limit.
       for (std::int64_t r = 0; r < kMr; ++r) {
