@@ -582,6 +582,64 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_6x16(const 
   }
 }
 
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+// Seeds the cuts of rows [r0, r0 + rows) from a sample of the shard (SeedPlan) and admits the
+// sample keys above them; the scans then skip the sampled panels (the top-k pass) or score them
+// without admitting (the exact pass). w.qpack holds the rows' packed queries. Returns the plan
+// (on = false: nothing done).
+__attribute__((target("avx2,fma"))) SeedPlan seed_cuts_avx2(const QueryBlock& queries, const KeyShard& keys,
+                                                           const PassParams& p, std::int64_t r0, std::int64_t rows,
+                                                           SeedMode seed_mode, Scratch& w) {
+  const std::int64_t d = p.d;
+  const std::int64_t blocks = (rows + kMr - 1) / kMr;
+  const float scale = static_cast<float>(p.scale);
+  alignas(32) float out_block[kMr * kNr];
+  unsigned mask[kMr];
+  const SeedPlan seed = plan_seed(keys.count, p.list_length, p.causal, seed_mode);
+  if (!seed.on) return seed;
+  // Score the sample panels for groups of row blocks, rank each row's sample scores, seed
+  // its cut, and admit the sample keys above it; the scan below skips these panels.
+  const std::int64_t S = seed.panels * kNr;
+  w.spack.resize(static_cast<std::size_t>(S * d));
+  for (std::int64_t sp = 0; sp < seed.panels; ++sp)
+    pack_keys_avx2(keys.k + (seed.phase + sp * seed.stride) * kNr * d, kNr, d, w.spack.data() + sp * kNr * d);
+  constexpr std::int64_t kGroupBlocks = 8;
+  w.sample.resize(static_cast<std::size_t>(kGroupBlocks * kMr * S));
+  w.select.resize(static_cast<std::size_t>(S));
+  const float all_cut[kMr] = {-std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+  for (std::int64_t gb0 = 0; gb0 < blocks; gb0 += kGroupBlocks) {
+    const std::int64_t gb1 = std::min(blocks, gb0 + kGroupBlocks);
+    for (std::int64_t sp = 0; sp < seed.panels; ++sp) {
+      for (std::int64_t b = gb0; b < gb1; ++b) {
+        block_6x16(w.qpack.data() + b * kMr * d, w.spack.data() + sp * kNr * d, d, scale, all_cut, kFullLim,
+                   out_block, mask);
+        for (std::int64_t r = 0; r < kMr; ++r)
+          std::copy_n(out_block + r * kNr, kNr, w.sample.data() + ((b - gb0) * kMr + r) * S + sp * kNr);
+      }
+    }
+    for (std::int64_t i = gb0 * kMr; i < std::min(rows, gb1 * kMr); ++i) {
+      const float* sc = w.sample.data() + (i - gb0 * kMr) * S;
+      std::copy_n(sc, S, w.select.data());
+      std::nth_element(w.select.begin(), w.select.begin() + (seed.rank - 1), w.select.begin() + S,
+                       std::greater<float>());
+      GemmFilterRow& row = w.rows[static_cast<std::size_t>(i)];
+      row.seed(strictly_below(w.select[static_cast<std::size_t>(seed.rank - 1)], row.margin2()));
+      const float* qi = queries.q + (r0 + i) * d;
+      auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
+      for (std::int64_t sp = 0; sp < seed.panels; ++sp) {
+        const std::uint32_t key0 = static_cast<std::uint32_t>((seed.phase + sp * seed.stride) * kNr);
+        filter_row<true>(sc + sp * kNr, kNr, key0, row, rescore);
+      }
+    }
+  }
+  return seed;
+}
+
+#pragma GCC pop_options
+
 // The top-k pass on AVX2 + FMA (no exact state): a 6 × 16 block of scores is computed in
 // registers and compared with the rows' cuts there (block_6x16), optionally after seeding the
 // cuts from a sample (SeedPlan). Rows [r0, r0 + rows) of the block; w.rows already reset.
@@ -592,7 +650,6 @@ __attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queri
                                                          const PassParams& p, std::int64_t r0, std::int64_t rows,
                                                          SeedMode seed_mode, Scratch& w, SeedPlan& seed) {
   const std::int64_t d = p.d;
-  const std::int64_t L = p.list_length;
   // Fused top-k pass: keys in tiles of ~256 KiB packed, queries packed once.
   const std::int64_t blocks = (rows + kMr - 1) / kMr;
   w.qpack.resize(static_cast<std::size_t>(blocks * kMr * d));
@@ -605,46 +662,7 @@ __attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queri
   int lim[kMr];
   unsigned mask[kMr];
   const float scale = static_cast<float>(p.scale);
-  seed = plan_seed(keys.count, L, p.causal, seed_mode);
-  if (seed.on) {
-    // Score the sample panels for groups of row blocks, rank each row's sample scores, seed
-    // its cut, and admit the sample keys above it; the scan below skips these panels.
-    const std::int64_t S = seed.panels * kNr;
-    w.spack.resize(static_cast<std::size_t>(S * d));
-    for (std::int64_t sp = 0; sp < seed.panels; ++sp)
-      pack_keys_avx2(keys.k + (seed.phase + sp * seed.stride) * kNr * d, kNr, d, w.spack.data() + sp * kNr * d);
-    constexpr std::int64_t kGroupBlocks = 8;
-    w.sample.resize(static_cast<std::size_t>(kGroupBlocks * kMr * S));
-    w.select.resize(static_cast<std::size_t>(S));
-    const float all_cut[kMr] = {-std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                                -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                                -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
-    for (std::int64_t gb0 = 0; gb0 < blocks; gb0 += kGroupBlocks) {
-      const std::int64_t gb1 = std::min(blocks, gb0 + kGroupBlocks);
-      for (std::int64_t sp = 0; sp < seed.panels; ++sp) {
-        for (std::int64_t b = gb0; b < gb1; ++b) {
-          block_6x16(w.qpack.data() + b * kMr * d, w.spack.data() + sp * kNr * d, d, scale, all_cut, kFullLim,
-                     out_block, mask);
-          for (std::int64_t r = 0; r < kMr; ++r)
-            std::copy_n(out_block + r * kNr, kNr, w.sample.data() + ((b - gb0) * kMr + r) * S + sp * kNr);
-        }
-      }
-      for (std::int64_t i = gb0 * kMr; i < std::min(rows, gb1 * kMr); ++i) {
-        const float* sc = w.sample.data() + (i - gb0 * kMr) * S;
-        std::copy_n(sc, S, w.select.data());
-        std::nth_element(w.select.begin(), w.select.begin() + (seed.rank - 1), w.select.begin() + S,
-                         std::greater<float>());
-        GemmFilterRow& row = w.rows[static_cast<std::size_t>(i)];
-        row.seed(strictly_below(w.select[static_cast<std::size_t>(seed.rank - 1)], row.margin2()));
-        const float* qi = queries.q + (r0 + i) * d;
-        auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
-        for (std::int64_t sp = 0; sp < seed.panels; ++sp) {
-          const std::uint32_t key0 = static_cast<std::uint32_t>((seed.phase + sp * seed.stride) * kNr);
-          filter_row<true>(sc + sp * kNr, kNr, key0, row, rescore);
-        }
-      }
-    }
-  }
+  seed = seed_cuts_avx2(queries, keys, p, r0, rows, seed_mode, w);
   // The rows' cuts side by side, so that a block reads its six at once; padded rows get +∞
   // (never admitted). Refreshed after each row's admissions.
   w.cuts.assign(static_cast<std::size_t>(blocks * kMr), std::numeric_limits<float>::infinity());
@@ -752,7 +770,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void pv_strip(const fl
 // Rows [r0, r0 + rows) of the block; w.rows and w.state already reset. d is a multiple of 8.
 __attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& queries, const KeyShard& keys,
                                                           const PassParams& p, std::int64_t r0, std::int64_t rows,
-                                                          Scratch& w) {
+                                                          SeedMode seed_mode, Scratch& w, SeedPlan& seed) {
   const std::int64_t d = p.d;
   const std::size_t frow = flash_row_size(static_cast<std::size_t>(d));
   const std::int64_t blocks = (rows + kMr - 1) / kMr;
@@ -770,6 +788,13 @@ __attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& quer
   w.vpack.resize(static_cast<std::size_t>(TK * d + 8));
   float* const vp = align32(w.vpack.data());
   float* const S = w.scores.data();
+  // Seeded cuts as in the top-k pass when tiles hold whole 16-key panels of the shard (the
+  // sample is made of those); the sampled panels are scored here like the others, but their
+  // keys, admitted already, are not admitted again.
+  seed = TK % kNr == 0 ? seed_cuts_avx2(queries, keys, p, r0, rows, seed_mode, w) : SeedPlan{};
+  const float no_cut[kMr] = {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity(),
+                             std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity(),
+                             std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity()};
   const float scale = static_cast<float>(p.scale);
   float cut[kMr];
   int lim[kMr];
@@ -825,7 +850,13 @@ __attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& quer
       // 1. Scores, and the selection.
       for (std::int64_t j0 = 0; j0 < seen; j0 += kNr) {
         for (std::int64_t r = 0; r < kMr; ++r) lim[r] = static_cast<int>(std::clamp<std::int64_t>(limit[r] - j0, 0, kNr));
-        block_6x16<true>(w.qpack.data() + b * kMr * d, w.kpack.data() + j0 * d, d, scale, cut, lim, S + j0, mask, ld);
+        bool sampled = false;
+        if (seed.on) {
+          const std::int64_t panel = (t0 + j0) / kNr - seed.phase;
+          sampled = panel >= 0 && panel % seed.stride == 0 && panel / seed.stride < seed.panels;
+        }
+        block_6x16<true>(w.qpack.data() + b * kMr * d, w.kpack.data() + j0 * d, d, scale, sampled ? no_cut : cut, lim,
+                         S + j0, mask, ld);
         admit_block(mask, nr, i0, S + j0, ld, static_cast<std::uint32_t>(t0 + j0), queries, keys, p, r0, w, cut);
       }
       // 2. Running max, exponentials and their sums; P is 0 past each row's limit.
@@ -908,7 +939,7 @@ template <bool kAvx2>
       goto lists;
     }
     if (d % 8 == 0) {
-      fused_exact_avx2(queries, keys, p, r0, rows, w);
+      fused_exact_avx2(queries, keys, p, r0, rows, seed_mode, w, seed);
       goto lists;
     }
   }
