@@ -506,6 +506,12 @@ __attribute__((target("avx2"), always_inline)) inline void pack_keys_avx2(const 
 struct SeedPlan {
   bool on = false;
   std::int64_t stride = 0, phase = 0, panels = 0, rank = 0;
+  // Whether the 16-key panel that starts at shard offset j (a multiple of 16) is in the sample.
+  bool sampled(std::int64_t j) const {
+    if (!on) return false;
+    const std::int64_t panel = j / kNr - phase;
+    return panel >= 0 && panel % stride == 0 && panel / stride < panels;
+  }
 };
 constexpr std::int64_t kSeedLambda = 32;           // sample keys expected in a row's top L
 constexpr std::int64_t kSeedMaxSample = 8192;      // keys; more costs more to rank per row
@@ -584,6 +590,27 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_6x16(const 
 
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+// Packs rows [r0, r0 + rows) of the block into w.qpack, kMr rows per block (the last padded
+// with zeros); returns the number of blocks.
+inline std::int64_t pack_query_blocks(const QueryBlock& queries, std::int64_t r0, std::int64_t rows, std::int64_t d,
+                                      Scratch& w) {
+  const std::int64_t blocks = (rows + kMr - 1) / kMr;
+  w.qpack.resize(static_cast<std::size_t>(blocks * kMr * d));
+  for (std::int64_t b = 0; b < blocks; ++b)
+    pack_queries(queries.q + (r0 + b * kMr) * d, std::min(kMr, rows - b * kMr), d, w.qpack.data() + b * kMr * d);
+  return blocks;
+}
+
+// Share `part` of `parts` of the cache lines of [base, base + bytes) prefetched into L2: the
+// next tile's keys (and values) come from DRAM, and fetching them a share per unit of work on
+// the current tile keeps the packing of the next one from waiting on memory.
+inline void prefetch_share(const float* base, std::int64_t bytes, std::int64_t part, std::int64_t parts) {
+  const std::int64_t lines = bytes / 64;
+  const std::int64_t per = (lines + parts - 1) / parts;
+  const char* c = reinterpret_cast<const char*>(base);
+  for (std::int64_t l = part * per; l < std::min(lines, (part + 1) * per); ++l) _mm_prefetch(c + 64 * l, _MM_HINT_T1);
+}
+
 // Seeds the cuts of rows [r0, r0 + rows) from a sample of the shard (SeedPlan) and admits the
 // sample keys above them; the scans then skip the sampled panels (the top-k pass) or score them
 // without admitting (the exact pass). w.qpack holds the rows' packed queries. Returns the plan
@@ -650,11 +677,8 @@ __attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queri
                                                          const PassParams& p, std::int64_t r0, std::int64_t rows,
                                                          SeedMode seed_mode, Scratch& w, SeedPlan& seed) {
   const std::int64_t d = p.d;
-  // Fused top-k pass: keys in tiles of ~256 KiB packed, queries packed once.
-  const std::int64_t blocks = (rows + kMr - 1) / kMr;
-  w.qpack.resize(static_cast<std::size_t>(blocks * kMr * d));
-  for (std::int64_t b = 0; b < blocks; ++b)
-    pack_queries(queries.q + (r0 + b * kMr) * d, std::min(kMr, rows - b * kMr), d, w.qpack.data() + b * kMr * d);
+  // Keys in tiles of ~256 KiB packed, queries packed once.
+  const std::int64_t blocks = pack_query_blocks(queries, r0, rows, d, w);
   const std::int64_t TK =
       std::max<std::int64_t>(kNr, (kTileBytes / static_cast<std::int64_t>(sizeof(float)) / d) / kNr * kNr);
   w.kpack.resize(static_cast<std::size_t>(((std::min(TK, keys.count) + kNr - 1) / kNr) * kNr * d));
@@ -671,20 +695,14 @@ __attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queri
     const std::int64_t tc = std::min(TK, keys.count - t0);
     const std::int64_t g0 = keys.begin + t0;
     pack_keys_avx2(keys.k + t0 * d, tc, d, w.kpack.data());
-    // The next tile's keys come from DRAM: their lines are fetched a share per panel, so that
-    // packing them does not wait on memory (a third of the pass at m = 64 without this).
-    const std::int64_t next = std::min(TK, std::max<std::int64_t>(0, keys.count - t0 - TK));
-    const char* next_k = reinterpret_cast<const char*>(keys.k + (t0 + TK) * d);
-    const std::int64_t next_lines = next * d * static_cast<std::int64_t>(sizeof(float)) / 64;
-    const std::int64_t lines_per_panel = (next_lines * kNr + tc - 1) / tc;
+    // The next tile's keys, a share per panel (a third of the pass at m = 64 without this).
+    const std::int64_t next_bytes =
+        std::min(TK, std::max<std::int64_t>(0, keys.count - t0 - TK)) * d * static_cast<std::int64_t>(sizeof(float));
+    const std::int64_t panels = (tc + kNr - 1) / kNr;
     // Panel outside, row blocks inside: the 16-key panel stays in L1 for every row block.
     for (std::int64_t j0 = 0; j0 < tc; j0 += kNr) {
-      for (std::int64_t l = j0 / kNr * lines_per_panel; l < std::min(next_lines, (j0 / kNr + 1) * lines_per_panel); ++l)
-        _mm_prefetch(next_k + 64 * l, _MM_HINT_T1);
-      if (seed.on) {
-        const std::int64_t panel = (t0 + j0) / kNr - seed.phase;
-        if (panel >= 0 && panel % seed.stride == 0 && panel / seed.stride < seed.panels) continue;  // sampled
-      }
+      prefetch_share(keys.k + std::min(t0 + TK, keys.count) * d, next_bytes, j0 / kNr, panels);
+      if (seed.sampled(t0 + j0)) continue;
       const float* kb = w.kpack.data() + j0 * d;
       for (std::int64_t b = 0; b < blocks; ++b) {
         const std::int64_t i0 = b * kMr;  // first row of the block, within this thread's rows
@@ -773,10 +791,7 @@ __attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& quer
                                                           SeedMode seed_mode, Scratch& w, SeedPlan& seed) {
   const std::int64_t d = p.d;
   const std::size_t frow = flash_row_size(static_cast<std::size_t>(d));
-  const std::int64_t blocks = (rows + kMr - 1) / kMr;
-  w.qpack.resize(static_cast<std::size_t>(blocks * kMr * d));
-  for (std::int64_t b = 0; b < blocks; ++b)
-    pack_queries(queries.q + (r0 + b * kMr) * d, std::min(kMr, rows - b * kMr), d, w.qpack.data() + b * kMr * d);
+  const std::int64_t blocks = pack_query_blocks(queries, r0, rows, d, w);
   // p.tile caps it (tests use small tiles to put tile edges everywhere).
   const std::int64_t TK =
       std::min(std::max<std::int64_t>(kNr, (kExactTileBytes / static_cast<std::int64_t>(sizeof(float)) / d) / kNr * kNr),
@@ -824,18 +839,12 @@ __attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& quer
       }
       if (c0 < d) _mm256_store_ps(vp + c0 * TK + j * 8, _mm256_loadu_ps(src + c0));
     }
-    // The next tile's keys and values come from DRAM: their lines are fetched a share per row
-    // block, so that packing them does not wait on memory.
-    const std::int64_t next = std::min(TK, std::max<std::int64_t>(0, keys.count - t0 - TK));
-    const char* next_k = reinterpret_cast<const char*>(keys.k + (t0 + TK) * d);
-    const char* next_v = reinterpret_cast<const char*>(keys.v + (t0 + TK) * d);
-    const std::int64_t next_lines = next * d * static_cast<std::int64_t>(sizeof(float)) / 64;
-    const std::int64_t lines_per_block = (next_lines + blocks - 1) / blocks;
+    // The next tile's keys and values, a share per row block.
+    const std::int64_t next_bytes =
+        std::min(TK, std::max<std::int64_t>(0, keys.count - t0 - TK)) * d * static_cast<std::int64_t>(sizeof(float));
     for (std::int64_t b = 0; b < blocks; ++b) {
-      for (std::int64_t l = b * lines_per_block; l < std::min(next_lines, (b + 1) * lines_per_block); ++l) {
-        _mm_prefetch(next_k + 64 * l, _MM_HINT_T1);
-        _mm_prefetch(next_v + 64 * l, _MM_HINT_T1);
-      }
+      prefetch_share(keys.k + std::min(t0 + TK, keys.count) * d, next_bytes, b, blocks);
+      prefetch_share(keys.v + std::min(t0 + TK, keys.count) * d, next_bytes, b, blocks);
       const std::int64_t i0 = b * kMr;
       const std::int64_t nr = std::min(kMr, rows - i0);
       std::int64_t seen = 0;  // keys of the tile that some row of the block sees
@@ -850,12 +859,8 @@ __attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& quer
       // 1. Scores, and the selection.
       for (std::int64_t j0 = 0; j0 < seen; j0 += kNr) {
         for (std::int64_t r = 0; r < kMr; ++r) lim[r] = static_cast<int>(std::clamp<std::int64_t>(limit[r] - j0, 0, kNr));
-        bool sampled = false;
-        if (seed.on) {
-          const std::int64_t panel = (t0 + j0) / kNr - seed.phase;
-          sampled = panel >= 0 && panel % seed.stride == 0 && panel / seed.stride < seed.panels;
-        }
-        block_6x16<true>(w.qpack.data() + b * kMr * d, w.kpack.data() + j0 * d, d, scale, sampled ? no_cut : cut, lim,
+        block_6x16<true>(w.qpack.data() + b * kMr * d, w.kpack.data() + j0 * d, d, scale,
+                         seed.sampled(t0 + j0) ? no_cut : cut, lim,
                          S + j0, mask, ld);
         admit_block(mask, nr, i0, S + j0, ld, static_cast<std::uint32_t>(t0 + j0), queries, keys, p, r0, w, cut);
       }

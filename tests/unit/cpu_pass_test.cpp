@@ -43,6 +43,17 @@ std::vector<Candidate> brute(const std::vector<float>& q, const std::vector<floa
   return out;
 }
 
+// The pass's parameters at the scale 1/√d.
+PassParams pass_params(std::int64_t d, bool causal, std::int64_t L, int threads) {
+  PassParams p;
+  p.d = d;
+  p.scale = 1.0 / std::sqrt(static_cast<double>(d));
+  p.causal = causal;
+  p.list_length = L;
+  p.threads = threads;
+  return p;
+}
+
 TEST(CpuPass, ListsEqualBruteForceWithAndWithoutExactState) {
   const Shape shapes[] = {
       {1, 1, 8, 1, false, 1, 0},      {17, 7, 8, 5, false, 1, 0},     {100, 13, 64, 20, false, 2, 0},
@@ -67,12 +78,7 @@ TEST(CpuPass, ListsEqualBruteForceWithAndWithoutExactState) {
     const std::int64_t begin = 1000;  // a shard that is not the first one
     std::vector<std::int64_t> pos(static_cast<std::size_t>(s.rows));
     for (std::int64_t i = 0; i < s.rows; ++i) pos[static_cast<std::size_t>(i)] = begin + (i * 37) % (s.n + 5) - 2;
-    PassParams p;
-    p.d = s.d;
-    p.scale = 1.0 / std::sqrt(static_cast<double>(s.d));
-    p.causal = s.causal;
-    p.list_length = s.L;
-    p.threads = s.threads;
+    PassParams p = pass_params(s.d, s.causal, s.L, s.threads);
     const KeyShard shard{k.data(), v.data(), begin, s.n};
     const auto want = brute(q, k, s, pos, begin, p.scale);
     for (const bool exact : {false, true}) {
@@ -143,13 +149,8 @@ TEST(CpuPass, ExactStateMatchesDoubleReference) {
     const std::int64_t begin = 500;
     std::vector<std::int64_t> pos(static_cast<std::size_t>(s.rows));
     for (std::int64_t i = 0; i < s.rows; ++i) pos[static_cast<std::size_t>(i)] = begin + (i * 613) % (s.n + 40) - 20;
-    PassParams p;
-    p.d = s.d;
-    p.scale = 1.0 / std::sqrt(static_cast<double>(s.d));
-    p.causal = s.causal;
-    p.list_length = 3;
+    PassParams p = pass_params(s.d, s.causal, 3, s.threads);
     p.tile = s.tile;
-    p.threads = s.threads;
     p.exact = true;
     const std::size_t frow = flash_row_size(static_cast<std::size_t>(s.d));
     std::vector<Candidate> lists(static_cast<std::size_t>(s.rows * p.list_length));
