@@ -206,6 +206,8 @@ struct Scratch {
   std::vector<float> scores, pv, canon, qpack, kpack, spack, sample, select;
   std::vector<float> vpack;
   std::vector<float> cuts;  // used from its first 32-byte aligned float (align32)
+  std::vector<float> qpanel;  // the key-major top-k pass: query rows packed in panels of 16
+  std::vector<std::int32_t> lims;
   std::vector<double> state, q_norm, alpha;
   std::vector<GemmFilterRow> rows;
   std::vector<std::uint64_t> order_keys;
@@ -667,6 +669,170 @@ __attribute__((target("avx2,fma"))) SeedPlan seed_cuts_avx2(const QueryBlock& qu
 
 #pragma GCC pop_options
 
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+// The top-k pass, key-major, for 16 rows or more per thread: the same products as block_6x16
+// with the roles of rows and keys swapped. Six key rows are read where they lie in the shard
+// (broadcast one coordinate at a time), and 16 query rows packed once per pass (pack_keys_avx2
+// layout) are the vector operand. Nothing of the shard is packed or copied: at m = 64, packing
+// the keys of each tile (every key once per query block) took ~10% of block_6x16's pass, and
+// the rows padded to blocks of six another 3%. Each score is the same chain of fused
+// multiply-adds over c = 0 .. d−1 as block_6x16's, so the GEMM scores, the admissions and the
+// lists are the same.
+constexpr std::int64_t kKeyBlock = 6;
+constexpr std::int64_t kQueryPanel = 16;
+constexpr std::int64_t kQueryGroupBytes = 16 * 1024;  // packed query panels kept in L1 per pass over a tile
+constexpr std::int64_t kKeyAheadBytes = 8 * 1024;     // keys prefetched ahead of the first group's scan
+
+// Scores of keys kr[0..5] (rows of d floats) against a 16-row query panel qp; mask[i] gets
+// the rows whose score with key i is above their cut (and, kCausal, whose limit lim[u] is
+// above the key's shard offset key + i), and out[i·16 + u] their scores. Keys whose bit in
+// `valid` is clear get no mask.
+template <bool kCausal>
+__attribute__((target("avx2,fma"), always_inline)) inline void block_k6q16(
+    const float* k0, const float* k1, const float* k2, const float* k3, const float* k4, const float* k5,
+    const float* qp, std::int64_t d, float scale, const float* cut, const std::int32_t* lim, std::int32_t key,
+    unsigned valid, float* out, unsigned* mask) {
+  __m256 acc[kKeyBlock][2];
+  for (int i = 0; i < kKeyBlock; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (std::int64_t c = 0; c < d; ++c) {
+    const __m256 a0 = _mm256_loadu_ps(qp + c * kQueryPanel), a1 = _mm256_loadu_ps(qp + c * kQueryPanel + 8);
+    const float* kc[kKeyBlock] = {k0 + c, k1 + c, k2 + c, k3 + c, k4 + c, k5 + c};
+    for (int i = 0; i < kKeyBlock; ++i) {
+      const __m256 b = _mm256_broadcast_ss(kc[i]);
+      acc[i][0] = _mm256_fmadd_ps(b, a0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(b, a1, acc[i][1]);
+    }
+  }
+  const __m256 sc = _mm256_set1_ps(scale);
+  const __m256 c0 = _mm256_loadu_ps(cut), c1 = _mm256_loadu_ps(cut + 8);
+  for (int i = 0; i < kKeyBlock; ++i) {
+    const __m256 s0 = _mm256_mul_ps(acc[i][0], sc), s1 = _mm256_mul_ps(acc[i][1], sc);
+    unsigned m = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(s0, c0, _CMP_GT_OQ))) |
+                 (static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(s1, c1, _CMP_GT_OQ))) << 8);
+    if constexpr (kCausal) {
+      const __m256i kk = _mm256_set1_epi32(key + i);
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lim));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lim + 8));
+      m &= static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(l0, kk)))) |
+           (static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(l1, kk)))) << 8);
+    }
+    if (((valid >> i) & 1u) == 0) m = 0;
+    mask[i] = m;
+    if (m != 0) {
+      _mm256_storeu_ps(out + i * kQueryPanel, s0);
+      _mm256_storeu_ps(out + i * kQueryPanel + 8, s1);
+    }
+  }
+}
+
+// The sampled panels (SeedPlan) met by a scan that visits keys in increasing order from `from`:
+// skip(j, n) gives the bits of keys j .. j + n − 1 (n <= 16) that are in the sample.
+class SampleCursor {
+ public:
+  SampleCursor(const SeedPlan& plan, std::int64_t from) : plan_(plan) {
+    if (!plan.on) return;
+    const std::int64_t panel = from / kNr;  // the first sample panel that ends after `from`
+    s_ = panel <= plan.phase ? 0 : (panel - plan.phase + plan.stride - 1) / plan.stride;
+  }
+  unsigned skip(std::int64_t j, std::int64_t n) {
+    if (!plan_.on) return 0;
+    while (s_ < plan_.panels && start(s_) + kNr <= j) ++s_;
+    if (s_ >= plan_.panels || start(s_) >= j + n) return 0;
+    unsigned bits = 0;  // sample panels are at least 16 keys apart: n <= 16 keys meet one or two
+    for (std::int64_t s = s_; s < std::min(plan_.panels, s_ + 2); ++s)
+      for (std::int64_t i = 0; i < n; ++i)
+        if (j + i >= start(s) && j + i < start(s) + kNr) bits |= 1u << i;
+    return bits;
+  }
+
+ private:
+  std::int64_t start(std::int64_t s) const { return (plan_.phase + s * plan_.stride) * kNr; }
+  const SeedPlan& plan_;
+  std::int64_t s_ = 0;
+};
+
+template <bool kCausal>
+__attribute__((target("avx2,fma"))) void keymajor_topk_scan(const QueryBlock& queries, const KeyShard& keys,
+                                                           const PassParams& p, std::int64_t r0, std::int64_t rows,
+                                                           const SeedPlan& seed, Scratch& w) {
+  const std::int64_t d = p.d;
+  const float scale = static_cast<float>(p.scale);
+  const std::int64_t panels = (rows + kQueryPanel - 1) / kQueryPanel;
+  w.qpanel.resize(static_cast<std::size_t>(panels * kQueryPanel * d));
+  pack_keys_avx2(queries.q + r0 * d, rows, d, w.qpanel.data());
+  // Limits (causal): row u sees the keys at shard offsets below lims[u]; padded rows see none.
+  w.lims.assign(static_cast<std::size_t>(panels * kQueryPanel), 0);
+  std::int64_t reach = keys.count;  // keys past every row's limit are not scanned
+  if constexpr (kCausal) {
+    reach = 0;
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const std::int64_t lim = std::clamp<std::int64_t>(queries.positions[r0 + i] - keys.begin + 1, 0, keys.count);
+      w.lims[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(lim);
+      reach = std::max(reach, lim);
+    }
+  }
+  w.cuts.assign(static_cast<std::size_t>(panels * kQueryPanel), std::numeric_limits<float>::infinity());
+  for (std::int64_t i = 0; i < rows; ++i) w.cuts[static_cast<std::size_t>(i)] = w.rows[static_cast<std::size_t>(i)].cut();
+  // Tiles of keys that stay in L2 while each group of query panels (in L1) goes over them.
+  const std::int64_t TK = std::max<std::int64_t>(
+      kKeyBlock, std::min(p.tile, kTileBytes / static_cast<std::int64_t>(sizeof(float)) / d) / kKeyBlock * kKeyBlock);
+  const std::int64_t G = std::clamp<std::int64_t>(
+      kQueryGroupBytes / (kQueryPanel * d * static_cast<std::int64_t>(sizeof(float))), 1, panels);
+  alignas(32) float out[kKeyBlock * kQueryPanel];
+  unsigned mask[kKeyBlock];
+  for (std::int64_t t0 = 0; t0 < reach; t0 += TK) {
+    const std::int64_t t1 = std::min(reach, t0 + TK);
+    for (std::int64_t g0 = 0; g0 < panels; g0 += G) {
+      const std::int64_t g1 = std::min(panels, g0 + G);
+      std::int64_t g_reach = t1;
+      if constexpr (kCausal) {
+        std::int64_t r = 0;
+        for (std::int64_t u = g0 * kQueryPanel; u < g1 * kQueryPanel; ++u) r = std::max<std::int64_t>(r, w.lims[u]);
+        g_reach = std::min(t1, r);
+      }
+      SampleCursor sample(seed, t0);
+      for (std::int64_t j = t0; j < g_reach; j += kKeyBlock) {
+        const std::int64_t nk = std::min(kKeyBlock, g_reach - j);
+        if (g0 == 0) {  // the first group reads the tile from DRAM: fetch ahead
+          const char* ahead = reinterpret_cast<const char*>(keys.k + j * d) + kKeyAheadBytes;
+          const char* end = reinterpret_cast<const char*>(keys.k + keys.count * d);
+          for (std::int64_t b = 0; b < kKeyBlock * d * static_cast<std::int64_t>(sizeof(float)) && ahead + b < end; b += 64)
+            _mm_prefetch(ahead + b, _MM_HINT_T0);
+        }
+        const unsigned valid = ((1u << nk) - 1u) & ~sample.skip(j, nk);
+        if (valid == 0) continue;
+        const float* kr = keys.k + j * d;
+        const float* last = kr + (nk - 1) * d;  // rows past the shard's end read the last key (masked)
+        const float *k0 = kr, *k1 = std::min(kr + d, last), *k2 = std::min(kr + 2 * d, last),
+                    *k3 = std::min(kr + 3 * d, last), *k4 = std::min(kr + 4 * d, last), *k5 = std::min(kr + 5 * d, last);
+        for (std::int64_t pn = g0; pn < g1; ++pn) {
+          const std::int64_t u0 = pn * kQueryPanel;
+          block_k6q16<kCausal>(k0, k1, k2, k3, k4, k5, w.qpanel.data() + u0 * d, d, scale, w.cuts.data() + u0,
+                               w.lims.data() + u0, static_cast<std::int32_t>(j), valid, out, mask);
+          for (std::int64_t i = 0; i < nk; ++i) {
+            unsigned m = mask[i];
+            const std::uint32_t key = static_cast<std::uint32_t>(j + i);
+            while (m != 0) {
+              const int u = __builtin_ctz(m);
+              m &= m - 1;
+              const std::int64_t row_i = u0 + u;
+              GemmFilterRow& row = w.rows[static_cast<std::size_t>(row_i)];
+              const float s = out[i * kQueryPanel + u];
+              if (s > row.cut()) {
+                const float* qi = queries.q + (r0 + row_i) * d;
+                row.add(s, key, [&](std::uint32_t k) { return canonical_score(qi, keys.k + k * d, d, p.scale); });
+              }
+              w.cuts[static_cast<std::size_t>(row_i)] = row.cut();
+            }
+          }
+        }
+      }
+    }
+  }
+}
+#pragma GCC pop_options
+
 // The top-k pass on AVX2 + FMA (no exact state): a 6 × 16 block of scores is computed in
 // registers and compared with the rows' cuts there (block_6x16), optionally after seeding the
 // cuts from a sample (SeedPlan). Rows [r0, r0 + rows) of the block; w.rows already reset.
@@ -687,6 +853,14 @@ __attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queri
   unsigned mask[kMr];
   const float scale = static_cast<float>(p.scale);
   seed = seed_cuts_avx2(queries, keys, p, r0, rows, seed_mode, w);
+  if (rows >= kQueryPanel && keys.count < (std::int64_t{1} << 31)) {  // key offsets compared as int32
+    if (p.causal) {
+      keymajor_topk_scan<true>(queries, keys, p, r0, rows, seed, w);
+    } else {
+      keymajor_topk_scan<false>(queries, keys, p, r0, rows, seed, w);
+    }
+    return;
+  }
   // The rows' cuts side by side, so that a block reads its six at once; padded rows get +∞
   // (never admitted). Refreshed after each row's admissions.
   w.cuts.assign(static_cast<std::size_t>(blocks * kMr), std::numeric_limits<float>::infinity());

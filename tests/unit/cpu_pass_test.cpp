@@ -1,7 +1,9 @@
 // The CPU backend's lists against brute force (every key re-scored canonically, sorted by the
-// total order): the top-k pass (fused AVX2 kernel where the CPU has it) and the pass with the
-// exact state must both give exactly that list, on shapes that leave partial row blocks and key
-// panels, causal masks, heavy ties, lists longer than the shard, and 1 or 2 threads. The exact
+// total order): the top-k pass (fused AVX2 kernels where the CPU has them: rows in blocks of
+// six below 16 rows per thread, key-major from 16 rows) and the pass with the exact state must
+// both give exactly that list, on shapes that leave partial row blocks, query panels and key
+// blocks, causal masks, heavy ties, lists longer than the shard, small tiles, and 1 or 2
+// threads. The exact
 // state (max, Σe, Σe², Σe·v) against a double reference, on every kernel path: the fused AVX2
 // kernel (d a multiple of 16, or of 8 with a half strip) with its own tiles or small ones, and
 // the BLAS path (other d).
@@ -25,6 +27,7 @@ struct Shape {
   bool causal;
   int threads;
   int ties;  // 0: Gaussian keys; k > 0: only k distinct key rows
+  std::int64_t tile = 2048;  // PassParams::tile
 };
 
 std::vector<Candidate> brute(const std::vector<float>& q, const std::vector<float>& k, const Shape& s,
@@ -59,6 +62,11 @@ TEST(CpuPass, ListsEqualBruteForceWithAndWithoutExactState) {
       {1, 1, 8, 1, false, 1, 0},      {17, 7, 8, 5, false, 1, 0},     {100, 13, 64, 20, false, 2, 0},
       {1000, 13, 64, 64, true, 1, 0}, {1000, 6, 33, 1003, false, 1, 0}, {777, 19, 64, 40, false, 2, 3},
       {3000, 12, 16, 300, false, 1, 1}, {2500, 25, 128, 200, true, 2, 7}, {5000, 8, 64, 1, false, 1, 0},
+      // 16 rows or more per thread: the key-major kernel (partial query panels, a last key
+      // block of fewer than six keys, small tiles, a sampled seed at n >= 64·L).
+      {3001, 40, 64, 50, false, 1, 0},   {2003, 37, 64, 30, true, 2, 0},  {1500, 33, 24, 100, false, 1, 5},
+      {20000, 16, 40, 128, false, 1, 0}, {700, 20, 33, 9, true, 1, 0},   {1, 20, 8, 1, false, 1, 0},
+      {5, 17, 8, 10, true, 1, 0},        {1999, 48, 128, 17, true, 1, 0, 37}, {4099, 70, 64, 256, false, 2, 3, 100},
   };
   std::mt19937 rng(42);
   std::normal_distribution<float> normal;
@@ -79,6 +87,7 @@ TEST(CpuPass, ListsEqualBruteForceWithAndWithoutExactState) {
     std::vector<std::int64_t> pos(static_cast<std::size_t>(s.rows));
     for (std::int64_t i = 0; i < s.rows; ++i) pos[static_cast<std::size_t>(i)] = begin + (i * 37) % (s.n + 5) - 2;
     PassParams p = pass_params(s.d, s.causal, s.L, s.threads);
+    p.tile = s.tile;
     const KeyShard shard{k.data(), v.data(), begin, s.n};
     const auto want = brute(q, k, s, pos, begin, p.scale);
     for (const bool exact : {false, true}) {
@@ -87,8 +96,8 @@ TEST(CpuPass, ListsEqualBruteForceWithAndWithoutExactState) {
       std::vector<double> flash(exact ? static_cast<std::size_t>(s.rows) * flash_row_size(s.d) : 0);
       backend->local_pass(QueryBlock{q.data(), pos.data(), s.rows}, shard, p, LocalOutput{lists, flash});
       for (std::size_t t = 0; t < want.size(); ++t) {
-        ASSERT_EQ(lists[t].index, want[t].index) << "n " << s.n << " rows " << s.rows << " L " << s.L << " exact "
-                                                  << exact << " slot " << t;
+        ASSERT_EQ(lists[t].index, want[t].index) << "n " << s.n << " rows " << s.rows << " d " << s.d << " L " << s.L
+                                                  << " exact " << exact << " slot " << t;
         ASSERT_EQ(lists[t].score, want[t].score) << "slot " << t;
       }
     }
