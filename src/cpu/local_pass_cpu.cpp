@@ -206,7 +206,7 @@ struct Scratch {
   std::vector<float> scores, pv, canon, qpack, kpack, spack, sample, select;
   std::vector<float> vpack;
   std::vector<float> cuts;  // used from its first 32-byte aligned float (align32)
-  std::vector<float> qpanel;  // the key-major top-k pass: query rows packed in panels of 16
+  std::vector<float> qpanel, ktail;  // the key-major top-k pass: rows packed in panels of 16, last keys
   std::vector<std::int32_t> lims;
   std::vector<double> state, q_norm, alpha;
   std::vector<GemmFilterRow> rows;
@@ -688,20 +688,23 @@ constexpr std::int64_t kKeyAheadBytes = 8 * 1024;     // keys prefetched ahead o
 // the rows whose score with key i is above their cut (and, kCausal, whose limit lim[u] is
 // above the key's shard offset key + i), and out[i·16 + u] their scores. Keys whose bit in
 // `valid` is clear get no mask.
+// The six keys are rows kr, kr + d, ..., kr + 5·d: addressed from two pointers and the row
+// stride, so that the loop needs no more general registers than x86-64 has (six pointers
+// were spilled and reloaded every step).
 template <bool kCausal>
 __attribute__((target("avx2,fma"), always_inline)) inline void block_k6q16(
-    const float* k0, const float* k1, const float* k2, const float* k3, const float* k4, const float* k5,
-    const float* qp, std::int64_t d, float scale, const float* cut, const std::int32_t* lim, std::int32_t key,
-    unsigned valid, float* out, unsigned* mask) {
+    const float* kr, const float* qp, std::int64_t d, float scale, const float* cut, const std::int32_t* lim,
+    std::int32_t key, unsigned valid, float* out, unsigned* mask) {
   __m256 acc[kKeyBlock][2];
   for (int i = 0; i < kKeyBlock; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (std::int64_t c = 0; c < d; ++c) {
-    const __m256 a0 = _mm256_loadu_ps(qp + c * kQueryPanel), a1 = _mm256_loadu_ps(qp + c * kQueryPanel + 8);
-    const float* kc[kKeyBlock] = {k0 + c, k1 + c, k2 + c, k3 + c, k4 + c, k5 + c};
+  const float* a = kr;
+  const float* b = kr + 3 * d;
+  for (std::int64_t c = 0; c < d; ++c, ++a, ++b, qp += kQueryPanel) {
+    const __m256 q0 = _mm256_loadu_ps(qp), q1 = _mm256_loadu_ps(qp + 8);
     for (int i = 0; i < kKeyBlock; ++i) {
-      const __m256 b = _mm256_broadcast_ss(kc[i]);
-      acc[i][0] = _mm256_fmadd_ps(b, a0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(b, a1, acc[i][1]);
+      const __m256 k = _mm256_broadcast_ss((i < 3 ? a : b) + (i % 3) * d);
+      acc[i][0] = _mm256_fmadd_ps(k, q0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(k, q1, acc[i][1]);
     }
   }
   const __m256 sc = _mm256_set1_ps(scale);
@@ -781,6 +784,8 @@ __attribute__((target("avx2,fma"))) void keymajor_topk_scan(const QueryBlock& qu
       kQueryGroupBytes / (kQueryPanel * d * static_cast<std::int64_t>(sizeof(float))), 1, panels);
   alignas(32) float out[kKeyBlock * kQueryPanel];
   unsigned mask[kKeyBlock];
+  w.ktail.resize(static_cast<std::size_t>(kKeyBlock * d));
+  float* const ktail = w.ktail.data();
   for (std::int64_t t0 = 0; t0 < reach; t0 += TK) {
     const std::int64_t t1 = std::min(reach, t0 + TK);
     for (std::int64_t g0 = 0; g0 < panels; g0 += G) {
@@ -803,12 +808,14 @@ __attribute__((target("avx2,fma"))) void keymajor_topk_scan(const QueryBlock& qu
         const unsigned valid = ((1u << nk) - 1u) & ~sample.skip(j, nk);
         if (valid == 0) continue;
         const float* kr = keys.k + j * d;
-        const float* last = kr + (nk - 1) * d;  // rows past the shard's end read the last key (masked)
-        const float *k0 = kr, *k1 = std::min(kr + d, last), *k2 = std::min(kr + 2 * d, last),
-                    *k3 = std::min(kr + 3 * d, last), *k4 = std::min(kr + 4 * d, last), *k5 = std::min(kr + 5 * d, last);
+        if (j + kKeyBlock > keys.count) {  // the shard's last keys: a copy padded with zeros (masked)
+          std::fill(ktail, ktail + kKeyBlock * d, 0.0f);
+          std::copy_n(kr, (keys.count - j) * d, ktail);
+          kr = ktail;
+        }
         for (std::int64_t pn = g0; pn < g1; ++pn) {
           const std::int64_t u0 = pn * kQueryPanel;
-          block_k6q16<kCausal>(k0, k1, k2, k3, k4, k5, w.qpanel.data() + u0 * d, d, scale, w.cuts.data() + u0,
+          block_k6q16<kCausal>(kr, w.qpanel.data() + u0 * d, d, scale, w.cuts.data() + u0,
                                w.lims.data() + u0, static_cast<std::int32_t>(j), valid, out, mask);
           for (std::int64_t i = 0; i < nk; ++i) {
             unsigned m = mask[i];
