@@ -67,6 +67,9 @@ TEST(CpuPass, ListsEqualBruteForceWithAndWithoutExactState) {
       {3001, 40, 64, 50, false, 1, 0},   {2003, 37, 64, 30, true, 2, 0},  {1500, 33, 24, 100, false, 1, 5},
       {20000, 16, 40, 128, false, 1, 0}, {700, 20, 33, 9, true, 1, 0},   {1, 20, 8, 1, false, 1, 0},
       {5, 17, 8, 10, true, 1, 0},        {1999, 48, 128, 17, true, 1, 0, 37}, {4099, 70, 64, 256, false, 2, 3, 100},
+      // more query panels than go over a tile together (32 KiB of them: 64 rows at d = 128,
+      // 128 at d = 64): several groups per tile, each with its own causal reach
+      {3000, 150, 128, 20, true, 1, 0, 500}, {9000, 140, 64, 128, false, 1, 0},
   };
   std::mt19937 rng(42);
   std::normal_distribution<float> normal;
