@@ -509,12 +509,34 @@ __attribute__((target("avx2"), always_inline)) inline void pack_keys_avx2(const 
 struct SeedPlan {
   bool on = false;
   std::int64_t stride = 0, phase = 0, panels = 0, rank = 0;
-  // Whether the 16-key panel that starts at shard offset j (a multiple of 16) is in the sample.
-  bool sampled(std::int64_t j) const {
-    if (!on) return false;
-    const std::int64_t panel = j / kNr - phase;
-    return panel >= 0 && panel % stride == 0 && panel / stride < panels;
+  // Shard offset of the first key of sample panel s (s < panels).
+  std::int64_t start(std::int64_t s) const { return (phase + s * stride) * kNr; }
+};
+
+// Which keys are in the sample, for a scan that visits keys in increasing order from `from`:
+// skip(j, n) gives the bits of keys j .. j + n − 1 (n <= 16) that are (for a 16-key panel at a
+// multiple of 16: nonzero iff the panel is sampled). One division when made, none per call.
+class SampleCursor {
+ public:
+  SampleCursor(const SeedPlan& plan, std::int64_t from) : plan_(plan) {
+    if (!plan.on) return;
+    const std::int64_t panel = from / kNr;  // the first sample panel that ends after `from`
+    s_ = panel <= plan.phase ? 0 : (panel - plan.phase + plan.stride - 1) / plan.stride;
   }
+  unsigned skip(std::int64_t j, std::int64_t n) {
+    if (!plan_.on) return 0;
+    while (s_ < plan_.panels && plan_.start(s_) + kNr <= j) ++s_;
+    if (s_ >= plan_.panels || plan_.start(s_) >= j + n) return 0;
+    unsigned bits = 0;  // sample panels are at least 16 keys apart: n <= 16 keys meet one or two
+    for (std::int64_t s = s_; s < std::min(plan_.panels, s_ + 2); ++s)
+      for (std::int64_t i = 0; i < n; ++i)
+        if (j + i >= plan_.start(s) && j + i < plan_.start(s) + kNr) bits |= 1u << i;
+    return bits;
+  }
+
+ private:
+  const SeedPlan& plan_;
+  std::int64_t s_ = 0;
 };
 constexpr std::int64_t kSeedLambda = 32;           // sample keys expected in a row's top L
 constexpr std::int64_t kSeedMaxSample = 8192;      // keys; more costs more to rank per row
@@ -568,6 +590,18 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_6x16(const 
   }
 }
 
+// Admits key `key` with GEMM score `score` to row i (within the thread's rows, which start at
+// r0 in the block) if it beats the row's cut; returns the row's cut afterwards.
+[[gnu::always_inline]] inline float admit(std::int64_t i, float score, std::uint32_t key, const QueryBlock& queries,
+                                          const KeyShard& keys, const PassParams& p, std::int64_t r0, Scratch& w) {
+  GemmFilterRow& row = w.rows[static_cast<std::size_t>(i)];
+  if (score > row.cut()) {
+    const float* qi = queries.q + (r0 + i) * p.d;
+    row.add(score, key, [&](std::uint32_t k) { return canonical_score(qi, keys.k + k * p.d, p.d, p.scale); });
+  }
+  return row.cut();
+}
+
 // Admits to the selections of rows i0 .. i0 + nr − 1 (within the thread's rows, which start at
 // r0 in the block) the keys that block_6x16 marked in mask: key key0 + u of row r has its
 // score at out[r·ld + u]. cut[r] gets the row's cut afterwards.
@@ -576,18 +610,10 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_6x16(const 
                                                const QueryBlock& queries, const KeyShard& keys, const PassParams& p,
                                                std::int64_t r0, Scratch& w, float* cut) {
   for (std::int64_t r = 0; r < nr; ++r) {
-    unsigned m = mask[r];
-    if (m == 0) continue;
-    GemmFilterRow& row = w.rows[static_cast<std::size_t>(i0 + r)];
-    const float* qi = queries.q + (r0 + i0 + r) * p.d;
-    auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * p.d, p.d, p.scale); };
-    while (m != 0) {
+    for (unsigned m = mask[r]; m != 0; m &= m - 1) {
       const int u = __builtin_ctz(m);
-      m &= m - 1;
-      const float sc = out[r * ld + u];
-      if (sc > row.cut()) row.add(sc, key0 + static_cast<std::uint32_t>(u), rescore);
+      cut[r] = admit(i0 + r, out[r * ld + u], key0 + static_cast<std::uint32_t>(u), queries, keys, p, r0, w);
     }
-    cut[r] = row.cut();
   }
 }
 
@@ -633,7 +659,7 @@ __attribute__((target("avx2,fma"))) SeedPlan seed_cuts_avx2(const QueryBlock& qu
   const std::int64_t S = seed.panels * kNr;
   w.spack.resize(static_cast<std::size_t>(S * d));
   for (std::int64_t sp = 0; sp < seed.panels; ++sp)
-    pack_keys_avx2(keys.k + (seed.phase + sp * seed.stride) * kNr * d, kNr, d, w.spack.data() + sp * kNr * d);
+    pack_keys_avx2(keys.k + seed.start(sp) * d, kNr, d, w.spack.data() + sp * kNr * d);
   constexpr std::int64_t kGroupBlocks = 8;
   w.sample.resize(static_cast<std::size_t>(kGroupBlocks * kMr * S));
   w.select.resize(static_cast<std::size_t>(S));
@@ -660,7 +686,7 @@ __attribute__((target("avx2,fma"))) SeedPlan seed_cuts_avx2(const QueryBlock& qu
       const float* qi = queries.q + (r0 + i) * d;
       auto rescore = [&](std::uint32_t key) { return canonical_score(qi, keys.k + key * d, d, p.scale); };
       for (std::int64_t sp = 0; sp < seed.panels; ++sp) {
-        const std::uint32_t key0 = static_cast<std::uint32_t>((seed.phase + sp * seed.stride) * kNr);
+        const std::uint32_t key0 = static_cast<std::uint32_t>(seed.start(sp));
         filter_row<true>(sc + sp * kNr, kNr, key0, row, rescore);
       }
     }
@@ -693,8 +719,8 @@ constexpr std::int64_t kKeyAheadBytes = 8 * 1024;     // keys prefetched ahead o
 // above the key's shard offset key + i), and out[i·16 + u] their scores. Keys whose bit in
 // `valid` is clear get no mask.
 // The six keys are rows kr, kr + d, ..., kr + 5·d: addressed from two pointers and the row
-// stride, so that the loop needs no more general registers than x86-64 has (six pointers
-// were spilled and reloaded every step).
+// stride, and the loop ends on a pointer, so that it needs few general registers (with six
+// row pointers, or a counter beside them, GCC spilled some and reloaded them every step).
 template <bool kCausal>
 __attribute__((target("avx2,fma"), always_inline)) inline void block_k6q16(
     const float* kr, const float* qp, std::int64_t d, float scale, const float* cut, const std::int32_t* lim,
@@ -703,7 +729,7 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_k6q16(
   for (int i = 0; i < kKeyBlock; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   const float* a = kr;
   const float* b = kr + 3 * d;
-  for (std::int64_t c = 0; c < d; ++c, ++a, ++b, qp += kQueryPanel) {
+  for (const float* const a_end = kr + d; a != a_end; ++a, ++b, qp += kQueryPanel) {
     const __m256 q0 = _mm256_loadu_ps(qp), q1 = _mm256_loadu_ps(qp + 8);
     for (int i = 0; i < kKeyBlock; ++i) {
       const __m256 k = _mm256_broadcast_ss((i < 3 ? a : b) + (i % 3) * d);
@@ -732,32 +758,6 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_k6q16(
     }
   }
 }
-
-// The sampled panels (SeedPlan) met by a scan that visits keys in increasing order from `from`:
-// skip(j, n) gives the bits of keys j .. j + n − 1 (n <= 16) that are in the sample.
-class SampleCursor {
- public:
-  SampleCursor(const SeedPlan& plan, std::int64_t from) : plan_(plan) {
-    if (!plan.on) return;
-    const std::int64_t panel = from / kNr;  // the first sample panel that ends after `from`
-    s_ = panel <= plan.phase ? 0 : (panel - plan.phase + plan.stride - 1) / plan.stride;
-  }
-  unsigned skip(std::int64_t j, std::int64_t n) {
-    if (!plan_.on) return 0;
-    while (s_ < plan_.panels && start(s_) + kNr <= j) ++s_;
-    if (s_ >= plan_.panels || start(s_) >= j + n) return 0;
-    unsigned bits = 0;  // sample panels are at least 16 keys apart: n <= 16 keys meet one or two
-    for (std::int64_t s = s_; s < std::min(plan_.panels, s_ + 2); ++s)
-      for (std::int64_t i = 0; i < n; ++i)
-        if (j + i >= start(s) && j + i < start(s) + kNr) bits |= 1u << i;
-    return bits;
-  }
-
- private:
-  std::int64_t start(std::int64_t s) const { return (plan_.phase + s * plan_.stride) * kNr; }
-  const SeedPlan& plan_;
-  std::int64_t s_ = 0;
-};
 
 template <bool kCausal>
 __attribute__((target("avx2,fma"))) void keymajor_topk_scan(const QueryBlock& queries, const KeyShard& keys,
@@ -822,19 +822,10 @@ __attribute__((target("avx2,fma"))) void keymajor_topk_scan(const QueryBlock& qu
           block_k6q16<kCausal>(kr, w.qpanel.data() + u0 * d, d, scale, w.cuts.data() + u0,
                                w.lims.data() + u0, static_cast<std::int32_t>(j), valid, out, mask);
           for (std::int64_t i = 0; i < nk; ++i) {
-            unsigned m = mask[i];
-            const std::uint32_t key = static_cast<std::uint32_t>(j + i);
-            while (m != 0) {
-              const int u = __builtin_ctz(m);
-              m &= m - 1;
-              const std::int64_t row_i = u0 + u;
-              GemmFilterRow& row = w.rows[static_cast<std::size_t>(row_i)];
-              const float s = out[i * kQueryPanel + u];
-              if (s > row.cut()) {
-                const float* qi = queries.q + (r0 + row_i) * d;
-                row.add(s, key, [&](std::uint32_t k) { return canonical_score(qi, keys.k + k * d, d, p.scale); });
-              }
-              w.cuts[static_cast<std::size_t>(row_i)] = row.cut();
+            for (unsigned m = mask[i]; m != 0; m &= m - 1) {
+              const std::int64_t row_i = u0 + __builtin_ctz(m);
+              w.cuts[static_cast<std::size_t>(row_i)] = admit(row_i, out[i * kQueryPanel + __builtin_ctz(m)],
+                                                              static_cast<std::uint32_t>(j + i), queries, keys, p, r0, w);
             }
           }
         }
@@ -886,10 +877,11 @@ __attribute__((target("avx2,fma"))) void fused_topk_avx2(const QueryBlock& queri
     const std::int64_t next_bytes =
         std::min(TK, std::max<std::int64_t>(0, keys.count - t0 - TK)) * d * static_cast<std::int64_t>(sizeof(float));
     const std::int64_t panels = (tc + kNr - 1) / kNr;
+    SampleCursor sample(seed, t0);
     // Panel outside, row blocks inside: the 16-key panel stays in L1 for every row block.
     for (std::int64_t j0 = 0; j0 < tc; j0 += kNr) {
       prefetch_share(keys.k + std::min(t0 + TK, keys.count) * d, next_bytes, j0 / kNr, panels);
-      if (seed.sampled(t0 + j0)) continue;
+      if (sample.skip(t0 + j0, kNr) != 0) continue;
       const float* kb = w.kpack.data() + j0 * d;
       for (std::int64_t b = 0; b < blocks; ++b) {
         const std::int64_t i0 = b * kMr;  // first row of the block, within this thread's rows
@@ -1044,10 +1036,11 @@ __attribute__((target("avx2,fma"))) void fused_exact_avx2(const QueryBlock& quer
       }
       if (seen == 0) continue;
       // 1. Scores, and the selection.
+      SampleCursor sample(seed, t0);
       for (std::int64_t j0 = 0; j0 < seen; j0 += kNr) {
         for (std::int64_t r = 0; r < kMr; ++r) lim[r] = static_cast<int>(std::clamp<std::int64_t>(limit[r] - j0, 0, kNr));
         block_6x16<true>(w.qpack.data() + b * kMr * d, w.kpack.data() + j0 * d, d, scale,
-                         seed.sampled(t0 + j0) ? no_cut : cut, lim,
+                         sample.skip(t0 + j0, kNr) != 0 ? no_cut : cut, lim,
                          S + j0, mask, ld);
         admit_block(mask, nr, i0, S + j0, ld, static_cast<std::uint32_t>(t0 + j0), queries, keys, p, r0, w, cut);
       }
