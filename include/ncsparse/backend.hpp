@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "ncsparse/candidate.hpp"
 
@@ -46,6 +47,39 @@ struct LocalOutput {
   std::span<double> flash;
 };
 
+// Key rows [begin, end) of the sequence.
+struct KeyRange {
+  std::int64_t begin, end;
+};
+
+// The dense kernels of the strategies that are not a top-k selection: the key-set windows
+// (sink) and the approximators' passes (taylor, features). Host memory, row-major floats in,
+// doubles where they accumulate. Local to a rank; not thread-safe (one per job).
+class DenseKernels {
+ public:
+  virtual ~DenseKernels() = default;
+  // c (rows × cols) = a (rows × inner) · bᵀ (b: cols × inner): score tiles.
+  virtual void scores(const float* a, const float* b, std::int64_t rows, std::int64_t cols, std::int64_t inner,
+                      float* c) = 0;
+  // c (rows × cols) = a (rows × inner) · b (inner × cols): projections.
+  virtual void project(const float* a, const float* b, std::int64_t rows, std::int64_t cols, std::int64_t inner,
+                       float* c) = 0;
+  // Adds one tile of keys [first, first + count) to the flash states (rows × flash_row_size(d))
+  // of softmax(scale·q·k) for queries q (rows × dq) at sequence positions pos, masked causally
+  // when asked. With proj (d × dq) the keys are projected, k ↦ kR; values never are. Scores
+  // in float (sgemm); weights, sums and outputs in double.
+  virtual void flash_tile(const float* q, std::int64_t rows, std::int64_t dq, const std::int64_t* pos,
+                          std::int64_t first, std::int64_t count, const float* k, const float* v, const float* proj,
+                          std::int64_t d, double scale, bool causal, std::span<double> states) = 0;
+  // Merges into `state` (one row, flash_row_size(d)) the keys of `ranges` that lie in the
+  // shard, one by one in increasing index order, scored in double: s = scale·q·k.
+  virtual void key_set_flash(const float* q, std::span<const KeyRange> ranges, const KeyShard& keys, std::int64_t d,
+                             double scale, std::span<double> state) = 0;
+};
+
+// The CPU's dense kernels (OpenBLAS, one thread: ranks and --threads own the cores).
+std::unique_ptr<DenseKernels> make_cpu_dense_kernels();
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -58,6 +92,9 @@ class Backend {
   }
   virtual void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& params,
                           LocalOutput out) = 0;
+  // Its dense kernels (above); null while this backend has none, and the engine runs them on
+  // the CPU's and names them in the report.
+  virtual DenseKernels* dense_kernels() { return nullptr; }
 };
 
 // Returns the backend of that name ("cpu", or "cuda" in builds with NCSPARSE_CUDA); throws Error(kExitUnavailable) when it is not built

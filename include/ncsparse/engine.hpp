@@ -47,20 +47,20 @@ struct ShardRange {
 };
 ShardRange shard_range(std::int64_t n, int ranks, int rank);
 
+// One strategy's result: its rows, their aggregates and its own columns (schema.hpp names
+// every field; outputs iterate the schema, not these members).
 struct StrategyResult {
   WindowSpec spec;
   std::vector<RowStats> rows;
-  std::int64_t clamped_rows = 0;
   Summary k, kept_mass, attn_l1, attn_l2, attn_linf, out_l2, out_linf, out_rel, cert_mass, cert_out;
-  // Approximators only (taylor, features; 0 for the others):
-  std::int64_t features = 0;    // taylor: t features of φ; features: e, the reduced dimension
+  // Columns (strategy_columns()); integers are whole doubles.
+  double clamped_rows = 0;
+  double features = 0;          // taylor: t features of φ; features: e, the reduced dimension
   double state_bytes = 0;       // taylor: its sketch per rank (S and z, doubles); features: R (d × e floats)
-  std::int64_t lost_rows = 0;   // taylor: rows whose denominator φ(q)ᵀz was lost to cancellation (output NaN)
+  double lost_rows = 0;         // taylor: rows whose denominator φ(q)ᵀz was lost to cancellation (output NaN)
+  double unconverged_rows = 0;  // taylor: rows whose degree-q terms carry more than 10% of the denominator
+  double max_last_share = 0;    // taylor: the largest such share over the rows
   double min_cancellation = 0;  // taylor: smallest |φ(q)ᵀz| / Σ|φ(q)_f z_f| over the rows
-  // taylor: rows where the degree-q terms carry more than 10% of the denominator (the series
-  // has not converged at their scores), and the largest such share over the rows.
-  std::int64_t unconverged_rows = 0;
-  double max_last_share = 0;
 };
 
 struct SparsityResult {
@@ -69,10 +69,9 @@ struct SparsityResult {
   std::int64_t uncovered_rows = 0;  // rows whose list was too short to count them all
 };
 
-// Wall time of each phase, the maximum over ranks, in seconds.
+// Wall time of each phase, the maximum over ranks, in seconds (schema.hpp: phase_times()).
 struct PhaseTimes {
-  double generate = 0 /* inputs: generated or read */, local_pass = 0, merge = 0, sparse = 0, stats = 0, output = 0, total = 0;
-  double approx = 0;  // the approximators: sketches, projections, their passes, reductions and row errors
+  double generate = 0, local_pass = 0, merge = 0, sparse = 0, approx = 0, stats = 0, output = 0, total = 0;
 };
 
 struct JobResult {
@@ -89,6 +88,9 @@ struct JobResult {
   std::string collectives = "mpi";  // how ranks merged: "nccl", or "mpi" with the reason
   Summary score_max;                // the row's largest score s·q·k (exact pass only): the score range
   std::vector<std::string> warnings;  // one line each, identical on every rank (the CLI prints them from rank 0)
+  // Parts of the job that ran on the CPU although the backend is another one (the report
+  // header names them), e.g. "sink windows, approximators' dense passes".
+  std::string cpu_fallback;
   // Only with keep_rows: merged lists (queries × L), exact outputs (queries × d) and sparse
   // outputs per strategy (strategies × queries × d).
   std::vector<Candidate> lists;

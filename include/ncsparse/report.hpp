@@ -11,6 +11,8 @@ namespace ncsparse {
 enum class Format { Table, Csv, Json };
 
 Format parse_format(const std::string& text);
+// A number for the table: printf format, "-" for NaN.
+std::string format_number(double x, const char* fmt = "%.3g");
 std::string format_result(const JobResult& result, Format format);
 
 // Writes the job's warnings to stderr, one line each as "ncsparse: warning: <prefix><line>", on

@@ -1,7 +1,8 @@
-// ncsparse report: the summary table of a study's results file.
+// ncsparse report: the summary table of a study's results file; ncsparse schema: the statistics.
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "ncsparse/schema.hpp"
 #include "study/report_study.hpp"
 
 namespace ncsparse::cli {
@@ -19,6 +20,20 @@ Runner add_report_command(CLI::App& app) {
   return [o](const Comm& comm) {
     const study::ReportFormat format = study::parse_report_format(o->format);
     print_from_rank0(comm, [&] { return study::format_study_results(o->file, format); });
+    return 0;
+  };
+}
+
+}  // namespace ncsparse::cli
+
+namespace ncsparse::cli {
+
+// ncsparse schema: every statistic, column and phase time the outputs carry (docs/statistics.md).
+Runner add_schema_command(CLI::App& app) {
+  app.add_subcommand("schema", "Print the statistics schema: every per-row statistic, per-strategy column and phase "
+                               "time that the outputs carry, as Markdown (docs/statistics.md)");
+  return [](const Comm& comm) {
+    print(comm, schema_markdown());
     return 0;
   };
 }

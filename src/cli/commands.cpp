@@ -16,6 +16,7 @@ std::vector<Command> add_commands(CLI::App& app) {
   add(&add_attend_command);
   add(&add_study_command);
   add(&add_report_command);
+  add(&add_schema_command);
   add(&add_fit_command);
   return commands;
 }
@@ -71,11 +72,9 @@ ModelParams finish_model_options(const ModelOptions& o) {
 void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string>& default_windows) {
   JobConfig& j = o.job;
   o.windows = default_windows;
-  cmd.add_option("--window", o.windows,
-                 "Window strategies, repeatable or space-separated: const:K, log:A (k=ceil(A ln n)), power:A,C "
-                 "(k=ceil(A n^C)), sqrt:A, eps:E (entries with p>=E), mass:D (kept mass>=1-D), cert:D (certified "
-                 "dropped mass<=D), sink:S,W (first S and last W positions), taylor:Q (one-pass Taylor sketch of "
-                 "even degree Q), features:E,KIND (attend with QR, KR: R is d x E, KIND gaussian, sparse or gram)")
+  std::string forms;  // from the strategy registry
+  for (const StrategyKind& k : strategy_kinds()) forms += (forms.empty() ? "" : ", ") + k.form + " (" + k.help + ")";
+  cmd.add_option("--window", o.windows, "Window strategies, repeatable or space-separated: " + forms)
       ->capture_default_str();
   cmd.add_option("--scale", j.scale, "Score scale s in s*q.k (0 means 1/sqrt(d))")->capture_default_str();
   cmd.add_flag("--causal", j.causal, "Causal mask: the query at position p sees keys j <= p");

@@ -26,6 +26,7 @@ std::vector<Command> add_commands(CLI::App& app);
 Runner add_run_command(CLI::App& app);
 Runner add_study_command(CLI::App& app);
 Runner add_report_command(CLI::App& app);
+Runner add_schema_command(CLI::App& app);  // cmd_report.cpp
 Runner add_fit_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
 Runner add_attend_command(CLI::App& app);

@@ -1321,8 +1321,10 @@ class CpuBackend final : public Backend {
     loaded_norm_ = key_norm_max(keys, p.d, std::max(1, p.threads));
   }
   void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, LocalOutput out) override;
+  DenseKernels* dense_kernels() override { return dense_.get(); }
 
  private:
+  std::unique_ptr<DenseKernels> dense_ = make_cpu_dense_kernels();
   // The shard given to load_shard stays unchanged for the job: its norm is computed once.
   KeyShard loaded_{};
   std::int64_t loaded_d_ = -1;

@@ -1,10 +1,10 @@
-// The approximators of PAPERS.md §3–4 inside a job (windows `taylor:q` and `features:e,KIND`),
-// and the dense passes they need: the keys of a shard visited tile by tile (from memory or
-// streamed from the source), exact or projected flash states of a query block over them, and
-// the attention-row errors of an approximator against the exact softmax, without an n × n matrix.
+// The approximators of PAPERS.md §3–4 inside a job (ApproxStrategy: taylor, features), and the
+// dense passes they need: the keys of a shard visited tile by tile (from memory or streamed
+// from the source), exact or projected flash states of a query block over them, and the
+// attention-row errors of an approximator against the exact softmax, without an n × n matrix.
+// Every product runs on the backend's DenseKernels.
 //
-// Internal to the engine (engine.cpp drives it); every function is local to a rank unless its
-// comment says collective.
+// Every function is local to a rank unless its comment says collective.
 #pragma once
 
 #include <cstdint>
@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "ncsparse/backend.hpp"
 #include "ncsparse/comm.hpp"
-#include "ncsparse/features.hpp"
+#include "ncsparse/engine.hpp"
 #include "ncsparse/source.hpp"
-#include "ncsparse/taylor.hpp"
-#include "ncsparse/window.hpp"
+#include "ncsparse/strategy.hpp"
 
 namespace ncsparse::approx {
 
@@ -61,68 +61,51 @@ struct Queries {
   const std::int64_t* pos;
 };
 
+// What an approximator is started with.
+struct Context {
+  std::int64_t d;
+  double scale;
+  std::uint64_t seed;  // the job's seed, for random projections
+  DenseKernels& kernels;
+};
+
 // Flash states (rows × flash_row_size(d), cleared by the caller) of softmax(scale·q·k) over the
-// keys of `tiles`, masked causally when asked. With `proj` (d × q.dq, row-major) the keys are
-// projected, k ↦ kR, tile by tile; the values are never projected. Scores in float (sgemm),
-// weights, sums and the output in double.
-void dense_flash(KeyTiles& tiles, const Queries& q, const float* proj, std::int64_t d, double scale, bool causal,
-                 std::span<double> states);
+// keys of `tiles` (DenseKernels::flash_tile, tile by tile).
+void dense_flash(DenseKernels& kernels, KeyTiles& tiles, const Queries& q, const float* proj, std::int64_t d,
+                 double scale, bool causal, std::span<double> states);
 
 // One approximator window of a job.
 class Approximator {
  public:
   virtual ~Approximator() = default;
-  const WindowSpec& spec() const { return spec_; }
   // Local: takes in this rank's keys (a pass over the tiles). Then reduce (collective) and
   // finish (local, identical on every rank).
   virtual void add_keys(std::int64_t first, std::int64_t rows, const float* k, const float* v) = 0;
   virtual void reduce(const Comm& comm) = 0;
   virtual void finish() {}
-  // Outputs ô of a block (rows × d): taylor from its sketch (local); features by a projected
-  // dense pass and a log-sum-exp merge (collective). Rows without an answer come out NaN.
-  virtual void outputs(const Comm& comm, KeyTiles& tiles, const Queries& q, bool causal,
-                       std::span<double> out) = 0;
-  // The approximation's unnormalised weight of each key of one tile for one query row, given
-  // the row's scores s = scale·q·k over the tile (and the raw tile for projections): fills w
-  // with p̂_j (normalised). Called after outputs() of the same block.
+  // Outputs ô of a block (rows × d): from a sketch (local) or by a dense pass and a log-sum-exp
+  // merge (collective). Rows without an answer come out NaN.
+  virtual void outputs(const Comm& comm, KeyTiles& tiles, const Queries& q, bool causal, std::span<double> out) = 0;
+  // The approximation's weight p̂_j of each key of one tile for one query row, given the row's
+  // scores s = scale·q·k over the tile (and the raw tile, in tile_begin, for projections).
+  // Called after outputs() of the same block.
   virtual void tile_begin(const float* k, std::int64_t rows) { (void)k, (void)rows; }
   virtual void row_weights(std::int64_t row, std::int64_t tile_first, const double* s, std::int64_t count,
                            double* p_hat) = 0;
-
-  std::int64_t features() const { return features_; }
-  double state_bytes() const { return state_bytes_; }
-  std::int64_t lost_rows() const { return lost_rows_; }
-  double min_cancellation() const { return min_cancellation_; }
-  std::int64_t unconverged_rows() const { return unconverged_rows_; }
-  double max_last_share() const { return max_last_share_; }
+  // Its own columns of the result (schema.hpp: strategy_columns()), after the last block.
+  virtual void columns(StrategyResult& result) const = 0;
   // One line per problem seen so far (rows: the rows evaluated), for stderr.
   virtual std::vector<std::string> warnings(std::int64_t rows) const { (void)rows; return {}; }
-
- protected:
-  explicit Approximator(const WindowSpec& spec) : spec_(spec) {}
-  WindowSpec spec_;
-  std::int64_t features_ = 0;
-  double state_bytes_ = 0;
-  std::int64_t lost_rows_ = 0;
-  double min_cancellation_ = 1;
-  std::int64_t unconverged_rows_ = 0;
-  double max_last_share_ = 0;
 };
-
-// Bytes per rank the window's state needs (0 for non-approximators), for the memory check.
-double state_bytes(const WindowSpec& w, std::int64_t d, std::int64_t block);
-
-// Throws a usage Error for a window that cannot run with these dimensions (features e > d,
-// taylor t too large for this machine).
-void validate(const WindowSpec& w, std::int64_t d, double memory_bytes);
-
-std::unique_ptr<Approximator> make(const WindowSpec& w, std::int64_t d, double scale, std::uint64_t seed);
 
 // Attention-row errors of the approximators against the exact softmax of the same rows, over
 // this rank's keys: per approximator a and row i, err[(a·rows + i)·3 + {0, 1, 2}] += Σ|p̂ − p|,
 // Σ(p̂ − p)², max|p̂ − p| (the caller sums the first two and takes the maximum of the third
 // over ranks). exact: rows × flash_row_size(d) merged states.
-void row_errors(KeyTiles& tiles, const Queries& q, std::int64_t d, double scale, bool causal,
+void row_errors(DenseKernels& kernels, KeyTiles& tiles, const Queries& q, std::int64_t d, double scale, bool causal,
                 std::span<const double> exact, std::span<Approximator* const> approximators, std::span<double> err);
+
+// "12.3 GiB", for messages.
+std::string gib(double bytes);
 
 }  // namespace ncsparse::approx

@@ -1,5 +1,7 @@
 #include "ncsparse/report.hpp"
 
+#include "ncsparse/schema.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -8,12 +10,7 @@
 namespace ncsparse {
 namespace {
 
-std::string num(double x, const char* fmt = "%.3g") {
-  if (std::isnan(x)) return "-";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, x);
-  return buf;
-}
+std::string num(double x, const char* fmt = "%.3g") { return format_number(x, fmt); }
 
 std::string json_num(double x) {
   if (!std::isfinite(x)) return "null";
@@ -51,23 +48,6 @@ std::string model_text(const JobConfig& c) {
   return os.str();
 }
 
-struct Metric {
-  const char* name;
-  const Summary StrategyResult::*field;
-};
-const Metric kMetrics[] = {
-    {"k", &StrategyResult::k},
-    {"kept_mass", &StrategyResult::kept_mass},
-    {"attn_l1", &StrategyResult::attn_l1},
-    {"attn_l2", &StrategyResult::attn_l2},
-    {"attn_linf", &StrategyResult::attn_linf},
-    {"out_l2", &StrategyResult::out_l2},
-    {"out_linf", &StrategyResult::out_linf},
-    {"out_rel", &StrategyResult::out_rel},
-    {"cert_mass", &StrategyResult::cert_mass},
-    {"cert_out", &StrategyResult::cert_out},
-};
-
 std::string table(const JobResult& r) {
   const JobConfig& c = r.config;
   std::ostringstream os;
@@ -76,7 +56,9 @@ std::string table(const JobResult& r) {
      << " backend=" << c.backend << " collectives=" << r.collectives << "\n"
      << "  model " << model_text(c) << ", seed " << c.model.seed << ", scale " << num(r.scale, "%.6g") << ", "
      << (c.causal ? "causal" : "not causal") << ", candidate list K+1=" << r.list_length << ", exact pass "
-     << (c.exact ? "on" : "off") << "\n\n";
+     << (c.exact ? "on" : "off") << "\n";
+  if (!r.cpu_fallback.empty()) os << "  on the CPU although the backend is " << c.backend << ": " << r.cpu_fallback << "\n";
+  os << "\n";
 
   char line[512];
   int name_width = 14;
@@ -105,18 +87,8 @@ std::string table(const JobResult& r) {
   os << "(statistics over " << rows
      << " query rows; certificate bound: upper bound on |o^-o|_2 that needs no exact pass)\n";
   for (const StrategyResult& s : r.strategies) {
-    if (s.spec.kind == WindowKind::Taylor) {
-      os << s.spec.text << ": one-pass sketch with t = " << s.features << " features of phi, "
-         << num(s.state_bytes / (1024.0 * 1024.0), "%.3g") << " MiB of state per rank; smallest |phi(q).z| / "
-         << "sum|terms| " << num(s.min_cancellation, "%.2g");
-      os << "; largest share of the degree-" << static_cast<int>(s.spec.a) << " terms " << num(s.max_last_share, "%.2g");
-      if (s.unconverged_rows > 0) os << " (" << s.unconverged_rows << " rows above 0.1: not converged)";
-      if (s.lost_rows > 0) os << "; " << s.lost_rows << " rows lost (NaN)";
-      os << "\n";
-    } else if (s.spec.kind == WindowKind::Features) {
-      os << s.spec.text << ": e = " << s.features << " features; ||D(Y)^-1 exp(YY^T) - D(X)^-1 exp(XX^T)||_inf "
-         << "over the " << s.attn_linf.count << " rows = " << num(s.attn_linf.max) << " (max attention-row linf)\n";
-    }
+    const std::string line = s.spec->summary_line(s);
+    if (!line.empty()) os << s.spec.text << ": " << line << "\n";
   }
   if (r.score_max.count > 0) {
     os << "score range: largest s*q.k per row: mean " << num(r.score_max.mean) << ", min " << num(r.score_max.min)
@@ -129,28 +101,34 @@ std::string table(const JobResult& r) {
     if (s.uncovered_rows > 0) os << "; " << s.uncovered_rows << " rows had more than K entries and are left out";
     os << ")\n";
   }
-  const PhaseTimes& t = r.times;
-  std::snprintf(line, sizeof line,
-                "wall time (s, max over ranks): inputs %.3f | local pass %.3f | merge %.3f | sparse softmax %.3f | "
-                "approximators %.3f | stats %.3f | output %.3f | total %.3f\n",
-                t.generate, t.local_pass, t.merge, t.sparse, t.approx, t.stats, t.output, t.total);
-  os << line;
+  os << "wall time (s, max over ranks):";
+  const char* sep = " ";
+  for (const PhaseTime& p : phase_times()) {
+    std::snprintf(line, sizeof line, "%s%s %.3f", sep, p.label, r.times.*p.field);
+    os << line;
+    sep = " | ";
+  }
+  os << "\n(--format csv or json: every statistic of docs/statistics.md)\n";
   return os.str();
 }
 
 std::string csv(const JobResult& r) {
   std::ostringstream os;
-  os << "strategy,rows,clamped_rows,features,state_bytes,lost_rows,unconverged_rows";
-  for (const Metric& m : kMetrics) {
-    for (const char* a : {"mean", "min", "p50", "p90", "p99", "max"}) os << ',' << m.name << '_' << a;
+  os << "strategy,rows";
+  for (const StrategyColumn& c : strategy_columns()) os << ',' << c.name;
+  for (const RowStatistic& m : row_statistics()) {
+    for (const char* a : kAggregates) os << ',' << m.name << '_' << a;
   }
   os << "\n";
   for (const StrategyResult& s : r.strategies) {
-    os << '"' << s.spec.text << '"' << ',' << s.rows.size() << ',' << s.clamped_rows << ',' << s.features << ','
-       << json_num(s.state_bytes) << ',' << s.lost_rows << ',' << s.unconverged_rows;
-    for (const Metric& m : kMetrics) {
-      const Summary& x = s.*(m.field);
-      for (double v : {x.mean, x.min, x.p50, x.p90, x.p99, x.max}) os << ',' << (std::isnan(v) ? "" : json_num(v));
+    os << '"' << s.spec.text << '"' << ',' << s.rows.size();
+    for (const StrategyColumn& c : strategy_columns()) os << ',' << json_num(s.*c.field);
+    for (const RowStatistic& m : row_statistics()) {
+      const Summary& x = s.*m.summary;
+      for (std::size_t a = 0; a < kAggregateCount; ++a) {
+        const double v = aggregate(x, a);
+        os << ',' << (std::isnan(v) ? "" : json_num(v));
+      }
     }
     os << "\n";
   }
@@ -182,11 +160,9 @@ std::string json(const JobResult& r) {
      << ",\n  \"strategies\": [";
   for (std::size_t i = 0; i < r.strategies.size(); ++i) {
     const StrategyResult& s = r.strategies[i];
-    os << (i ? "," : "") << "\n    {\"strategy\": " << json_str(s.spec.text) << ", \"rows\": " << s.rows.size()
-       << ", \"clamped_rows\": " << s.clamped_rows << ", \"features\": " << s.features
-       << ", \"state_bytes\": " << json_num(s.state_bytes) << ", \"lost_rows\": " << s.lost_rows
-       << ", \"unconverged_rows\": " << s.unconverged_rows << ", \"max_last_share\": " << json_num(s.max_last_share);
-    for (const Metric& mt : kMetrics) os << ", " << json_str(mt.name) << ": " << summary_json(s.*(mt.field));
+    os << (i ? "," : "") << "\n    {\"strategy\": " << json_str(s.spec.text) << ", \"rows\": " << s.rows.size();
+    for (const StrategyColumn& c : strategy_columns()) os << ", " << json_str(c.name) << ": " << json_num(s.*c.field);
+    for (const RowStatistic& mt : row_statistics()) os << ", " << json_str(mt.name) << ": " << summary_json(s.*mt.summary);
     os << "}";
   }
   os << "\n  ],\n  \"sparsity\": [";
@@ -195,14 +171,24 @@ std::string json(const JobResult& r) {
     os << (i ? ", " : "") << "{\"eps\": " << json_num(s.eps) << ", \"uncovered_rows\": " << s.uncovered_rows
        << ", \"count\": " << summary_json(s.count) << "}";
   }
-  const PhaseTimes& t = r.times;
-  os << "],\n  \"seconds\": {\"inputs\": " << json_num(t.generate) << ", \"local_pass\": " << json_num(t.local_pass)
-     << ", \"merge\": " << json_num(t.merge) << ", \"sparse\": " << json_num(t.sparse)
-     << ", \"approx\": " << json_num(t.approx) << ", \"stats\": " << json_num(t.stats) << ", \"output\": " << json_num(t.output) << ", \"total\": " << json_num(t.total) << "}\n}\n";
+  os << "],\n  \"seconds\": {";
+  for (const PhaseTime& p : phase_times()) {
+    os << (p.field == phase_times()[0].field ? "" : ", ") << json_str(p.name) << ": " << json_num(r.times.*p.field);
+  }
+  os << "}";
+  if (!r.cpu_fallback.empty()) os << ",\n  \"cpu_fallback\": " << json_str(r.cpu_fallback);
+  os << "\n}\n";
   return os.str();
 }
 
 }  // namespace
+
+std::string format_number(double x, const char* fmt) {
+  if (std::isnan(x)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, x);
+  return buf;
+}
 
 void print_warnings(int rank, const JobResult& result, const std::string& prefix) {
   if (rank != 0) return;

@@ -11,6 +11,8 @@
 #include <limits>
 #include <set>
 
+#include "ncsparse/schema.hpp"
+
 namespace ncsparse::io {
 namespace {
 
@@ -260,7 +262,9 @@ class OutputSink final : public BlockSink {
     std::int64_t d = 0, L = 0, m = 0, heads = 1;
     std::vector<h5::Handle> o_sparse;  // per strategy
     h5::Handle o_exact, list_index, list_score;
-    // per strategy: k, clamped, then (save_cert) cert_mass, cert_out, then (exact) the error stats
+    // The per-row statistics written (schema.hpp: those the run has), and per strategy their
+    // datasets: "clamped" first, then one per statistic.
+    std::vector<const RowStatistic*> row_stats;
     std::vector<std::vector<h5::Handle>> stats;
     bool cert = false, exact = false;
   };
@@ -305,26 +309,23 @@ class OutputSink final : public BlockSink {
     const std::vector<hsize_t> vec = mat_dims(0);
     for (std::size_t w = 0; w < s_.stats.size(); ++w) {
       const std::span<const RowStats> st = b.stats[w].subspan(lo, cnt);
-      std::size_t next = 0;
       i64_.resize(cnt);
-      for (std::size_t i = 0; i < cnt; ++i) i64_[i] = st[i].k;
-      h5::write_rows(s_.stats[w][next++], H5T_NATIVE_INT64, vec, s_.headed, head, row0, rows, i64_.data(), dxpl_,
-                     "per-row statistics");
       for (std::size_t i = 0; i < cnt; ++i) i64_[i] = st[i].clamped ? 1 : 0;
-      h5::write_rows(s_.stats[w][next++], H5T_NATIVE_INT64, vec, s_.headed, head, row0, rows, i64_.data(), dxpl_,
+      h5::write_rows(s_.stats[w][0], H5T_NATIVE_INT64, vec, s_.headed, head, row0, rows, i64_.data(), dxpl_,
                      "per-row statistics");
-      auto put = [&](double RowStats::*field) {
-        f64_.resize(cnt);
-        for (std::size_t i = 0; i < cnt; ++i) f64_[i] = st[i].*field;
-        h5::write_rows(s_.stats[w][next++], H5T_NATIVE_DOUBLE, vec, s_.headed, head, row0, rows, f64_.data(), dxpl_,
-                       "per-row statistics");
-      };
-      if (s_.cert) put(&RowStats::cert_mass), put(&RowStats::cert_out);
-      if (s_.exact) {
-        for (auto f : {&RowStats::kept_mass, &RowStats::attn_l1, &RowStats::attn_l2, &RowStats::attn_linf,
-                       &RowStats::out_l2, &RowStats::out_linf, &RowStats::out_rel}) {
-          put(f);
+      for (std::size_t x = 0; x < s_.row_stats.size(); ++x) {
+        const RowStatistic& stat = *s_.row_stats[x];
+        const void* data = nullptr;
+        if (stat.integer) {
+          for (std::size_t i = 0; i < cnt; ++i) i64_[i] = static_cast<std::int64_t>(stat.get(st[i]));
+          data = i64_.data();
+        } else {
+          f64_.resize(cnt);
+          for (std::size_t i = 0; i < cnt; ++i) f64_[i] = stat.get(st[i]);
+          data = f64_.data();
         }
+        h5::write_rows(s_.stats[w][x + 1], stat.integer ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, vec, s_.headed, head,
+                       row0, rows, data, dxpl_, "per-row statistics");
       }
     }
   }
@@ -337,9 +338,6 @@ class OutputSink final : public BlockSink {
   std::vector<double> f64_;
   std::vector<std::int64_t> i64_;
 };
-
-const char* kCertStats[] = {"cert_mass", "cert_out"};
-const char* kExactStats[] = {"kept_mass", "attn_l1", "attn_l2", "attn_linf", "out_l2", "out_linf", "out_rel"};
 
 }  // namespace
 
@@ -383,6 +381,12 @@ std::vector<JobResult> attend_file(const Comm& comm, const AttendConfig& c,
   sets.L = list_length(job.windows, job.n, job.max_k);
   sets.exact = job.exact;
   sets.cert = c.save_cert;
+  for (const RowStatistic& stat : row_statistics()) {
+    if (stat.need == Need::Always || (stat.need == Need::Exact && sets.exact) ||
+        (stat.need == Need::Certificate && sets.cert)) {
+      sets.row_stats.push_back(&stat);
+    }
+  }
   const std::vector<std::int64_t> row_ids = sample_positions(job.query_rows, job.queries);
 
   collective(comm, [&] {
@@ -432,13 +436,9 @@ std::vector<JobResult> attend_file(const Comm& comm, const AttendConfig& c,
       h5::write_attr(sets.o_sparse.back(), "strategy_index", static_cast<std::int64_t>(w));
       std::vector<h5::Handle> st;
       const std::string g = "/stats/" + spec + "/";
-      st.push_back(h5::create_dataset(f, g + "k", H5T_STD_I64LE, dims(0)));
       st.push_back(h5::create_dataset(f, g + "clamped", H5T_STD_I64LE, dims(0)));
-      if (sets.cert) {
-        for (const char* name : kCertStats) st.push_back(h5::create_dataset(f, g + name, H5T_IEEE_F64LE, dims(0)));
-      }
-      if (sets.exact) {
-        for (const char* name : kExactStats) st.push_back(h5::create_dataset(f, g + name, H5T_IEEE_F64LE, dims(0)));
+      for (const RowStatistic* stat : sets.row_stats) {
+        st.push_back(h5::create_dataset(f, g + stat->name, stat->integer ? H5T_STD_I64LE : H5T_IEEE_F64LE, dims(0)));
       }
       sets.stats.push_back(std::move(st));
     }

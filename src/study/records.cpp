@@ -1,5 +1,7 @@
 #include "study/records.hpp"
 
+#include "ncsparse/schema.hpp"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -121,7 +123,9 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
   r.text["windows"] = join(windows, '\n');
   r.text["strategies"] = join(strategies, '\n');
   r.text["backend"] = j.backend;
-  r.text["stat_fields"] = "count,mean,min,p50,p90,p99,max";
+  std::string stat_fields;
+  for (const char* a : kAggregates) stat_fields += (stat_fields.empty() ? "" : ",") + std::string(a);
+  r.text["stat_fields"] = stat_fields;
   r.ints["index"] = c.index;
   r.ints["n"] = j.n;
   r.ints["d"] = j.model.d;
@@ -147,30 +151,20 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
   r.num["scale"] = res.scale;
   r.num["v_max_norm"] = res.v_max_norm;
   const hsize_t S = res.strategies.size();
-  for (std::size_t m = 0; m < std::size(kMetricNames); ++m) {
-    static const Summary StrategyResult::*const fields[] = {
-        &StrategyResult::k,      &StrategyResult::kept_mass, &StrategyResult::attn_l1,  &StrategyResult::attn_l2,
-        &StrategyResult::attn_linf, &StrategyResult::out_l2, &StrategyResult::out_linf, &StrategyResult::out_rel,
-        &StrategyResult::cert_mass, &StrategyResult::cert_out};
-    Record::Array a{{S, 7}, {}};
+  for (const RowStatistic& stat : row_statistics()) {
+    Record::Array a{{S, kAggregateCount}, {}};
     for (const StrategyResult& s : res.strategies) {
-      const std::vector<double> row = summary_row(s.*fields[m]);
+      const std::vector<double> row = summary_row(s.*stat.summary);
       a.values.insert(a.values.end(), row.begin(), row.end());
     }
-    r.arrays[std::string("stat_") + kMetricNames[m]] = std::move(a);
+    r.arrays[std::string("stat_") + stat.name] = std::move(a);
   }
-  Record::Array clamped{{S}, {}};
-  for (const StrategyResult& s : res.strategies) clamped.values.push_back(static_cast<double>(s.clamped_rows));
-  r.arrays["clamped_rows"] = std::move(clamped);
-  // The approximators' own numbers (taylor: t, sketch bytes, rows lost to cancellation;
-  // features: e, bytes of R) and the score range; records of older versions lack them.
-  Record::Array approx{{S, 5}, {}};
-  for (const StrategyResult& s : res.strategies) {
-    approx.values.insert(approx.values.end(), {static_cast<double>(s.features), s.state_bytes,
-                                               static_cast<double>(s.lost_rows),
-                                               static_cast<double>(s.unconverged_rows), s.max_last_share});
+  // The strategies' columns (clamped_rows; the approximators' t or e, state bytes, lost rows...).
+  for (const StrategyColumn& c : strategy_columns()) {
+    Record::Array a{{S}, {}};
+    for (const StrategyResult& s : res.strategies) a.values.push_back(s.*c.field);
+    r.arrays[c.name] = std::move(a);
   }
-  r.arrays["approx"] = std::move(approx);
   r.arrays["score_max"] = Record::Array{{7}, summary_row(res.score_max)};
   Record::Array sp{{res.sparsity.size(), 9}, {}};
   for (const SparsityResult& s : res.sparsity) {
@@ -208,9 +202,14 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
   r.arrays["cert_violations"] = std::move(viol);
   r.text["cert_violations_fields"] = "dropped_mass,out_l2";
   r.text["sparsity_fields"] = "eps,count,mean,min,p50,p90,p99,max,uncovered_rows";
-  const PhaseTimes& t = res.times;
-  r.arrays["times"] = {{7}, {t.generate, t.local_pass, t.merge, t.sparse, t.stats, t.output, t.total}};
-  r.text["times_fields"] = "inputs,local_pass,merge,sparse,stats,output,total";
+  Record::Array times{{phase_times().size()}, {}};
+  std::string times_fields;
+  for (const PhaseTime& p : phase_times()) {
+    times.values.push_back(res.times.*p.field);
+    times_fields += (times_fields.empty() ? "" : ",") + std::string(p.name);
+  }
+  r.arrays["times"] = std::move(times);
+  r.text["times_fields"] = times_fields;
   return r;
 }
 
@@ -423,22 +422,19 @@ void build_results(const std::string& out, const StudySpec& spec, const std::str
         for (const char* k : {"index", "n", "d", "seed", "queries"}) {
           cols[k].push_back(static_cast<double>(r.ints.at(k)));
         }
-        for (const char* m : kMetricNames) {
-          const Record::Array& a = r.arrays.at(std::string("stat_") + m);
-          for (std::size_t f = 1; f < 7; ++f) {
-            cols[std::string(m) + "_" + kSummaryFields[f]].push_back(a.values[s * 7 + f]);
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        for (const RowStatistic& stat : row_statistics()) {
+          const Record::Array& a = r.arrays.at(std::string("stat_") + stat.name);
+          for (std::size_t f = 1; f < kAggregateCount; ++f) {
+            cols[std::string(stat.name) + "_" + kAggregates[f]].push_back(a.values[s * kAggregateCount + f]);
           }
         }
-        cols["clamped_rows"].push_back(r.arrays.at("clamped_rows").values[s]);
-        const auto approx = r.arrays.find("approx");
+        // Columns a record of an older version lacks are NaN.
+        for (const StrategyColumn& c : strategy_columns()) {
+          const auto a = r.arrays.find(c.name);
+          cols[c.name].push_back(a != r.arrays.end() ? a->second.values[s] : nan);
+        }
         const auto score = r.arrays.find("score_max");
-        const double nan = std::numeric_limits<double>::quiet_NaN();
-        const bool has = approx != r.arrays.end();
-        cols["features"].push_back(has ? approx->second.values[s * 5] : nan);
-        cols["state_bytes"].push_back(has ? approx->second.values[s * 5 + 1] : nan);
-        cols["lost_rows"].push_back(has ? approx->second.values[s * 5 + 2] : nan);
-        cols["unconverged_rows"].push_back(has ? approx->second.values[s * 5 + 3] : nan);
-        cols["max_last_share"].push_back(has ? approx->second.values[s * 5 + 4] : nan);
         cols["score_max_max"].push_back(score != r.arrays.end() ? score->second.values[6] : nan);
       }
     }

@@ -17,10 +17,8 @@ namespace ncsparse::study {
 
 inline constexpr const char* kFormat = "ncsparse-study-1";
 
-// The statistics every record holds per strategy, and the aggregate fields of each.
-inline constexpr const char* kMetricNames[] = {"k",      "kept_mass", "attn_l1",  "attn_l2",   "attn_linf",
-                                               "out_l2", "out_linf",  "out_rel", "cert_mass", "cert_out"};
-inline constexpr const char* kSummaryFields[] = {"count", "mean", "min", "p50", "p90", "p99", "max"};
+// Every record holds per strategy stat_<name> (strategies × the aggregates) for each statistic
+// of row_statistics(), and one array per column of strategy_columns() (schema.hpp).
 
 // A record in memory: attributes and datasets of doubles, by name (sorted, so the checksum
 // does not depend on the order HDF5 lists them in).

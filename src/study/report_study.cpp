@@ -6,22 +6,36 @@
 #include <sstream>
 #include <vector>
 
+#include "ncsparse/schema.hpp"
 #include "study/records.hpp"
 
 namespace ncsparse::study {
 namespace {
 
+// A column of the report: an aggregate of a statistic (record dataset stat_<metric>, field
+// an index into kAggregates) or, with field -1, a strategy column (dataset <metric>).
 struct Column {
-  const char* name;
-  const char* metric;  // record dataset stat_<metric>, or nullptr for the key columns
-  int field;           // index into count,mean,min,p50,p90,p99,max
+  std::string name;
+  std::string metric;
+  int field;
 };
 
-const Column kColumns[] = {
-    {"k_mean", "k", 1},           {"kept_mass_mean", "kept_mass", 1}, {"attn_l1_mean", "attn_l1", 1},
-    {"attn_linf_mean", "attn_linf", 1}, {"out_rel_mean", "out_rel", 1}, {"out_rel_p99", "out_rel", 5},
-    {"out_rel_max", "out_rel", 6}, {"cert_out_mean", "cert_out", 1},
-};
+// The table and Markdown show this digest; CSV every statistic and column of the schema.
+std::vector<Column> columns(bool all) {
+  if (!all) {
+    return {{"k_mean", "k", 1},           {"kept_mass_mean", "kept_mass", 1}, {"attn_l1_mean", "attn_l1", 1},
+            {"attn_linf_mean", "attn_linf", 1}, {"out_rel_mean", "out_rel", 1}, {"out_rel_p99", "out_rel", 5},
+            {"out_rel_max", "out_rel", 6}, {"cert_out_mean", "cert_out", 1}, {"clamped_rows", "clamped_rows", -1}};
+  }
+  std::vector<Column> out;
+  for (const RowStatistic& stat : row_statistics()) {
+    for (std::size_t f = 1; f < kAggregateCount; ++f) {
+      out.push_back({std::string(stat.name) + "_" + kAggregates[f], stat.name, static_cast<int>(f)});
+    }
+  }
+  for (const StrategyColumn& c : strategy_columns()) out.push_back({c.name, c.name, -1});
+  return out;
+}
 
 std::string num(double x, bool exact) {
   if (std::isnan(x)) return exact ? "nan" : "-";
@@ -71,8 +85,8 @@ std::string format_study_results(const std::string& path, ReportFormat format) {
 
   const bool exact = format == ReportFormat::Csv;
   std::vector<std::string> head = {"n", "d", "model", "seed", "strategy"};
-  for (const Column& c : kColumns) head.push_back(c.name);
-  head.push_back("clamped_rows");
+  const std::vector<Column> cols = columns(exact);
+  for (const Column& c : cols) head.push_back(c.name);
   head.push_back("rows");
   std::vector<std::vector<std::string>> rows;
   for (const Record& r : recs) {
@@ -82,11 +96,15 @@ std::string format_study_results(const std::string& path, ReportFormat format) {
     for (std::size_t s = 0; s < strategies.size(); ++s) {
       std::vector<std::string> row = {std::to_string(r.ints.at("n")), std::to_string(r.ints.at("d")), r.text.at("model"),
                                       std::to_string(r.ints.at("seed")), strategies[s]};
-      for (const Column& c : kColumns) {
-        row.push_back(num(r.arrays.at(std::string("stat_") + c.metric).values.at(s * 7 + c.field), exact));
+      for (const Column& c : cols) {
+        if (c.field < 0) {  // a column an older record may lack
+          const auto a = r.arrays.find(c.metric);
+          row.push_back(a == r.arrays.end() ? num(std::nan(""), exact) : num(a->second.values.at(s), true));
+        } else {
+          row.push_back(num(r.arrays.at("stat_" + c.metric).values.at(s * kAggregateCount + c.field), exact));
+        }
       }
-      row.push_back(num(r.arrays.at("clamped_rows").values.at(s), true));
-      row.push_back(num(r.arrays.at("stat_k").values.at(s * 7), true));
+      row.push_back(num(r.arrays.at("stat_k").values.at(s * kAggregateCount), true));
       rows.push_back(std::move(row));
     }
   }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -132,13 +133,6 @@ std::string model_label(const ModelParams& p) {
   return "gaussian(sigma=" + num_text(p.sigma) + position_label(p) + ")";
 }
 
-WindowSpec make_spec(WindowKind kind, double alpha, double c) {
-  WindowSpec w;
-  w.kind = kind;
-  w.a = alpha;
-  w.b = c;
-  return w;
-}
 
 }  // namespace
 
@@ -180,25 +174,27 @@ std::int64_t total_k(const WindowSpec& w, const std::vector<std::int64_t>& lengt
 
 Alignment align_window(const std::string& form, const std::vector<std::int64_t>& lengths, std::int64_t target,
                        const std::string& where) {
-  WindowKind kind;
-  double c = 0;
-  std::string c_text;
-  if (form == "log") {
-    kind = WindowKind::Log;
-  } else if (form == "sqrt") {
-    kind = WindowKind::Sqrt;
-  } else if (form.rfind("power:", 0) == 0) {
-    kind = WindowKind::Power;
-    c_text = form.substr(6);
-    char* end = nullptr;
-    c = std::strtod(c_text.c_str(), &end);
-    if (c_text.empty() || *end != '\0' || !(c > 0 && c <= 1)) {
-      throw usage_error(where + ": '" + form + "': C must be a number in (0, 1] (forms: log, sqrt, power:C)");
-    }
-  } else {
-    throw usage_error(where + ": '" + form + "' cannot be aligned (forms: log, sqrt, power:C; alpha is chosen)");
+  // The registry entry of the form's name says how to write the spec for a given α.
+  const std::size_t colon = form.find(':');
+  const StrategyKind* kind = find_strategy_kind(form.substr(0, colon));
+  std::vector<std::string> rest;
+  if (colon != std::string::npos) {
+    std::istringstream in(form.substr(colon + 1));
+    for (std::string v; std::getline(in, v, ',');) rest.push_back(v);
   }
-  auto total = [&](double a) { return total_k(make_spec(kind, a, c), lengths); };
+  auto arity = [](const std::string& f) {  // values after the name: "power:C" has 1
+    return f.find(':') == std::string::npos ? 0 : 1 + static_cast<std::size_t>(std::count(f.begin(), f.end(), ','));
+  };
+  if (kind == nullptr || kind->align_form.empty() || rest.size() != arity(kind->align_form)) {
+    throw usage_error(where + ": '" + form + "' cannot be aligned (forms: " + alignable_forms() + "; alpha is chosen)");
+  }
+  // α → 0 and the smallest α > 0 give the same windows (⌈0⌉ and ⌈tiny⌉ both clamp to 1).
+  auto spec_for = [&](double a) {
+    return parse_window(kind->aligned_spec(num_text(std::max(a, std::numeric_limits<double>::denorm_min())), rest),
+                        where);
+  };
+  spec_for(1.0);  // the form's own values (e.g. C) are checked here, with the parser's message
+  auto total = [&](double a) { return total_k(spec_for(a), lengths); };
   std::int64_t most = 0;
   for (std::int64_t n : lengths) most += n;
   if (target > most) {
@@ -246,9 +242,7 @@ Alignment align_window(const std::string& form, const std::vector<std::int64_t>&
   Alignment out;
   out.form = form;
   out.alpha = alpha;
-  const std::string text = kind == WindowKind::Power ? "power:" + num_text(alpha) + "," + c_text
-                                                     : form + ":" + num_text(alpha);
-  out.spec = parse_window(text, where);
+  out.spec = spec_for(alpha);
   out.total = total_k(out.spec, lengths);
   return out;
 }
@@ -431,7 +425,7 @@ StudySpec parse_study_text(const std::string& text, const std::string& path) {
   if (align) {
     s.aligned = true;
     s.reference = window(r, *align, "windows.align");
-    if (!s.reference.fixed() || s.reference.kind == WindowKind::Sink) {
+    if (!s.reference.fixed()) {
       r.fail(align->source(), "windows.align",
              "the reference must be a fixed window: const:K, log:A, power:A,C or sqrt:A");
     }

@@ -69,8 +69,8 @@ std::vector<double> project(const float* x, std::int64_t rows, const FeatureProj
 
 // The projection the engine uses for a features window, rebuilt in double.
 FeatureProjection projection_of(const WindowSpec& w, const Inputs& in, std::uint64_t seed) {
-  const auto kind = static_cast<ProjectionKind>(static_cast<int>(w.b));
-  const auto e = static_cast<std::int64_t>(w.a);
+  const auto kind = parse_projection_kind(w.text.substr(w.text.find(',') + 1));
+  const auto e = static_cast<std::int64_t>(w->value(0));
   if (kind != ProjectionKind::Gram) return FeatureProjection::random(kind, in.d, e, seed);
   std::vector<double> g(static_cast<std::size_t>(in.d * in.d), 0.0);
   for (std::int64_t j = 0; j < in.n; ++j)
@@ -120,11 +120,11 @@ std::vector<double> weights(const Inputs& in, std::int64_t i, bool causal, const
                             const FeatureProjection* proj) {
   const std::int64_t d = in.d, visible = causal ? std::min(in.pos[i] + 1, in.n) : in.n;
   std::vector<double> out(static_cast<std::size_t>(visible));
-  if (w.kind == WindowKind::Taylor) {
+  if (w.name() == "taylor") {
     for (std::int64_t j = 0; j < visible; ++j) {
       double dot = 0;
       for (std::int64_t c = 0; c < d; ++c) dot += double(in.q[i * d + c]) * double(in.k[j * d + c]);
-      out[j] = truncated_exp(in.scale * dot, static_cast<int>(w.a));
+      out[j] = truncated_exp(in.scale * dot, static_cast<int>(w->value(0)));
     }
     return out;
   }
@@ -157,15 +157,15 @@ void check_against_brute_force(bool causal, const std::vector<std::string>& wind
     const WindowSpec& spec = cfg.windows[w];
     SCOPED_TRACE(spec.text + (causal ? " causal" : ""));
     FeatureProjection proj;
-    if (spec.kind == WindowKind::Features) {
+    if (spec.name() == "features") {
       proj = projection_of(spec, in, cfg.model.seed);
       EXPECT_EQ(res.strategies[w].features, proj.e());
     } else {
-      EXPECT_EQ(res.strategies[w].features, TaylorFeatures::count(in.d, static_cast<int>(spec.a)));
+      EXPECT_EQ(res.strategies[w].features, TaylorFeatures::count(in.d, static_cast<int>(spec->value(0))));
       EXPECT_EQ(res.strategies[w].lost_rows, 0);
     }
     // The sketch is exact arithmetic on the same float inputs; the projection runs in float.
-    const double out_tol = spec.kind == WindowKind::Taylor ? 1e-6 : 2e-5;
+    const double out_tol = spec.name() == "taylor" ? 1e-6 : 2e-5;
     for (std::int64_t i = 0; i < in.m; ++i) {
       const RowReference ref = reference_row(in, i, causal, weights(in, i, causal, spec, &proj));
       const double* got = res.o_sparse.data() + (w * static_cast<std::size_t>(in.m) + static_cast<std::size_t>(i)) * du;
@@ -221,7 +221,7 @@ TEST(ApproxEngine, TaylorIsCloseToExactForSmallScores) {
   ASSERT_LE(s_max, 0.5) << "the inputs must keep every score in [-0.5, 0.5]";
   const JobResult res = run_job(Comm(MPI_COMM_SELF), cfg);
   for (const StrategyResult& s : res.strategies) {
-    const int q = static_cast<int>(s.spec.a);
+    const int q = static_cast<int>(s.spec->value(0));
     double delta = std::pow(0.5, q + 1) * std::exp(1.0);
     for (int j = 2; j <= q + 1; ++j) delta /= j;
     const double l1_bound = 2 * delta / (1 - delta);

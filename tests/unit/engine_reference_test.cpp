@@ -155,8 +155,8 @@ std::vector<std::int64_t> strategy_set(const Run& run, std::size_t w, std::int64
   const WindowSpec& spec = run.cfg.windows[w];
   const RowRef& r = run.rows[i];
   std::vector<std::int64_t> set;
-  if (spec.kind == WindowKind::Sink) {
-    const std::int64_t sink = static_cast<std::int64_t>(spec.a), recent = static_cast<std::int64_t>(spec.b);
+  if (spec.name() == "sink") {
+    const std::int64_t sink = static_cast<std::int64_t>(spec->value(0)), recent = static_cast<std::int64_t>(spec->value(1));
     for (std::int64_t j = 0; j < r.nv; ++j) {
       if (j < sink || (j > r.pos - recent && j <= r.pos)) set.push_back(j);
     }
@@ -266,7 +266,7 @@ void check_against_reference(const Case& c, MPI_Comm comm = MPI_COMM_SELF) {
       const RowStats& rs = res.strategies[w].rows[i];
       const double* oh = res.o_sparse.data() + (w * m + i) * d;
       const std::vector<std::int64_t> set = strategy_set(run, w, i);
-      if (spec.kind == WindowKind::Sink) {
+      if (spec.name() == "sink") {
         EXPECT_EQ(rs.k, static_cast<std::int64_t>(set.size())) << "sink set size";
       } else {
         const std::int64_t hi = std::min(L - 1, nv);
@@ -277,11 +277,11 @@ void check_against_reference(const Case& c, MPI_Comm comm = MPI_COMM_SELF) {
           const double target = fixed_window_target(spec, nv);
           EXPECT_EQ(rs.k, static_cast<std::int64_t>(std::clamp<double>(target, 1.0, double(hi))));
           EXPECT_EQ(rs.clamped, target < 1 || target > hi);
-        } else if (spec.kind == WindowKind::Cert) {
+        } else if (spec.name() == "cert") {
           std::int64_t want = hi;
           bool clamped = true;
           for (std::int64_t k = 1; k <= std::min<std::int64_t>(hi, valid); ++k) {
-            if (bounds[k - 1] <= spec.a) {
+            if (bounds[k - 1] <= spec->value(0)) {
               want = k;
               clamped = false;
               break;
@@ -293,18 +293,18 @@ void check_against_reference(const Case& c, MPI_Comm comm = MPI_COMM_SELF) {
           // eps / mass: the rule on true probabilities, up to float rounding at the boundary.
           std::vector<double> p(valid);
           for (std::size_t j = 0; j < valid; ++j) p[j] = std::exp(s[row[j].index] - r.top) / r.l;
-          if (spec.kind == WindowKind::Eps) {
+          if (spec.name() == "eps") {
             for (std::int64_t j = 0; j < rs.k && !(rs.clamped && rs.k == 1); ++j)
-              EXPECT_GE(p[j], spec.a * (1 - 1e-4)) << j;
+              EXPECT_GE(p[j], spec->value(0) * (1 - 1e-4)) << j;
             if (!rs.clamped && rs.k < static_cast<std::int64_t>(valid)) {
-              EXPECT_LT(p[rs.k], spec.a * (1 + 1e-4));
+              EXPECT_LT(p[rs.k], spec->value(0) * (1 + 1e-4));
             }
           } else {
             double mass = 0;
             for (std::int64_t j = 0; j < rs.k - 1; ++j) mass += p[j];
-            EXPECT_LT(mass, (1 - spec.a) * (1 + 1e-5)) << "a shorter window already had the mass";
+            EXPECT_LT(mass, (1 - spec->value(0)) * (1 + 1e-5)) << "a shorter window already had the mass";
             if (!rs.clamped) {
-              EXPECT_GE(mass + p[rs.k - 1], (1 - spec.a) * (1 - 1e-5));
+              EXPECT_GE(mass + p[rs.k - 1], (1 - spec->value(0)) * (1 - 1e-5));
             }
           }
         }
@@ -328,7 +328,7 @@ void check_against_reference(const Case& c, MPI_Comm comm = MPI_COMM_SELF) {
       EXPECT_GE(rs.attn_l2, 0.0);
       EXPECT_GE(rs.attn_linf, 0.0);
 
-      if (spec.kind != WindowKind::Sink) {
+      if (spec.name() != "sink") {
         // The certificate is a true bound: on the true dropped mass (with the float rounding of
         // the scores) and on the true output error.
         EXPECT_GE(rs.cert_mass, (1 - M) * (1 - 1e-9) - 1e-6) << "certificate below true dropped mass";
@@ -438,7 +438,7 @@ void check_certificate_vs_measured(const Case& c) {
   for (std::int64_t i = 0; i < c.queries; ++i) {
     const double on = norm2(run.rows[i].o);
     for (std::size_t w = 0; w < run.cfg.windows.size(); ++w) {
-      if (run.cfg.windows[w].kind == WindowKind::Sink) continue;
+      if (run.cfg.windows[w].name() == "sink") continue;
       const RowStats& rs = run.res.strategies[w].rows[i];
       std::ostringstream detail;
       detail.precision(9);

@@ -1,0 +1,57 @@
+// The exact pass's own numbers: outputs o = Σ p_j v_j from the merged flash states, Σ p², the
+// score range and the ε-sparsity counts.
+#include <cmath>
+
+#include "engine/job.hpp"
+#include "ncsparse/flash.hpp"
+
+namespace ncsparse::engine {
+
+std::int64_t visible_keys(std::int64_t pos, std::int64_t n, bool causal) { return causal ? std::min(pos + 1, n) : n; }
+
+void exact_outputs(const Job& job, Block& b) {
+  const std::size_t ru = static_cast<std::size_t>(b.rows), du = static_cast<std::size_t>(job.d);
+  const std::size_t frow = flash_row_size(du);
+  b.n_visible.resize(ru);
+  for (std::size_t i = 0; i < ru; ++i) b.n_visible[i] = visible_keys(b.pos[i], job.n, job.config.causal);
+  if (b.flash.empty()) return;
+  b.o_exact.resize(ru * du);
+  b.sum_sq_all.resize(ru);
+  for (std::size_t i = 0; i < ru; ++i) {
+    const double* fl = b.flash.data() + i * frow;
+    flash_output({fl, frow}, {b.o_exact.data() + i * du, du});
+    b.sum_sq_all[i] = fl[1] > 0 ? fl[2] / (fl[1] * fl[1]) : 0.0;
+  }
+}
+
+void exact_statistics(const Job& job, const Block& b, std::span<double> score_max,
+                      std::span<std::vector<double>> sparsity_counts) {
+  if (b.flash.empty()) return;
+  for (std::int64_t i = 0; i < b.rows; ++i) {
+    const double* fl = b.exact(i, job.d);
+    const std::size_t row = static_cast<std::size_t>(b.first + i);
+    if (fl[1] > 0) score_max[row] = fl[0];
+    if (fl[1] <= 0) continue;
+    const std::span<const Candidate> valid = b.valid(i, job.L);
+    const std::int64_t nv = b.n_visible[static_cast<std::size_t>(i)];
+    for (std::size_t e = 0; e < sparsity_counts.size(); ++e) {
+      const double cut = fl[0] + std::log(job.config.sparsity_eps[e] * fl[1]);
+      std::size_t count = 0;
+      while (count < valid.size() && static_cast<double>(valid[count].score) > cut) ++count;
+      const bool covered = count < valid.size() || valid.size() == static_cast<std::size_t>(nv);
+      sparsity_counts[e][row] = covered ? static_cast<double>(count) : kNaN;
+    }
+  }
+}
+
+double max_row_norm(const float* v, std::int64_t rows, std::int64_t d) {
+  double most = 0;
+  for (std::int64_t j = 0; j < rows; ++j) {
+    double s = 0;
+    for (std::int64_t c = 0; c < d; ++c) s += double(v[j * d + c]) * double(v[j * d + c]);
+    most = std::max(most, std::sqrt(s));
+  }
+  return most;
+}
+
+}  // namespace ncsparse::engine
