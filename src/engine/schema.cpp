@@ -17,15 +17,15 @@ const RowStatistic kRowStatistics[] = {
      [](const RowStats& r) { return r.attn_l2; }, &StrategyResult::attn_l2},
     {"attn_linf", "largest entry-wise distance of the attention rows", "probability", Need::Exact, false,
      [](const RowStats& r) { return r.attn_linf; }, &StrategyResult::attn_linf},
-    {"out_l2", "||o^ - o||_2, the output error", "units of V", Need::Exact, false,
+    {"out_l2", "‖ô − o‖₂, the output error", "units of V", Need::Exact, false,
      [](const RowStats& r) { return r.out_l2; }, &StrategyResult::out_l2},
-    {"out_linf", "||o^ - o||_inf", "units of V", Need::Exact, false, [](const RowStats& r) { return r.out_linf; },
+    {"out_linf", "‖ô − o‖∞", "units of V", Need::Exact, false, [](const RowStats& r) { return r.out_linf; },
      &StrategyResult::out_linf},
-    {"out_rel", "||o^ - o||_2 / ||o||_2", "ratio", Need::Exact, false, [](const RowStats& r) { return r.out_rel; },
+    {"out_rel", "‖ô − o‖₂ / ‖o‖₂", "ratio", Need::Exact, false, [](const RowStats& r) { return r.out_rel; },
      &StrategyResult::out_rel},
     {"cert_mass", "certified upper bound on the dropped mass 1 - M, without the exact pass", "probability",
      Need::Certificate, false, [](const RowStats& r) { return r.cert_mass; }, &StrategyResult::cert_mass},
-    {"cert_out", "certified upper bound on ||o^ - o||_2, without the exact pass", "units of V", Need::Certificate,
+    {"cert_out", "certified upper bound on ‖ô − o‖₂, without the exact pass", "units of V", Need::Certificate,
      false, [](const RowStats& r) { return r.cert_out; }, &StrategyResult::cert_out},
 };
 
@@ -42,7 +42,7 @@ const StrategyColumn kStrategyColumns[] = {
      &StrategyResult::unconverged_rows},
     {"max_last_share", "taylor: the largest share of the degree-q terms over the rows", "ratio", false,
      &StrategyResult::max_last_share},
-    {"min_cancellation", "taylor: the smallest |phi(q).z| / sum |terms| over the rows", "ratio", false,
+    {"min_cancellation", "taylor: the smallest φ(q)ᵀz over the sum of its terms' magnitudes, over the rows", "ratio", false,
      &StrategyResult::min_cancellation},
 };
 
