@@ -37,8 +37,16 @@ double positive_alpha(const SpecArgs& a) {
   return alpha;
 }
 
-std::string one_value(const std::string& name, const std::string& alpha, const std::vector<std::string>&) {
-  return name + ":" + alpha;
+// An entry whose only value is α > 0 (log, sqrt): aligned by writing NAME:α.
+StrategyKind alpha_kind(const std::string& name, const std::string& help, double (*grow)(double n)) {
+  return {name, name + ":A", help,
+          [grow](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
+            a.need(1);
+            const double alpha = positive_alpha(a);
+            return std::make_shared<FixedWindow>(a, std::vector<double>{alpha},
+                                                 [alpha, grow](double n) { return std::ceil(alpha * grow(n)); });
+          },
+          name, [name](const std::string& alpha, const std::vector<std::string>&) { return name + ":" + alpha; }};
 }
 
 }  // namespace
@@ -53,16 +61,7 @@ StrategyKind const_strategy() {
 }
 
 StrategyKind log_strategy() {
-  return {"log", "log:A", "k = ceil(A ln n)",
-          [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
-            a.need(1);
-            const double alpha = positive_alpha(a);
-            return std::make_shared<FixedWindow>(a, std::vector<double>{alpha},
-                                                 [alpha](double n) { return std::ceil(alpha * std::log(n)); });
-          },
-          "log", [](const std::string& alpha, const std::vector<std::string>& rest) {
-            return one_value("log", alpha, rest);
-          }};
+  return alpha_kind("log", "k = ceil(A ln n)", [](double n) { return std::log(n); });
 }
 
 StrategyKind power_strategy() {
@@ -81,16 +80,7 @@ StrategyKind power_strategy() {
 }
 
 StrategyKind sqrt_strategy() {
-  return {"sqrt", "sqrt:A", "k = ceil(A sqrt(n))",
-          [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
-            a.need(1);
-            const double alpha = positive_alpha(a);
-            return std::make_shared<FixedWindow>(a, std::vector<double>{alpha},
-                                                 [alpha](double n) { return std::ceil(alpha * std::sqrt(n)); });
-          },
-          "sqrt", [](const std::string& alpha, const std::vector<std::string>& rest) {
-            return one_value("sqrt", alpha, rest);
-          }};
+  return alpha_kind("sqrt", "k = ceil(A sqrt(n))", [](double n) { return std::sqrt(n); });
 }
 
 }  // namespace ncsparse
