@@ -10,9 +10,19 @@
 #include <cmath>
 #include <cstdint>
 
+// Functions that host code and CUDA device code both call (the rounding margin here, the
+// radix keys of src/cuda/plan.hpp).
+#if defined(__CUDACC__)
+#define NCSPARSE_HD __host__ __device__
+#else
+#define NCSPARSE_HD
+#endif
+
 namespace ncsparse {
 
-inline float canonical_score(const float* q, const float* k, std::int64_t d, double scale) {
+// Always inlined: the CPU backend's AVX2 files are compiled with -mavx2, and an out-of-line copy
+// made there could be the one the linker keeps for the portable path too.
+[[gnu::always_inline]] inline float canonical_score(const float* q, const float* k, std::int64_t d, double scale) {
   // Eight interleaved partial sums, combined in a fixed order: deterministic, and the loop
   // vectorises without any reassociation by the compiler.
   constexpr std::int64_t kLanes = 8;
@@ -27,15 +37,20 @@ inline float canonical_score(const float* q, const float* k, std::int64_t d, dou
   return static_cast<float>(scale * dot) + 0.0f;
 }
 
-// Bound on |GEMM score − canonical score| for a query of norm q_norm against keys of norm at
-// most k_norm_max, plus the rounding of a score of magnitude up to `magnitude`. A GEMM score
-// at or below threshold − margin has a canonical score at or below the threshold, whatever
-// order the GEMM summed in (Higham's γ_d bound with Cauchy–Schwarz).
-inline float score_margin(double q_norm, double k_norm_max, std::int64_t d, double scale, double magnitude) {
+// Bound on |GEMM score − canonical score| for a score whose terms sum in absolute value to at
+// most dot_bound = scale·‖q‖·max‖k‖, plus the rounding of a score of magnitude up to
+// `magnitude`. A GEMM score at or below threshold − margin has a canonical score at or below
+// the threshold, whatever order the GEMM summed in (Higham's γ_d bound with Cauchy–Schwarz).
+// The one formula of the CPU backend and the CUDA kernels.
+NCSPARSE_HD inline float score_margin_of_bound(double dot_bound, std::int64_t d, double magnitude) {
   constexpr double u = 1.0 / 16777216.0;  // unit roundoff of float, 2^-24
   const double gamma = (static_cast<double>(d) + 2) * u / (1 - (static_cast<double>(d) + 2) * u);
-  const double dot_bound = scale * q_norm * k_norm_max;
   return static_cast<float>(1.01 * (gamma * dot_bound + 4 * u * (magnitude + dot_bound)));
+}
+
+// The same for a query of norm q_norm against keys of norm at most k_norm_max.
+inline float score_margin(double q_norm, double k_norm_max, std::int64_t d, double scale, double magnitude) {
+  return score_margin_of_bound(scale * q_norm * k_norm_max, d, magnitude);
 }
 
 }  // namespace ncsparse

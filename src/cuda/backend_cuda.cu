@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/score.hpp"
 #include "cuda/device.cuh"
 #include "cuda/plan.hpp"
 #include "ncsparse/backend.hpp"
@@ -109,10 +110,9 @@ __device__ std::int64_t visible_keys(const TileArgs& a, int row) {
   return limit < 0 ? 0 : (limit > a.tc ? a.tc : limit);
 }
 
+// The rounding margin of src/core/score.hpp for a row of bound `base` at threshold t.
 __device__ float margin_of(float base, float threshold, std::int64_t d) {
-  const double u = 1.0 / 16777216.0;
-  const double gamma = (double(d) + 2) * u / (1 - (double(d) + 2) * u);
-  return float(1.01 * (gamma * base + 4 * u * (fabs(double(threshold)) + base)));
+  return score_margin_of_bound(double(base), d, fabs(double(threshold)));
 }
 
 // Re-scores the keys flagged in `mask` (bit l: key first + l·stride of the tile), four at a time,

@@ -6,13 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/score.hpp"  // NCSPARSE_HD
 #include "ncsparse/candidate.hpp"
-
-#if defined(__CUDACC__)
-#define NCSPARSE_HD __host__ __device__
-#else
-#define NCSPARSE_HD
-#endif
 
 namespace ncsparse::cuda {
 

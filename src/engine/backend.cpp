@@ -5,7 +5,7 @@
 
 namespace ncsparse {
 
-std::unique_ptr<Backend> make_cpu_backend();  // src/cpu/local_pass_cpu.cpp
+std::unique_ptr<Backend> make_cpu_backend();  // src/cpu/backend_cpu.cpp
 #if defined(NCSPARSE_HAVE_CUDA)
 std::unique_ptr<Backend> make_cuda_backend();  // src/cuda/backend_cuda.cu
 #endif
