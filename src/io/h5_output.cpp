@@ -1,6 +1,5 @@
 #include "io/h5_output.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,23 +12,6 @@
 
 namespace ncsparse::io {
 namespace {
-
-std::string dir_of(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-std::string base_of(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-void fsync_path(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
 
 void write_attr_u64(hid_t obj, const std::string& name, std::uint64_t value) {
   h5::Handle space(h5::check_id(H5Screate(H5S_SCALAR), "cannot create a scalar dataspace"));
@@ -64,12 +46,11 @@ OutputFile::OutputFile(const Comm& comm, const std::string& target, bool force)
   // One temporary name for all ranks: rank 0's process id.
   long pid = static_cast<long>(::getpid());
   NCSPARSE_MPI(MPI_Bcast(&pid, 1, MPI_LONG, 0, comm.get()));
-  const std::string dir = dir_of(target);
-  temp_ = (dir == "." && target.find('/') == std::string::npos ? std::string() : dir + "/") + "." + base_of(target) +
-          ".tmp-" + std::to_string(pid);
+  temp_ = std::make_unique<AtomicFile>(target, std::to_string(pid), comm.rank() == 0);
   collective(comm, [&] {
     file_ = h5::Handle(h5::check_id(
-        H5Fcreate(temp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, h5::file_access(parallel_ ? comm.get() : MPI_COMM_NULL)),
+        H5Fcreate(temp_->path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
+                  h5::file_access(parallel_ ? comm.get() : MPI_COMM_NULL)),
         target + ": cannot create the output (check that its directory exists and is writable, or choose another "
                  "--out)",
         kExitCantCreate));
@@ -80,33 +61,11 @@ void OutputFile::commit() {
   collective(comm_, [&] { h5::check(H5Fflush(file_, H5F_SCOPE_GLOBAL), target_ + ": cannot flush the output"); });
   file_.reset();  // collective close
   collective(comm_, [&] {
-    if (comm_.rank() != 0) return;
-    fsync_path(temp_, O_RDONLY);
-    if (force_) {
-      if (::rename(temp_.c_str(), target_.c_str()) != 0) {
-        throw Error(kExitCantCreate, target_ + ": cannot rename the finished output onto it: " + std::strerror(errno));
-      }
-    } else {
-      // link() never replaces: a file that appeared at the target meanwhile is left alone.
-      if (::link(temp_.c_str(), target_.c_str()) != 0) {
-        const int err = errno;
-        throw Error(kExitCantCreate, target_ + (err == EEXIST ? ": exists (use --force to overwrite it)"
-                                                               : ": cannot move the finished output there: " +
-                                                                     std::string(std::strerror(err))));
-      }
-      ::unlink(temp_.c_str());
-    }
-    fsync_path(dir_of(target_), O_RDONLY | O_DIRECTORY);
+    if (comm_.rank() == 0) temp_->commit(force_ ? Replace::kYes : Replace::kNo);
   });
-  committed_ = true;
 }
 
-OutputFile::~OutputFile() {
-  if (committed_) return;
-  const bool had_file = file_.valid();
-  file_.reset();
-  if (comm_.rank() == 0 && (had_file || !temp_.empty())) ::unlink(temp_.c_str());
-}
+OutputFile::~OutputFile() { file_.reset(); }  // closed before the AtomicFile removes it
 
 // ---------------------------------------------------------------------------------------------
 // generate

@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "io/atomic_file.hpp"
 #include "io/dtype.hpp"
 #include "io/h5.hpp"
 #include "io/h5_source.hpp"
@@ -17,7 +19,8 @@
 namespace ncsparse::io {
 
 // A file written under a temporary name beside the target (".NAME.tmp-PID" in the same
-// directory) and renamed onto it by commit(), after every rank agreed that all went well.
+// directory, an AtomicFile) and moved onto it by commit(), after every rank agreed that all
+// went well.
 // An existing target is never touched without `force` (Error 73 naming the path and --force).
 // Destroyed uncommitted, it closes and removes the temporary file. All members are collective.
 class OutputFile {
@@ -28,13 +31,14 @@ class OutputFile {
   OutputFile& operator=(const OutputFile&) = delete;
   hid_t file() const { return file_.get(); }
   bool parallel() const { return parallel_; }
-  const std::string& temp_path() const { return temp_; }
+  const std::string& temp_path() const { return temp_->path(); }
   void commit();
 
  private:
   const Comm& comm_;
-  std::string target_, temp_;
-  bool force_ = false, parallel_ = false, committed_ = false;
+  std::string target_;
+  bool force_ = false, parallel_ = false;
+  std::unique_ptr<AtomicFile> temp_;  // rank 0 owns the temporary file
   h5::Handle file_;
 };
 
