@@ -15,12 +15,15 @@
 
 namespace ncsparse {
 
-// Turns a failed MPI call into an Error naming the call.
+// Turns a failed MPI call into an Error(kExitInternal) with a one-line message naming the call.
+// MPI returns errors instead of aborting on every communicator a Comm wraps (see Comm::Comm).
 void mpi_check(int rc, const char* call);
 #define NCSPARSE_MPI(call) ::ncsparse::mpi_check((call), #call)
 
 class Comm {
  public:
+  // Sets MPI_ERRORS_RETURN on `comm` (inherited by communicators later made from it), so that
+  // a failing MPI call reaches NCSPARSE_MPI instead of ending the job.
   explicit Comm(MPI_Comm comm);
   MPI_Comm get() const { return comm_; }
   int rank() const { return rank_; }
@@ -58,6 +61,11 @@ class Comm {
 // null (MPI on host buffers). `why` gets the choice and its reason, e.g. "mpi (ranks share a GPU)".
 std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm, const std::string& backend,
                                                            std::string& why);
+
+// Test hook (collective): with NCSPARSE_INJECT_MPI_FAILURE=R in the environment, rank R makes
+// one invalid MPI call (a negative count), which fails like any MPI call does: an Error on that
+// rank, agreed on by all. Does nothing when the variable is not set.
+void inject_mpi_failure(const Comm& comm);
 
 // Runs fn on every rank and agrees on its outcome: an ncsparse::Error (or std::bad_alloc)
 // thrown on any rank is rethrown on all ranks after the agreement, never leaving a rank behind
