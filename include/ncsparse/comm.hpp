@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -56,10 +57,12 @@ class Comm {
   int size_ = 1;
 };
 
-// The collectives of a job whose backend is `backend` (collective): NCCL when the backend is
-// cuda, this build has NCCL, every rank has a GPU of its own and NCSPARSE_NCCL is not 0; else
-// null (MPI on host buffers). `why` gets the choice and its reason, e.g. "mpi (ranks share a GPU)".
-std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm, const std::string& backend,
+// The collectives of a job (collective): those between devices that `setup` describes (the
+// backend's, from device_collectives_setup in backend.hpp: NCCL for cuda) when there is one,
+// it is available, and every rank has a device of its own; else null (MPI on host buffers).
+// `why` gets the choice and its reason, e.g. "nccl", "mpi (ranks 0 and 1 share a GPU; ...)".
+std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm,
+                                                           const std::optional<DeviceCollectivesSetup>& setup,
                                                            std::string& why);
 
 // Test hook (collective): with NCSPARSE_INJECT_MPI_FAILURE=R in the environment, rank R makes

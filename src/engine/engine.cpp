@@ -149,7 +149,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     source->keys_values(shard.lo, owned, k, v);
   });
   // NCCL between GPUs for the merges when the backend is cuda (else MPI): `job` carries them.
-  const Comm job = comm.with_device(make_device_collectives(comm, config.backend, res.collectives));
+  const Comm job =
+      comm.with_device(make_device_collectives(comm, device_collectives_setup(config.backend), res.collectives));
   double v_max = 0;
   for (std::int64_t j = 0; j < (config.stream ? 0 : owned); ++j) {
     double s = 0;
