@@ -29,10 +29,19 @@ int failing_rename(const char*, const char*) {
   return -1;
 }
 
+enum class Failure { kFsync, kRename };
+constexpr Failure kFailures[] = {Failure::kFsync, Failure::kRename};
+
+// What the error message says for each failure.
+std::string says(Failure f) { return f == Failure::kFsync ? ": fsync failed" : ": cannot move the finished file"; }
+
 // Swaps one system call for a failing one for the life of the object.
 class Inject {
  public:
-  Inject() : saved_(file_calls()) {}
+  explicit Inject(Failure f) : saved_(file_calls()) {
+    if (f == Failure::kFsync) file_calls().fsync = failing_fsync;
+    if (f == Failure::kRename) file_calls().rename = failing_rename;
+  }
   ~Inject() { file_calls() = saved_; }
   Inject(const Inject&) = delete;
   Inject& operator=(const Inject&) = delete;
@@ -102,32 +111,25 @@ TEST_F(AtomicFileTest, TemporaryNameIsHiddenBesideTheTarget) {
   EXPECT_EQ(dir_of("/r.h5"), "/");
 }
 
-TEST_F(AtomicFileTest, FailingFsyncIsAnIoErrorAndChangesNothing) {
+TEST_F(AtomicFileTest, FailingFsyncOrRenameIsAnIoErrorAndChangesNothing) {
   write_file_atomic(target_, "old");
-  Inject inject;
-  file_calls().fsync = failing_fsync;
-  const std::string what = io_error_of([&] { write_file_atomic(target_, "new"); });
-  EXPECT_NE(what.find(dir_ + "/.out.bin.tmp: fsync failed"), std::string::npos) << what;
-  EXPECT_NE(what.find("check the file system"), std::string::npos) << what;
-  EXPECT_EQ(content(target_), "old");
-  EXPECT_EQ(listing(), std::set<std::string>{"out.bin"});
+  for (const Failure f : kFailures) {
+    Inject inject(f);
+    const std::string what = io_error_of([&] { write_file_atomic(target_, "new"); });
+    const std::string names = f == Failure::kFsync ? dir_ + "/.out.bin.tmp" : target_;  // the temporary, the target
+    EXPECT_NE(what.find(names + says(f)), std::string::npos) << what;
+    EXPECT_NE(what.find("check the file system"), std::string::npos) << what;
+    EXPECT_EQ(content(target_), "old");
+    EXPECT_EQ(listing(), std::set<std::string>{"out.bin"});
+  }
 }
 
-TEST_F(AtomicFileTest, FailingRenameIsAnIoErrorAndChangesNothing) {
-  write_file_atomic(target_, "old");
-  Inject inject;
-  file_calls().rename = failing_rename;
-  const std::string what = io_error_of([&] { write_file_atomic(target_, "new"); });
-  EXPECT_NE(what.find(target_ + ": cannot move the finished file"), std::string::npos) << what;
-  EXPECT_EQ(content(target_), "old");
-  EXPECT_EQ(listing(), std::set<std::string>{"out.bin"});
-}
-
-TEST_F(AtomicFileTest, FailingRenameOfANewFileLeavesNothing) {
-  Inject inject;
-  file_calls().rename = failing_rename;
-  io_error_of([&] { write_file_atomic(target_, "new"); });
-  EXPECT_TRUE(listing().empty());
+TEST_F(AtomicFileTest, FailingFsyncOrRenameOfANewFileLeavesNothing) {
+  for (const Failure f : kFailures) {
+    Inject inject(f);
+    io_error_of([&] { write_file_atomic(target_, "new"); });
+    EXPECT_TRUE(listing().empty());
+  }
 }
 
 TEST_F(AtomicFileTest, NoReplaceRefusesAnExistingTarget) {
@@ -159,15 +161,13 @@ TEST_F(AtomicFileTest, UncommittedTemporaryIsRemovedByItsOwnerOnly) {
 TEST_F(AtomicFileTest, OutputFileFailingFsyncOrRenameKeepsTheTarget) {
   write_file_atomic(target_, "old");
   const Comm self(MPI_COMM_SELF);
-  for (const auto how : {0, 1}) {
-    Inject inject;
-    if (how == 0) file_calls().fsync = failing_fsync;
-    if (how == 1) file_calls().rename = failing_rename;
+  for (const Failure f : kFailures) {
+    Inject inject(f);
     const std::string what = io_error_of([&] {
       OutputFile out(self, target_, /*force=*/true);
       out.commit();
     });
-    EXPECT_NE(what.find(how == 0 ? "fsync failed" : "cannot move the finished file"), std::string::npos) << what;
+    EXPECT_NE(what.find(says(f)), std::string::npos) << what;
     EXPECT_EQ(content(target_), "old");
     EXPECT_EQ(listing(), std::set<std::string>{"out.bin"});
   }
@@ -182,12 +182,11 @@ TEST_F(AtomicFileTest, StudyRecordFailingFsyncOrRenameKeepsTheRecord) {
   const std::string before = content(path);
   ASSERT_FALSE(before.empty());
   record.text["note"] = "second";
-  for (const auto how : {0, 1}) {
-    Inject inject;
-    if (how == 0) file_calls().fsync = failing_fsync;
-    if (how == 1) file_calls().rename = failing_rename;
+  for (const Failure f : kFailures) {
+    Inject inject(f);
     const std::string what = io_error_of([&] { study::commit_record(dir_, "0123456789abcdef", record); });
     EXPECT_NE(what.find("0123456789abcdef.h5"), std::string::npos) << what;
+    EXPECT_NE(what.find(says(f)), std::string::npos) << what;
     EXPECT_EQ(content(path), before);
     EXPECT_EQ(listing(), std::set<std::string>{"0123456789abcdef.h5"});
   }
