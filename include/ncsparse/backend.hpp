@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "ncsparse/candidate.hpp"
+#include "ncsparse/collectives.hpp"
 
 namespace ncsparse {
 
@@ -100,5 +102,9 @@ class Backend {
 // Returns the backend of that name ("cpu", or "cuda" in builds with NCSPARSE_CUDA); throws Error(kExitUnavailable) when it is not built
 // or has no device, and a usage Error for an unknown name.
 std::unique_ptr<Backend> make_backend(const std::string& name);
+
+// How the ranks of backend `name` connect their devices for the merges (NCCL for cuda), or none
+// (they merge through MPI on host buffers). Touches no device. Both in src/backends/registry.cpp.
+std::optional<DeviceCollectivesSetup> device_collectives_setup(const std::string& name);
 
 }  // namespace ncsparse

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -15,12 +16,15 @@
 
 namespace ncsparse {
 
-// Turns a failed MPI call into an Error naming the call.
+// Turns a failed MPI call into an Error(kExitInternal) with a one-line message naming the call.
+// MPI returns errors instead of aborting on every communicator a Comm wraps (see Comm::Comm).
 void mpi_check(int rc, const char* call);
 #define NCSPARSE_MPI(call) ::ncsparse::mpi_check((call), #call)
 
 class Comm {
  public:
+  // Sets MPI_ERRORS_RETURN on `comm` (inherited by communicators later made from it), so that
+  // a failing MPI call reaches NCSPARSE_MPI instead of ending the job.
   explicit Comm(MPI_Comm comm);
   MPI_Comm get() const { return comm_; }
   int rank() const { return rank_; }
@@ -53,11 +57,18 @@ class Comm {
   int size_ = 1;
 };
 
-// The collectives of a job whose backend is `backend` (collective): NCCL when the backend is
-// cuda, this build has NCCL, every rank has a GPU of its own and NCSPARSE_NCCL is not 0; else
-// null (MPI on host buffers). `why` gets the choice and its reason, e.g. "mpi (ranks share a GPU)".
-std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm, const std::string& backend,
+// The collectives of a job (collective): those between devices that `setup` describes (the
+// backend's, from device_collectives_setup in backend.hpp: NCCL for cuda) when there is one,
+// it is available, and every rank has a device of its own; else null (MPI on host buffers).
+// `why` gets the choice and its reason, e.g. "nccl", "mpi (ranks 0 and 1 share a GPU; ...)".
+std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm,
+                                                           const std::optional<DeviceCollectivesSetup>& setup,
                                                            std::string& why);
+
+// Test hook (collective): with NCSPARSE_INJECT_MPI_FAILURE=R in the environment, rank R makes
+// one invalid MPI call (a negative count), which fails like any MPI call does: an Error on that
+// rank, agreed on by all. Does nothing when the variable is not set.
+void inject_mpi_failure(const Comm& comm);
 
 // Runs fn on every rank and agrees on its outcome: an ncsparse::Error (or std::bad_alloc)
 // thrown on any rank is rethrown on all ranks after the agreement, never leaving a rank behind

@@ -2,9 +2,9 @@
 // written to an HDF5 file.
 #include <memory>
 
+#include "app/attend.hpp"
 #include "cli/commands.hpp"
 #include "cli/io_options.hpp"
-#include "io/h5_output.hpp"
 #include "ncsparse/report.hpp"
 
 namespace ncsparse::cli {
@@ -23,7 +23,7 @@ void add_input_options(CLI::App& cmd, std::string& input, io::InputNames& names)
 Runner add_attend_command(CLI::App& app) {
   struct Options {
     JobOptions job;
-    io::AttendConfig config;
+    app::AttendConfig config;
     bool exact = false;
     std::string format = "table";
   };
@@ -50,7 +50,7 @@ Runner add_attend_command(CLI::App& app) {
   cmd->add_flag("--save-cert", o->config.save_cert, "Write the per-row certificate bounds: /stats/SPEC/cert_*");
   cmd->add_option("--format", o->format, "Statistics printed with --exact: table, csv or json")->capture_default_str();
   return [o](const Comm& comm) {
-    io::AttendConfig config = o->config;
+    app::AttendConfig config = o->config;
     config.job = finish_job_options(o->job);
     config.job.exact = o->exact;
     const Format format = parse_format(o->format);
@@ -58,7 +58,7 @@ Runner add_attend_command(CLI::App& app) {
     if (config.only_head < -1) throw usage_error("--head: must be >= 0, got " + std::to_string(config.only_head));
     if (config.heads_kv < 0) throw usage_error("--heads-kv: must be >= 1, got " + std::to_string(config.heads_kv));
     bool first = true;
-    io::attend_file(comm, config, [&](std::int64_t head, const JobResult& result) {
+    app::attend_file(comm, config, [&](std::int64_t head, const JobResult& result) {
       print_warnings(comm.rank(), result, "head " + std::to_string(head) + ": ");
       if (!config.job.exact) return;
       std::string text;

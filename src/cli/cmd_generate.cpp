@@ -1,15 +1,15 @@
 // ncsparse generate: write the generator's Q, K, V to an HDF5 file with parallel HDF5.
 #include <memory>
 
+#include "app/generate.hpp"
 #include "cli/commands.hpp"
-#include "io/h5_output.hpp"
 
 namespace ncsparse::cli {
 
 Runner add_generate_command(CLI::App& app) {
   struct Options {
     ModelOptions model;
-    io::GenerateConfig config;
+    app::GenerateConfig config;
     std::string dtype = "float32";
   };
   auto o = std::make_shared<Options>();
@@ -27,13 +27,13 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("--out", o->config.out, "Output HDF5 file (written under a temporary name, then renamed)")->required();
   cmd->add_flag("--force", o->config.force, "Overwrite an existing output file");
   return [o, cmd](const Comm& comm) {
-    io::GenerateConfig config = o->config;
+    app::GenerateConfig config = o->config;
     config.model = finish_model_options(o->model);
     config.dtype = io::parse_dtype(o->dtype);
     if (cmd->count("--heads") > 0 && config.heads < 1) {
       throw usage_error("--heads: must be >= 1, got " + std::to_string(config.heads));
     }
-    io::generate_file(comm, config);
+    app::generate_file(comm, config);
     return 0;
   };
 }

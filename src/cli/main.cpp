@@ -60,6 +60,7 @@ int main_inner(int argc, char** argv) {
 
   const Comm comm(MPI_COMM_WORLD);
   try {
+    inject_mpi_failure(comm);  // tests/cli/bad_input.sh: a failing MPI call ends in one line
     for (const cli::Command& c : commands) {
       if (c.app->parsed()) return c.run(comm);
     }

@@ -1,20 +1,17 @@
-// Chooses the collectives of a job: NCCL between GPUs (unique id broadcast over MPI, one rank
-// per GPU) or MPI on host buffers.
-#include <cstdlib>
+// Sets up the collectives between the devices of a job's ranks over MPI, from the backend's
+// neutral description (DeviceCollectivesSetup): comm knows no backend and no device library.
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "ncsparse/comm.hpp"
-#if defined(NCSPARSE_HAVE_NCCL)
-#include "cuda/nccl.hpp"
-#endif
 
 namespace ncsparse {
 
-std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm, const std::string& backend,
+std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm,
+                                                           const std::optional<DeviceCollectivesSetup>& setup,
                                                            std::string& why) {
-  if (backend != "cuda") {
+  if (!setup) {
     why = "mpi";
     return nullptr;
   }
@@ -22,44 +19,37 @@ std::shared_ptr<DeviceCollectives> make_device_collectives(const Comm& comm, con
     why = "none (one rank)";
     return nullptr;
   }
-#if defined(NCSPARSE_HAVE_NCCL)
-  if (const char* env = std::getenv("NCSPARSE_NCCL"); env != nullptr && std::string(env) == "0") {
-    why = "mpi (NCSPARSE_NCCL=0)";
+  if (!setup->unavailable.empty()) {
+    why = setup->unavailable;
     return nullptr;
   }
-  // NCCL refuses two ranks on one GPU: then every rank keeps MPI (all ranks see the same list).
+  // Ranks that share a device keep MPI, all of them (every rank sees the same list).
   constexpr int kIdBytes = 320;
   std::string mine;
-  double timeout = 0;
-  collective(comm, [&] {
-    mine = cuda::device_identity();
-    timeout = cuda::nccl_timeout_seconds();
-  });
+  collective(comm, [&] { mine = setup->device_identity(); });
   mine.resize(kIdBytes, '\0');
   std::vector<char> all(static_cast<std::size_t>(kIdBytes) * comm.size());
   NCSPARSE_MPI(MPI_Allgather(mine.data(), kIdBytes, MPI_CHAR, all.data(), kIdBytes, MPI_CHAR, comm.get()));
   for (int a = 0; a < comm.size(); ++a) {
     for (int b = a + 1; b < comm.size(); ++b) {
       if (std::memcmp(&all[std::size_t(a) * kIdBytes], &all[std::size_t(b) * kIdBytes], kIdBytes) == 0) {
-        why = "mpi (ranks " + std::to_string(a) + " and " + std::to_string(b) + " share a GPU; NCCL needs one rank per GPU)";
+        why = "mpi (ranks " + std::to_string(a) + " and " + std::to_string(b) + " share " + setup->shared_device + ")";
         return nullptr;
       }
     }
   }
-  cuda::NcclId id{};
+  std::string id;
   collective(comm, [&] {
-    if (comm.rank() == 0) id = cuda::nccl_unique_id();
+    if (comm.rank() == 0) id = setup->make_id();
   });
-  NCSPARSE_MPI(MPI_Bcast(id.data(), static_cast<int>(id.size()), MPI_BYTE, 0, comm.get()));
-  std::shared_ptr<DeviceCollectives> nccl;
-  collective(comm, [&] { nccl = cuda::make_nccl_collectives(id, comm.rank(), comm.size(), timeout); });
-  why = "nccl";
-  return nccl;
-#else
-  (void)comm;
-  why = "mpi (this build has no NCCL)";
-  return nullptr;
-#endif
+  int length = static_cast<int>(id.size());
+  NCSPARSE_MPI(MPI_Bcast(&length, 1, MPI_INT, 0, comm.get()));
+  id.resize(static_cast<std::size_t>(length));
+  NCSPARSE_MPI(MPI_Bcast(id.data(), length, MPI_BYTE, 0, comm.get()));
+  std::shared_ptr<DeviceCollectives> devices;
+  collective(comm, [&] { devices = setup->connect(id, comm.rank(), comm.size()); });
+  why = devices->name();
+  return devices;
 }
 
 }  // namespace ncsparse

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <vector>
 
 #include "ncsparse/flash.hpp"
@@ -57,11 +58,26 @@ void mpi_check(int rc, const char* call) {
   if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw Error(kExitInternal, std::string("MPI call failed: ") + call + ": " + std::string(text, len));
+  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) len = 0;
+  std::string why(text, static_cast<std::size_t>(len));
+  std::replace(why.begin(), why.end(), '\n', ' ');  // one line, whatever the MPI library says
+  throw Error(kExitInternal, std::string("MPI call failed: ") + call + ": " + why +
+                                 " (an MPI, network or internal failure: rerun, and report it if it persists)");
+}
+
+void inject_mpi_failure(const Comm& comm) {
+  const char* rank = std::getenv("NCSPARSE_INJECT_MPI_FAILURE");
+  if (rank == nullptr) return;
+  collective(comm, [&] {
+    if (std::atoi(rank) == comm.rank()) NCSPARSE_MPI(MPI_Send(nullptr, -1, MPI_BYTE, MPI_PROC_NULL, 0, comm.get()));
+  });
 }
 
 Comm::Comm(MPI_Comm comm) : comm_(comm) {
+  // MPI's default handler ends the job on any error, which would leave every check above dead
+  // code: errors return instead, become Errors and are agreed on like any other. Communicators
+  // made from this one (MPI_Comm_dup, MPI_Comm_split, HDF5's own duplicate) inherit it.
+  NCSPARSE_MPI(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   NCSPARSE_MPI(MPI_Comm_rank(comm_, &rank_));
   NCSPARSE_MPI(MPI_Comm_size(comm_, &size_));
 }

@@ -1,5 +1,6 @@
 // NCCL collectives between GPUs (one rank per GPU), behind DeviceCollectives. Plain C++: the
-// engine (src/comm/device_collectives.cpp) sets them up over MPI; the gpu tests drive them and
+// backend registry (src/backends/registry.cpp) describes them to src/comm, which sets them up
+// over MPI; the gpu tests drive them and
 // the device merges directly. Built only when NCCL is found (NCSPARSE_HAVE_NCCL).
 #pragma once
 

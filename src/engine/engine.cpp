@@ -105,7 +105,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     }
   }
   // NCCL between GPUs for the merges when the backend asks for it (else MPI): `merge` carries them.
-  const Comm merge = comm.with_device(make_device_collectives(comm, config.backend, res.collectives));
+  const Comm merge =
+      comm.with_device(make_device_collectives(comm, device_collectives_setup(config.backend), res.collectives));
   const KeyShard keys{in.k.data(), in.v.data(), shard.lo, owned};
   approx::KeyTiles tiles = config.stream ? approx::KeyTiles(source, shard.lo, shard.hi - shard.lo, d, config.tile)
                                          : approx::KeyTiles(in.k.data(), in.v.data(), shard.lo, owned, d, config.tile);

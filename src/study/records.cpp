@@ -213,40 +213,6 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
   return r;
 }
 
-std::string dir_of(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) throw io_error(path + ": cannot open to sync");
-  const int rc = ::fsync(fd);
-  const int saved = errno;
-  ::close(fd);
-  errno = saved;
-  if (rc != 0) throw io_error(path + ": fsync failed (check the file system)");
-}
-
-void atomic_replace(const std::string& tmp, const std::string& dest) {
-  fsync_path(tmp, false);
-  if (::rename(tmp.c_str(), dest.c_str()) != 0) throw io_error("cannot rename " + tmp + " to " + dest);
-  fsync_path(dir_of(dest), true);
-}
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw io_error(tmp + ": cannot write");
-  }
-  atomic_replace(tmp, path);
-}
-
 bool read_text(const std::string& path, std::string& text) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -258,8 +224,8 @@ bool read_text(const std::string& path, std::string& text) {
 
 void commit_record(const std::string& dir, const std::string& hash, Record record) {
   record.text["checksum"] = record_checksum(record);
-  const std::string dest = dir + "/" + hash + ".h5";
-  const std::string tmp = dest + ".tmp";
+  io::AtomicFile temp(dir + "/" + hash + ".h5");
+  const std::string& tmp = temp.path();
   {
     h5::silence_errors();
     Handle fcpl(check_id(H5Pcreate(H5P_FILE_CREATE), "cannot create a file creation list"));
@@ -283,7 +249,7 @@ void commit_record(const std::string& dir, const std::string& hash, Record recor
     throw io_error(tmp + ": cannot write the record header");
   }
   ::close(fd);
-  atomic_replace(tmp, dest);
+  temp.commit();
 }
 
 Record read_record_group(hid_t g) {
@@ -369,7 +335,8 @@ bool record_valid(const std::string& path, const std::string& study, const std::
 
 void build_results(const std::string& out, const StudySpec& spec, const std::string& study_hash,
                    std::int64_t configurations, const std::vector<std::string>& record_paths) {
-  const std::string tmp = out + ".tmp";
+  io::AtomicFile temp(out);
+  const std::string& tmp = temp.path();
   {
     Handle file = h5::create_file(tmp, MPI_COMM_NULL, true);
     h5::write_attr(file, "format", std::string(kFormat));
@@ -447,7 +414,7 @@ void build_results(const std::string& out, const StudySpec& spec, const std::str
     summary.reset();
     check(H5Fflush(file, H5F_SCOPE_GLOBAL), tmp + ": cannot flush");
   }
-  atomic_replace(tmp, out);
+  temp.commit();
 }
 
 std::string results_study_hash(const std::string& path) {

@@ -1,5 +1,5 @@
 // Records of a study (DESIGN.md §8, §9): one self-contained HDF5 file per configuration,
-// committed atomically (temporary name, fsync, rename, fsync of the directory) and carrying
+// committed atomically (io::AtomicFile: temporary name, fsync, rename, fsync of the directory) and carrying
 // the study hash and a checksum of its content; the combined results file rebuilt from them
 // the same way; the lock that keeps two jobs out of one study. Serial HDF5, one process.
 #pragma once
@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/atomic_file.hpp"
 #include "io/h5.hpp"
 #include "ncsparse/engine.hpp"
 #include "study/study_spec.hpp"
@@ -57,12 +58,7 @@ void build_results(const std::string& out, const StudySpec& spec, const std::str
 // The study hash a results file carries, or "" when it is not a readable study results file.
 std::string results_study_hash(const std::string& path);
 
-// fsync of a file and of a directory; rename with both synced. Errors: Error(kExitIo).
-void fsync_path(const std::string& path, bool directory);
-void atomic_replace(const std::string& tmp, const std::string& dest);
-std::string dir_of(const std::string& path);
-// Writes a small text file atomically.
-void write_text_atomic(const std::string& path, const std::string& text);
+// Reads a whole file; false when it cannot be opened. (Writes go through io/atomic_file.hpp.)
 bool read_text(const std::string& path, std::string& text);
 
 // flock on PATH (created if missing); released when the object dies or the process ends,

@@ -108,7 +108,7 @@ void discard_records(const std::string& dir) {
     }
   }
   ::closedir(d);
-  fsync_path(dir, true);
+  io::fsync_path(dir, true);
 }
 
 // Progress on rank 0's stderr: one line per configuration; a bar below it on a terminal.
@@ -169,7 +169,7 @@ int run_study(const Comm& comm, const StudyOptions& o) {
 
   on_rank0(comm, [&] {
     struct stat st {};
-    const std::string parent = dir_of(o.out);
+    const std::string parent = io::dir_of(o.out);
     if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       throw Error(kExitCantCreate, o.out + ": the directory " + parent + " does not exist (create it first)");
     }
@@ -202,7 +202,7 @@ int run_study(const Comm& comm, const StudyOptions& o) {
       discard_records(records);
       std::fprintf(stderr, "study: --restart: discarded the records of the changed study in %s\n", records.c_str());
     }
-    write_text_atomic(records + "/study.txt", now_text);
+    io::write_file_atomic(records + "/study.txt", now_text);
   });
 
   Progress progress(root, total);

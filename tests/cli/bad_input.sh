@@ -105,6 +105,10 @@ fi
 for np in 2 3 4; do
   NCSPARSE_INJECT_FAILURE=$((np - 1)) expect 74 "rank $((np - 1)): injected failure" $np run "${small[@]}"
 done
+# A failing MPI call returns (MPI_ERRORS_RETURN) and becomes the same one line and exit code 70,
+# instead of MPI's own abort.
+NCSPARSE_INJECT_MPI_FAILURE=0 expect 70 "MPI call failed: MPI_Send" 1 run "${small[@]}"
+NCSPARSE_INJECT_MPI_FAILURE=2 expect 70 "rank 2: MPI call failed: MPI_Send" 3 run "${small[@]}"
 
 echo "bad input: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -15,7 +15,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "io/h5_output.hpp"
+#include "app/attend.hpp"
+#include "app/generate.hpp"
 #include "io/h5_source.hpp"
 #include "ncsparse/engine.hpp"
 
@@ -112,21 +113,21 @@ void round_trip(std::int64_t n, std::int64_t heads, Dtype dtype, bool causal) {
   const std::string in_path = shared_dir() + "/in_" + tag + ".h5", out_path = shared_dir() + "/out_" + tag + ".h5";
   const JobConfig job = make_job(n, d, causal);
 
-  io::GenerateConfig g;
+  app::GenerateConfig g;
   g.n = n;
   g.model = job.model;
   g.heads = heads;
   g.dtype = dtype;
   g.out = in_path;
   g.force = true;
-  io::generate_file(world, g);
+  app::generate_file(world, g);
 
   // Reference per head: the in-memory generator (rounded for the 16-bit types).
   const std::int64_t H = heads > 0 ? heads : 1;
   std::vector<JobResult> want;
   for (std::int64_t h = 0; h < H; ++h) {
     JobConfig ref = job;
-    ref.model.seed = io::head_seed(job.model.seed, h);
+    ref.model.seed = app::head_seed(job.model.seed, h);
     if (dtype == Dtype::Float32 || dtype == Dtype::Float64) {
       want.push_back(run_job(world, ref));
     } else {
@@ -153,7 +154,7 @@ void round_trip(std::int64_t n, std::int64_t heads, Dtype dtype, bool causal) {
   }
 
   // attend: the same results, and the file holds them.
-  io::AttendConfig a;
+  app::AttendConfig a;
   a.input = in_path;
   a.out = out_path;
   a.force = true;
@@ -161,7 +162,7 @@ void round_trip(std::int64_t n, std::int64_t heads, Dtype dtype, bool causal) {
   a.job.keep_rows = true;
   a.save_lists = true;
   a.save_cert = true;
-  const std::vector<JobResult> got = io::attend_file(world, a);
+  const std::vector<JobResult> got = app::attend_file(world, a);
   ASSERT_EQ(got.size(), static_cast<std::size_t>(H));
   for (std::int64_t h = 0; h < H; ++h) {
     expect_same(got[static_cast<std::size_t>(h)], want[static_cast<std::size_t>(h)],

@@ -114,7 +114,7 @@ kill_resume)
   [ "${#recs[@]}" -ge 2 ] && check "damaged records are recomputed" contains "$tmp/err" "is not usable"
   report_csv "$tmp/k/r.h5" >"$tmp/k.csv"
   check "statistics identical to the uninterrupted run" cmp "$tmp/ref.csv" "$tmp/k.csv"
-  check "no temporary files left" test -z "$(ls "$tmp/k/" "$tmp/k/r.h5.records" | grep '\.tmp$')"
+  check "no temporary files left" test -z "$(ls -A "$tmp/k/" "$tmp/k/r.h5.records" | grep '\.tmp$')"
   ;;
 sigterm)
   mkdir "$tmp/ref" "$tmp/t"

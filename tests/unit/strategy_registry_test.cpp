@@ -11,7 +11,8 @@
 #include <sstream>
 
 #include "io/h5.hpp"
-#include "io/h5_output.hpp"
+#include "app/attend.hpp"
+#include "app/generate.hpp"
 #include "ncsparse/report.hpp"
 #include "ncsparse/schema.hpp"
 #include "ncsparse/window.hpp"
@@ -104,18 +105,18 @@ TEST(StrategyRegistry, ATestStrategyRunsThroughRunStudyAndAttend) {
   EXPECT_NE(report.find("lg2:"), report.rfind("lg2:2")) << "the aligned lg2 window is in the report too";
 
   // attend, to an HDF5 output with the strategy's outputs and per-row statistics
-  io::GenerateConfig g;
+  app::GenerateConfig g;
   g.n = 256;
   g.model.d = 8;
   g.out = (dir / "in.h5").string();
-  io::generate_file(Comm(MPI_COMM_SELF), g);
-  io::AttendConfig a;
+  app::generate_file(Comm(MPI_COMM_SELF), g);
+  app::AttendConfig a;
   a.input = g.out;
   a.out = (dir / "att.h5").string();
   a.job = small_job({"lg2:1"});
   a.job.keep_rows = false;
   a.job.exact = true;
-  io::attend_file(Comm(MPI_COMM_SELF), a);
+  app::attend_file(Comm(MPI_COMM_SELF), a);
   h5::Handle f = h5::open_input_file(a.out, MPI_COMM_NULL);
   EXPECT_TRUE(h5::exists(f, "/O/lg2:1"));
   EXPECT_TRUE(h5::exists(f, "/stats/lg2:1/k"));
@@ -180,18 +181,18 @@ TEST(StatisticsSchema, ResultsFileReportAndAttendCarryEveryStatistic) {
     EXPECT_TRUE(h5::exists(res, std::string("/summary/") + col.name)) << col.name;
   }
 
-  io::GenerateConfig g;
+  app::GenerateConfig g;
   g.n = 128;
   g.model.d = 8;
   g.out = (dir / "in.h5").string();
-  io::generate_file(Comm(MPI_COMM_SELF), g);
-  io::AttendConfig a;
+  app::generate_file(Comm(MPI_COMM_SELF), g);
+  app::AttendConfig a;
   a.input = g.out;
   a.out = (dir / "att.h5").string();
   a.job = small_job({"const:4"});
   a.job.keep_rows = false;
   a.save_cert = true;
-  io::attend_file(Comm(MPI_COMM_SELF), a);
+  app::attend_file(Comm(MPI_COMM_SELF), a);
   h5::Handle f = h5::open_input_file(a.out, MPI_COMM_NULL);
   for (const RowStatistic& s : row_statistics()) {
     EXPECT_TRUE(h5::exists(f, std::string("/stats/const:4/") + s.name)) << s.name;

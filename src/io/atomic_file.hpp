@@ -1,0 +1,58 @@
+// Files that appear complete or not at all (DESIGN.md §9), the one implementation for io (the
+// HDF5 outputs of generate and attend) and study (records, results, study.txt): write under a
+// temporary name beside the target, fsync it, move it onto the target, fsync the directory.
+// Every failure is an Error naming the file and the fix: kExitIo for a failed open, fsync,
+// rename or link; kExitCantCreate when the target exists and may not be replaced. After a
+// failure before the move, the temporary file is gone and the target is as it was.
+#pragma once
+
+#include <string>
+
+namespace ncsparse::io {
+
+// The directory of a path ("." for a bare name) and its last component.
+std::string dir_of(const std::string& path);
+std::string base_of(const std::string& path);
+
+// fsync of a file or a directory. Throws Error(kExitIo) when it cannot be opened or synced.
+void fsync_path(const std::string& path, bool directory);
+
+enum class Replace {
+  kYes,  // rename(): atomically replaces an existing target
+  kNo,   // link() then unlink(): never replaces a target, even one that appeared meanwhile
+};
+
+// A temporary file DIR/.BASE.tmp (DIR/.BASE.tmp-TAG with a tag) beside the target. Nothing is
+// created here: the caller writes path() its own way (HDF5, a stream) and then calls commit().
+// Destroyed uncommitted, it removes the temporary file when it is the owner (in a parallel
+// write every rank names the same file, with the same tag, and one rank owns it).
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string target, const std::string& tag = "", bool owner = true);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  const std::string& path() const { return temp_; }
+  const std::string& target() const { return target_; }
+  // fsync of the finished temporary file, the move onto the target, fsync of the directory.
+  // Throws Error (see the top of this file); the temporary file is removed on every failure.
+  void commit(Replace replace = Replace::kYes);
+
+ private:
+  std::string target_, temp_;
+  bool owner_ = true, done_ = false;
+};
+
+// Writes `bytes` as the whole content of `path`, atomically (no tag: one writer at a time).
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// The system calls behind fsync_path and commit, one table so that tests can make one of them
+// fail (tests/io/atomic_file_test.cpp) and restore it; production code never changes it.
+struct FileCalls {
+  int (*fsync)(int fd);
+  int (*rename)(const char* from, const char* to);
+  int (*link)(const char* from, const char* to);
+};
+FileCalls& file_calls();
+
+}  // namespace ncsparse::io
