@@ -143,156 +143,202 @@ FitFormat parse_fit_format(const std::string& text) {
   throw usage_error("--format: unknown format '" + text + "' (use table, markdown or csv)");
 }
 
-std::string format_fit(const std::string& path, const FitOptions& o) {
+namespace {
+
+// One measure of one regime: its points (mean support per configuration) and, for mass
+// windows, the rows' p90 support (for the covering α).
+struct Measure {
+  std::vector<FitPoint> mean, p90;
+  std::int64_t excluded = 0;  // configurations left out: uncovered or clamped rows
+  double delta = 0;           // mass:δ only
+};
+struct Regime {
+  std::map<std::string, Measure> measures;  // keyed by display name, in a stable order
+  std::vector<std::string> order;
+  std::set<std::uint64_t> seeds;
+
+  Measure& measure(const std::string& name) {
+    if (!measures.count(name)) order.push_back(name);
+    return measures[name];
+  }
+};
+struct Regimes {
+  std::map<std::string, Regime> by_key;
+  std::vector<std::string> order;
+};
+
+void check_fit_options(const FitOptions& o) {
   if (!(o.confidence > 0 && o.confidence < 1)) throw usage_error("--confidence: must lie in (0, 1), e.g. 0.95");
   if (o.target_l1 < 0 || o.target_l1 >= 2 || !std::isfinite(o.target_l1)) {
     throw usage_error("--target-l1: the mean attention-row l1 error must lie in (0, 2), e.g. 0.02");
   }
   if (o.min_n < 0) throw usage_error("--min-n: must be >= 0");
-  const std::vector<Record> recs = read_results_records(path);
+}
 
-  // One measure of one regime: its points (mean support per configuration) and, for mass
-  // windows, the rows' p90 support (for the covering α).
-  struct Measure {
-    std::vector<FitPoint> mean, p90;
-    std::int64_t excluded = 0;  // configurations left out: uncovered or clamped rows
-    double delta = 0;           // mass:δ only
-  };
-  struct Regime {
-    std::map<std::string, Measure> measures;  // keyed by display name, in a stable order
-    std::vector<std::string> order;
-    std::set<std::uint64_t> seeds;
-  };
-  std::map<std::string, Regime> regimes;
-  std::vector<std::string> regime_order;
-  auto measure = [](Regime& r, const std::string& name) -> Measure& {
-    if (!r.measures.count(name)) r.order.push_back(name);
-    return r.measures[name];
-  };
+// The record's sparsity counts (one measure per level), at length nn.
+void add_sparsity(Regime& g, const Record& r, double nn) {
+  const auto it = r.arrays.find("sparsity");
+  if (it == r.arrays.end()) return;
+  const std::vector<double>& sp = it->second.values;
+  for (std::size_t e = 0; e + 9 <= sp.size(); e += 9) {
+    Measure& m = g.measure("count p>" + num_text(sp[e]));
+    if (sp[e + 8] > 0 || !std::isfinite(sp[e + 2])) {
+      ++m.excluded;
+      continue;
+    }
+    m.mean.push_back({nn, sp[e + 2]});
+  }
+}
+
+// The record's k of its mass:δ and cert: strategies, at length nn.
+void add_adaptive_k(Regime& g, const Record& r, double nn) {
+  std::istringstream in(r.text.at("strategies"));
+  std::size_t s = 0;
+  for (std::string name; std::getline(in, name); ++s) {
+    const bool mass = name.rfind("mass:", 0) == 0, cert = name.rfind("cert:", 0) == 0;
+    if (!mass && !cert) continue;
+    Measure& m = g.measure("k " + name);
+    if (mass) m.delta = std::strtod(name.c_str() + 5, nullptr);
+    const std::vector<double>& k = r.arrays.at("stat_k").values;
+    if (r.arrays.at("clamped_rows").values.at(s) > 0 || !std::isfinite(k.at(s * 7 + 1))) {
+      ++m.excluded;
+      continue;
+    }
+    m.mean.push_back({nn, k.at(s * 7 + 1)});
+    m.p90.push_back({nn, k.at(s * 7 + 4)});
+  }
+}
+
+// Groups the records with n >= min_n by regime (model, d, causal, scale), in first-seen order.
+Regimes group_regimes(const std::vector<Record>& recs, std::int64_t min_n) {
+  Regimes out;
   for (const Record& r : recs) {
     const std::int64_t n = r.ints.at("n");
-    if (n < o.min_n) continue;
+    if (n < min_n) continue;
     std::string key = r.text.at("model") + " d=" + std::to_string(r.ints.at("d"));
     if (r.ints.at("causal")) key += " causal";
     if (r.num.at("scale_requested") != 0) key += " scale=" + num_text(r.num.at("scale_requested"));
-    if (!regimes.count(key)) regime_order.push_back(key);
-    Regime& g = regimes[key];
+    if (!out.by_key.count(key)) out.order.push_back(key);
+    Regime& g = out.by_key[key];
     g.seeds.insert(static_cast<std::uint64_t>(r.ints.at("seed")));
     const double nn = static_cast<double>(n);
-    if (auto it = r.arrays.find("sparsity"); it != r.arrays.end()) {
-      const std::vector<double>& sp = it->second.values;
-      for (std::size_t e = 0; e + 9 <= sp.size(); e += 9) {
-        Measure& m = measure(g, "count p>" + num_text(sp[e]));
-        if (sp[e + 8] > 0 || !std::isfinite(sp[e + 2])) {
-          ++m.excluded;
-          continue;
-        }
-        m.mean.push_back({nn, sp[e + 2]});
-      }
-    }
-    std::istringstream in(r.text.at("strategies"));
-    std::size_t s = 0;
-    for (std::string name; std::getline(in, name); ++s) {
-      const bool mass = name.rfind("mass:", 0) == 0, cert = name.rfind("cert:", 0) == 0;
-      if (!mass && !cert) continue;
-      Measure& m = measure(g, "k " + name);
-      if (mass) m.delta = std::strtod(name.c_str() + 5, nullptr);
-      const std::vector<double>& k = r.arrays.at("stat_k").values;
-      if (r.arrays.at("clamped_rows").values.at(s) > 0 || !std::isfinite(k.at(s * 7 + 1))) {
-        ++m.excluded;
-        continue;
-      }
-      m.mean.push_back({nn, k.at(s * 7 + 1)});
-      m.p90.push_back({nn, k.at(s * 7 + 4)});
+    add_sparsity(g, r, nn);
+    add_adaptive_k(g, r, nn);
+  }
+  return out;
+}
+
+void write_regime_head(std::ostringstream& os, const std::string& key, const Regime& g, bool md, int conf_pct) {
+  os << (md ? "### " : "== ") << key << " (" << g.seeds.size() << " seed(s))" << (md ? "\n\n" : "\n");
+  if (md) {
+    os << "| measure | C | " << conf_pct << "% CI | a (mean = a·n^C) | R² | points | n range | window |\n"
+       << "|---|---|---|---|---|---|---|---|\n";
+  } else {
+    char head[256];
+    std::snprintf(head, sizeof head, "%-18s %9s %22s %10s %7s %7s %21s  %s\n", "measure", "C",
+                  (std::to_string(conf_pct) + "% CI").c_str(), "a", "R^2", "points", "n range", "window");
+    os << head;
+  }
+}
+
+// The window covering a fitted mass:δ measure: power:α,C rounded up, or const:K when the
+// support does not grow.
+std::string covering_window(const Measure& m, const PowerLawFit& f) {
+  if (f.c > 0) {
+    const double c = std::min(1.0, std::ceil(f.c * 1000) / 1000);
+    return "power:" + num_text(covering_alpha(m.p90, c)) + "," + num_text(c);
+  }
+  double most = 0;
+  for (const FitPoint& p : m.p90) most = std::max(most, p.y);
+  return "const:" + std::to_string(static_cast<std::int64_t>(std::ceil(most)));
+}
+
+void write_measure_row(std::ostringstream& os, const std::string& key, const std::string& name, const Measure& m,
+                       const PowerLawFit& f, const std::string& window, FitFormat format) {
+  const std::string range = f.ok ? fmt(f.n_min, "%.0f") + ".." + fmt(f.n_max, "%.0f") : "-";
+  if (format == FitFormat::Csv) {
+    os << '"' << key << "\"," << name << ',' << fmt(f.c, "%.6g") << ',' << fmt(f.c_lo, "%.6g") << ','
+       << fmt(f.c_hi, "%.6g") << ',' << fmt(f.se_c, "%.6g") << ',' << fmt(std::exp(f.log_a), "%.6g") << ','
+       << fmt(f.r2, "%.6g") << ',' << f.points << ',' << f.skipped << ',' << m.excluded << ','
+       << fmt(f.n_min, "%.0f") << ',' << fmt(f.n_max, "%.0f") << ',' << window << '\n';
+    return;
+  }
+  const std::string ci = f.ok ? "[" + fmt(f.c_lo, "%.3f") + ", " + fmt(f.c_hi, "%.3f") + "]" : f.why;
+  std::string note;
+  if (f.skipped > 0) note += " (" + std::to_string(f.skipped) + " zero)";
+  if (m.excluded > 0) note += " (" + std::to_string(m.excluded) + " excluded: list too short or clamped)";
+  if (format == FitFormat::Markdown) {
+    os << "| " << name << " | " << fmt(f.c, "%.3f") << " | " << ci << " | " << fmt(std::exp(f.log_a)) << " | "
+       << fmt(f.r2, "%.3f") << " | " << f.points << note << " | " << range << " | " << (window.empty() ? "" : "`" + window + "`")
+       << " |\n";
+  } else {
+    char line[512];
+    std::snprintf(line, sizeof line, "%-18s %9s %22s %10s %7s %7lld %21s  %s%s\n", name.c_str(),
+                  fmt(f.c, "%.3f").c_str(), ci.c_str(), fmt(std::exp(f.log_a)).c_str(), fmt(f.r2, "%.3f").c_str(),
+                  static_cast<long long>(f.points), range.c_str(), window.c_str(), note.c_str());
+    os << line;
+  }
+}
+
+// One regime's table; its recommended windows are appended to recommendations.
+void write_regime(std::ostringstream& os, const std::string& key, const Regime& g, const FitOptions& o,
+                  std::vector<std::string>& recommendations) {
+  const bool md = o.format == FitFormat::Markdown, csv = o.format == FitFormat::Csv;
+  if (!csv) write_regime_head(os, key, g, md, static_cast<int>(std::lround(o.confidence * 100)));
+  // The recommendation: the mass level serving the target (largest δ with 2δ <= target),
+  // or every mass level when no target is given.
+  double chosen_delta = 0;
+  if (o.target_l1 > 0) {
+    for (const auto& [name, m] : g.measures) {
+      if (m.delta > 0 && 2 * m.delta <= o.target_l1 * (1 + 1e-12)) chosen_delta = std::max(chosen_delta, m.delta);
     }
   }
-  if (regimes.empty()) {
+  for (const std::string& name : g.order) {
+    const Measure& m = g.measures.at(name);
+    const PowerLawFit f = fit_power_law(m.mean, o.confidence);
+    std::string window;
+    if (f.ok && m.delta > 0 && (o.target_l1 == 0 || m.delta == chosen_delta)) {
+      window = covering_window(m, f);
+      recommendations.push_back(key + ": attention-row l1 error <= " + num_text(2 * m.delta) +
+                                " on average (kept mass >= 1 - " + num_text(m.delta) + "): " + window);
+    }
+    write_measure_row(os, key, name, m, f, window, o.format);
+  }
+  if (!csv) os << "\n";
+}
+
+void write_recommendations(std::ostringstream& os, const std::vector<std::string>& recommendations,
+                           const FitOptions& o) {
+  const bool md = o.format == FitFormat::Markdown;
+  os << (md ? "**Recommended windows** " : "Recommended windows ")
+     << "(C: the fitted exponent of the mean mass:δ support, rounded up; α: the smallest with α·n^C >= the rows' "
+        "p90 support at every length fitted):\n";
+  if (md) os << "\n";
+  if (recommendations.empty()) {
+    os << (md ? "- " : "  ")
+       << (o.target_l1 > 0 ? "none: no regime has a mass:δ window with 2δ <= " + num_text(o.target_l1) +
+                                 " (add mass:" + num_text(o.target_l1 / 2) + " to the study's strategies)"
+                           : std::string("none: the study has no mass:δ window (add e.g. mass:1e-2 to its strategies)"))
+       << "\n";
+  }
+  for (const std::string& r : recommendations) os << (md ? "- " : "  ") << r << "\n";
+}
+
+}  // namespace
+
+std::string format_fit(const std::string& path, const FitOptions& o) {
+  check_fit_options(o);
+  const std::vector<Record> recs = read_results_records(path);
+  const Regimes regimes = group_regimes(recs, o.min_n);
+  if (regimes.by_key.empty()) {
     throw usage_error(path + ": no configuration with n >= " + std::to_string(o.min_n) + " (lower --min-n)");
   }
-
-  const int conf_pct = static_cast<int>(std::lround(o.confidence * 100));
   std::ostringstream os;
-  const bool md = o.format == FitFormat::Markdown, csv = o.format == FitFormat::Csv;
+  const bool csv = o.format == FitFormat::Csv;
   if (csv) os << "regime,measure,C,C_lo,C_hi,se,alpha_mean,r2,points,skipped,excluded,n_min,n_max,recommended\n";
   std::vector<std::string> recommendations;
-  for (const std::string& key : regime_order) {
-    const Regime& g = regimes[key];
-    if (!csv) {
-      os << (md ? "### " : "== ") << key << " (" << g.seeds.size() << " seed(s))" << (md ? "\n\n" : "\n");
-      if (md) {
-        os << "| measure | C | " << conf_pct << "% CI | a (mean = a·n^C) | R² | points | n range | window |\n"
-           << "|---|---|---|---|---|---|---|---|\n";
-      } else {
-        char head[256];
-        std::snprintf(head, sizeof head, "%-18s %9s %22s %10s %7s %7s %21s  %s\n", "measure", "C",
-                      (std::to_string(conf_pct) + "% CI").c_str(), "a", "R^2", "points", "n range", "window");
-        os << head;
-      }
-    }
-    // The recommendation: the mass level serving the target (largest δ with 2δ <= target),
-    // or every mass level when no target is given.
-    double chosen_delta = 0;
-    if (o.target_l1 > 0) {
-      for (const auto& [name, m] : g.measures) {
-        if (m.delta > 0 && 2 * m.delta <= o.target_l1 * (1 + 1e-12)) chosen_delta = std::max(chosen_delta, m.delta);
-      }
-    }
-    for (const std::string& name : g.order) {
-      const Measure& m = g.measures.at(name);
-      const PowerLawFit f = fit_power_law(m.mean, o.confidence);
-      std::string window;
-      if (f.ok && m.delta > 0 && (o.target_l1 == 0 || m.delta == chosen_delta)) {
-        if (f.c > 0) {
-          const double c = std::min(1.0, std::ceil(f.c * 1000) / 1000);
-          window = "power:" + num_text(covering_alpha(m.p90, c)) + "," + num_text(c);
-        } else {
-          double most = 0;
-          for (const FitPoint& p : m.p90) most = std::max(most, p.y);
-          window = "const:" + std::to_string(static_cast<std::int64_t>(std::ceil(most)));
-        }
-        recommendations.push_back(key + ": attention-row l1 error <= " + num_text(2 * m.delta) +
-                                  " on average (kept mass >= 1 - " + num_text(m.delta) + "): " + window);
-      }
-      const std::string range = f.ok ? fmt(f.n_min, "%.0f") + ".." + fmt(f.n_max, "%.0f") : "-";
-      if (csv) {
-        os << '"' << key << "\"," << name << ',' << fmt(f.c, "%.6g") << ',' << fmt(f.c_lo, "%.6g") << ','
-           << fmt(f.c_hi, "%.6g") << ',' << fmt(f.se_c, "%.6g") << ',' << fmt(std::exp(f.log_a), "%.6g") << ','
-           << fmt(f.r2, "%.6g") << ',' << f.points << ',' << f.skipped << ',' << m.excluded << ','
-           << fmt(f.n_min, "%.0f") << ',' << fmt(f.n_max, "%.0f") << ',' << window << '\n';
-        continue;
-      }
-      const std::string ci = f.ok ? "[" + fmt(f.c_lo, "%.3f") + ", " + fmt(f.c_hi, "%.3f") + "]" : f.why;
-      std::string note;
-      if (f.skipped > 0) note += " (" + std::to_string(f.skipped) + " zero)";
-      if (m.excluded > 0) note += " (" + std::to_string(m.excluded) + " excluded: list too short or clamped)";
-      if (md) {
-        os << "| " << name << " | " << fmt(f.c, "%.3f") << " | " << ci << " | " << fmt(std::exp(f.log_a)) << " | "
-           << fmt(f.r2, "%.3f") << " | " << f.points << note << " | " << range << " | " << (window.empty() ? "" : "`" + window + "`")
-           << " |\n";
-      } else {
-        char line[512];
-        std::snprintf(line, sizeof line, "%-18s %9s %22s %10s %7s %7lld %21s  %s%s\n", name.c_str(),
-                      fmt(f.c, "%.3f").c_str(), ci.c_str(), fmt(std::exp(f.log_a)).c_str(), fmt(f.r2, "%.3f").c_str(),
-                      static_cast<long long>(f.points), range.c_str(), window.c_str(), note.c_str());
-        os << line;
-      }
-    }
-    if (!csv) os << "\n";
-  }
-  if (!csv) {
-    os << (md ? "**Recommended windows** " : "Recommended windows ")
-       << "(C: the fitted exponent of the mean mass:δ support, rounded up; α: the smallest with α·n^C >= the rows' "
-          "p90 support at every length fitted):\n";
-    if (md) os << "\n";
-    if (recommendations.empty()) {
-      os << (md ? "- " : "  ")
-         << (o.target_l1 > 0 ? "none: no regime has a mass:δ window with 2δ <= " + num_text(o.target_l1) +
-                                   " (add mass:" + num_text(o.target_l1 / 2) + " to the study's strategies)"
-                             : std::string("none: the study has no mass:δ window (add e.g. mass:1e-2 to its strategies)"))
-         << "\n";
-    }
-    for (const std::string& r : recommendations) os << (md ? "- " : "  ") << r << "\n";
-  }
+  for (const std::string& key : regimes.order) write_regime(os, key, regimes.by_key.at(key), o, recommendations);
+  if (!csv) write_recommendations(os, recommendations, o);
   return os.str();
 }
 

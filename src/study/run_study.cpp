@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -143,15 +144,8 @@ class Progress {
   bool bar_shown_ = false;
 };
 
-}  // namespace
-
-int run_study(const Comm& comm, const StudyOptions& o) {
-  const double t_start = now();
-  // Every rank reads the same file and finds the same errors, before any communication.
-  const StudySpec spec = parse_study_file(o.study_file);
-  std::vector<Configuration> configs = expand(spec);
-  for (Configuration& c : configs) c.job.backend = o.backend;
-  const std::string hash = study_hash(spec);
+// Every configuration must be valid at this rank count; the message names the configuration.
+void validate_all(const Comm& comm, const StudyOptions& o, const std::vector<Configuration>& configs) {
   for (const Configuration& c : configs) {
     try {
       validate(c.job, comm.size());
@@ -159,174 +153,224 @@ int run_study(const Comm& comm, const StudyOptions& o) {
       throw Error(e.code(), o.study_file + ": configuration " + describe(c) + ": " + e.what());
     }
   }
-  // The backend must be usable (a GPU for cuda) before any output is created.
-  collective(comm, [&] { make_backend(o.backend); });
-  const bool root = comm.rank() == 0;
-  const std::string records = o.out + ".records";
-  const std::int64_t total = static_cast<std::int64_t>(configs.size());
-  StopSignals signals;
-  std::unique_ptr<StudyLock> lock;
+}
 
-  on_rank0(comm, [&] {
-    struct stat st {};
-    const std::string parent = io::dir_of(o.out);
-    if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      throw Error(kExitCantCreate, o.out + ": the directory " + parent + " does not exist (create it first)");
-    }
-    if (::mkdir(records.c_str(), 0755) != 0 && errno != EEXIST) {
-      throw Error(kExitCantCreate, records + ": cannot create the records directory: " + std::strerror(errno));
-    }
-    lock = std::make_unique<StudyLock>(records + "/lock");
-    const std::string now_text = canonical_study(spec);
-    std::string old_text;
-    const bool has_old = read_text(records + "/study.txt", old_text);
-    const std::string old_hash = has_old ? hex64(fnv1a(old_text.data(), old_text.size())) : "";
-    if (has_old && old_text != now_text) {
-      if (!o.restart) {
-        throw Error(kExitUsage, o.study_file + " changed since " + records + " was made: " +
-                                    describe_changes(old_text, now_text) +
-                                    " (rerun with --restart to discard those results, or undo the change)");
-      }
-    }
-    if (::stat(o.out.c_str(), &st) == 0 && !o.force) {
-      const std::string h = results_study_hash(o.out);
-      const bool ours = !h.empty() && (h == hash || (o.restart && h == old_hash));
-      if (!ours) {
-        throw Error(kExitCantCreate, o.out + ": exists and holds " +
-                                         (h.empty() ? std::string("something other than study results")
-                                                    : std::string("another study's results")) +
-                                         " (use --force to overwrite it, or choose another --out)");
-      }
-    }
-    if (has_old && old_text != now_text) {
-      discard_records(records);
-      std::fprintf(stderr, "study: --restart: discarded the records of the changed study in %s\n", records.c_str());
-    }
-    io::write_file_atomic(records + "/study.txt", now_text);
-  });
-
-  Progress progress(root, total);
-  if (root && spec.aligned) {
-    std::string line = "study: budget alignment over the lengths n: reference " + spec.reference.text + " total k " +
-                       std::to_string(spec.reference_total);
-    for (const Alignment& a : spec.alignments) {
-      line += "; " + a.spec.text + " (alpha " + num_text(a.alpha) + ") total " + std::to_string(a.total);
-    }
-    progress.line(line);
+// Rank 0 alone: creates and locks the records directory, refuses a changed study without
+// --restart and an output that is not this study's without --force, then records the study.
+// The lock goes to the caller, to be held for the whole run.
+void open_records(const StudyOptions& o, const StudySpec& spec, const std::string& hash, const std::string& records,
+                  std::unique_ptr<StudyLock>& lock) {
+  struct stat st {};
+  const std::string parent = io::dir_of(o.out);
+  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Error(kExitCantCreate, o.out + ": the directory " + parent + " does not exist (create it first)");
   }
+  if (::mkdir(records.c_str(), 0755) != 0 && errno != EEXIST) {
+    throw Error(kExitCantCreate, records + ": cannot create the records directory: " + std::strerror(errno));
+  }
+  lock = std::make_unique<StudyLock>(records + "/lock");
+  const std::string now_text = canonical_study(spec);
+  std::string old_text;
+  const bool has_old = read_text(records + "/study.txt", old_text);
+  const std::string old_hash = has_old ? hex64(fnv1a(old_text.data(), old_text.size())) : "";
+  if (has_old && old_text != now_text) {
+    if (!o.restart) {
+      throw Error(kExitUsage, o.study_file + " changed since " + records + " was made: " +
+                                  describe_changes(old_text, now_text) +
+                                  " (rerun with --restart to discard those results, or undo the change)");
+    }
+  }
+  if (::stat(o.out.c_str(), &st) == 0 && !o.force) {
+    const std::string h = results_study_hash(o.out);
+    const bool ours = !h.empty() && (h == hash || (o.restart && h == old_hash));
+    if (!ours) {
+      throw Error(kExitCantCreate, o.out + ": exists and holds " +
+                                       (h.empty() ? std::string("something other than study results")
+                                                  : std::string("another study's results")) +
+                                       " (use --force to overwrite it, or choose another --out)");
+    }
+  }
+  if (has_old && old_text != now_text) {
+    discard_records(records);
+    std::fprintf(stderr, "study: --restart: discarded the records of the changed study in %s\n", records.c_str());
+  }
+  io::write_file_atomic(records + "/study.txt", now_text);
+}
 
-  // Which configurations are recorded: every rank checks every record; one counts only when
-  // all ranks found it good.
+std::string alignment_line(const StudySpec& spec) {
+  std::string line = "study: budget alignment over the lengths n: reference " + spec.reference.text + " total k " +
+                     std::to_string(spec.reference_total);
+  for (const Alignment& a : spec.alignments) {
+    line += "; " + a.spec.text + " (alpha " + num_text(a.alpha) + ") total " + std::to_string(a.total);
+  }
+  return line;
+}
+
+std::string record_path(const std::string& records, const Configuration& c) { return records + "/" + c.hash + ".h5"; }
+
+std::vector<std::string> done_paths(const std::string& records, const std::vector<Configuration>& configs,
+                                    const std::vector<bool>& done) {
+  std::vector<std::string> paths;
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    if (done[i]) paths.push_back(record_path(records, configs[i]));
+  }
+  return paths;
+}
+
+// Which configurations are recorded: every rank checks every record; one counts only when
+// all ranks found it good.
+std::vector<bool> recorded_configs(const Comm& comm, const std::vector<Configuration>& configs,
+                                   const std::string& records, const std::string& hash, Progress& progress) {
   std::vector<double> good(configs.size(), 0.0);
   std::vector<std::string> why(configs.size());
-  auto record_path = [&](const Configuration& c) { return records + "/" + c.hash + ".h5"; };
   for (std::size_t i = 0; i < configs.size(); ++i) {
-    good[i] = record_valid(record_path(configs[i]), hash, configs[i].hash, &why[i]) ? 1.0 : 0.0;
+    good[i] = record_valid(record_path(records, configs[i]), hash, configs[i].hash, &why[i]) ? 1.0 : 0.0;
   }
   comm.allreduce_sum(good);
   std::vector<bool> done(configs.size());
-  std::int64_t resumed = 0;
   for (std::size_t i = 0; i < configs.size(); ++i) {
     done[i] = good[i] == static_cast<double>(comm.size());
-    if (done[i]) {
-      ++resumed;
-    } else if (why[i] != "missing") {
+    if (!done[i] && why[i] != "missing") {
       progress.line("study: record of " + describe(configs[i]) + " is not usable (" +
                     (why[i].empty() ? std::string("not good on every rank") : why[i]) + "): recomputing it");
     }
   }
-  auto done_paths = [&] {
-    std::vector<std::string> paths;
-    for (std::size_t i = 0; i < configs.size(); ++i) {
-      if (done[i]) paths.push_back(record_path(configs[i]));
+  return done;
+}
+
+// Cost model for the ETA: time ∝ n·d·queries.
+double cost(const Configuration& c) {
+  return static_cast<double>(c.job.n) * static_cast<double>(c.job.model.d) * static_cast<double>(c.job.queries);
+}
+
+// The counts and times of one run, for the progress lines, the ETA and the summary.
+struct Tally {
+  std::int64_t total = 0, resumed = 0, recorded = 0, computed = 0;
+  double t_start = 0, cost_left = 0, cost_done = 0, t_compute = 0, t_commit = 0;
+};
+
+Error interrupted(int sig, const Tally& t, const std::string& out) {
+  return Error(kExitInterrupted, std::string("interrupted by ") + signal_name(sig) + ": " + std::to_string(t.recorded) +
+                                     " of " + std::to_string(t.total) + " configurations recorded in " + out +
+                                     "; rerun the same command to resume");
+}
+
+// Runs c's job; a stop agreed on during the job becomes the interrupted message.
+JobResult compute(const Comm& comm, const Configuration& c, StopSink& sink, Progress& progress, const Tally& tally,
+                  const std::string& out) {
+  try {
+    return run_job(comm, c.job, nullptr, &sink);
+  } catch (const Error& e) {
+    if (e.code() == kExitInterrupted) {
+      progress.end();
+      throw interrupted(agreed_stop(comm), tally, out);
     }
-    return paths;
-  };
-  on_rank0(comm, [&] { build_results(o.out, spec, hash, total, done_paths()); });
-  if (resumed > 0) {
-    progress.line("study: " + std::to_string(resumed) + " of " + std::to_string(total) +
+    throw Error(e.code(), "configuration " + describe(c) + ": " + e.what());
+  }
+}
+
+// Rank 0 commits the record; every rank checks the committed record against its own result
+// before it counts.
+void commit_checked(const Comm& comm, const std::string& records, const std::string& hash, const Configuration& c,
+                    const Record& rec) {
+  const std::string path = record_path(records, c);
+  on_rank0(comm, [&] { commit_record(records, c.hash, rec); });
+  try {
+    collective(comm, [&] {
+      std::string problem;
+      if (!record_valid(path, hash, c.hash, &problem)) {
+        throw Error(kExitIo, path + ": the record just committed does not read back (" + problem +
+                                 "); check the file system");
+      }
+      if (record_checksum(read_record_file(path), false) != record_checksum(rec, false)) {
+        throw Error(kExitIo, path + ": the record's statistics differ from this rank's; check the file system");
+      }
+    });
+  } catch (const Error& e) {
+    throw Error(e.code(), e.what());
+  }
+}
+
+// Counts c's times (computed t0..t1, committed t1..t2) and prints its line and the bar.
+void report_configuration(Progress& progress, Tally& t, const Configuration& c, double t0, double t1, double t2) {
+  t.t_compute += t1 - t0;
+  t.t_commit += t2 - t1;
+  t.cost_done += cost(c);
+  t.cost_left -= cost(c);
+  const double eta = t.cost_done > 0 ? (t.t_compute + t.t_commit) / t.cost_done * std::max(0.0, t.cost_left) : 0;
+  char head[48];
+  std::snprintf(head, sizeof head, "study: [%*lld/%lld] ", static_cast<int>(std::to_string(t.total).size()),
+                static_cast<long long>(t.recorded), static_cast<long long>(t.total));
+  progress.line(head + describe(c) + ": " + seconds(t1 - t0) + " + commit " + seconds(t2 - t1) + " | elapsed " +
+                seconds(now() - t.t_start) + ", ETA " + seconds(eta));
+  progress.bar(t.recorded, "ETA " + seconds(eta));
+}
+
+void report_done(Progress& progress, const Tally& t, const std::string& out) {
+  char pct[32];
+  std::snprintf(pct, sizeof pct, "%.1f%%",
+                t.t_compute + t.t_commit > 0 ? 100 * t.t_commit / (t.t_compute + t.t_commit) : 0.0);
+  progress.line("study: done: " + std::to_string(t.total) + " configurations (" + std::to_string(t.computed) +
+                " computed, " + std::to_string(t.resumed) + " recorded earlier) in " + seconds(now() - t.t_start) +
+                "; compute " + seconds(t.t_compute) + ", checkpointing " + seconds(t.t_commit) + " (" + pct +
+                "); results in " + out);
+}
+
+}  // namespace
+
+int run_study(const Comm& comm, const StudyOptions& o) {
+  Tally tally;
+  tally.t_start = now();
+  // Every rank reads the same file and finds the same errors, before any communication.
+  const StudySpec spec = parse_study_file(o.study_file);
+  std::vector<Configuration> configs = expand(spec);
+  for (Configuration& c : configs) c.job.backend = o.backend;
+  const std::string hash = study_hash(spec);
+  validate_all(comm, o, configs);
+  // The backend must be usable (a GPU for cuda) before any output is created.
+  collective(comm, [&] { make_backend(o.backend); });
+  const bool root = comm.rank() == 0;
+  const std::string records = o.out + ".records";
+  tally.total = static_cast<std::int64_t>(configs.size());
+  StopSignals signals;
+  std::unique_ptr<StudyLock> lock;
+  on_rank0(comm, [&] { open_records(o, spec, hash, records, lock); });
+
+  Progress progress(root, tally.total);
+  if (root && spec.aligned) progress.line(alignment_line(spec));
+  std::vector<bool> done = recorded_configs(comm, configs, records, hash, progress);
+  tally.resumed = static_cast<std::int64_t>(std::count(done.begin(), done.end(), true));
+  on_rank0(comm, [&] { build_results(o.out, spec, hash, tally.total, done_paths(records, configs, done)); });
+  if (tally.resumed > 0) {
+    progress.line("study: " + std::to_string(tally.resumed) + " of " + std::to_string(tally.total) +
                   " configurations already recorded in " + records + "; resuming");
   }
 
-  // Cost model for the ETA: time ∝ n·d·queries.
-  auto cost = [](const Configuration& c) {
-    return static_cast<double>(c.job.n) * static_cast<double>(c.job.model.d) * static_cast<double>(c.job.queries);
-  };
-  double cost_left = 0, cost_done = 0, t_compute = 0, t_commit = 0;
   for (std::size_t i = 0; i < configs.size(); ++i) {
-    if (!done[i]) cost_left += cost(configs[i]);
+    if (!done[i]) tally.cost_left += cost(configs[i]);
   }
-  std::int64_t recorded = resumed, computed = 0;
-  auto interrupted = [&](int sig) {
-    return Error(kExitInterrupted, std::string("interrupted by ") + signal_name(sig) + ": " +
-                                       std::to_string(recorded) + " of " + std::to_string(total) +
-                                       " configurations recorded in " + o.out + "; rerun the same command to resume");
-  };
+  tally.recorded = tally.resumed;
   StopSink sink;
   for (std::size_t i = 0; i < configs.size(); ++i) {
     if (done[i]) continue;
     const Configuration& c = configs[i];
     if (const int sig = agreed_stop(comm)) {
       progress.end();
-      throw interrupted(sig);
+      throw interrupted(sig, tally, o.out);
     }
     const double t0 = now();
-    JobResult res;
-    try {
-      res = run_job(comm, c.job, nullptr, &sink);
-    } catch (const Error& e) {
-      if (e.code() == kExitInterrupted) {
-        progress.end();
-        throw interrupted(agreed_stop(comm));
-      }
-      throw Error(e.code(), "configuration " + describe(c) + ": " + e.what());
-    }
+    const JobResult res = compute(comm, c, sink, progress, tally, o.out);
     const double t1 = now();
     print_warnings(comm.rank(), res, "configuration " + describe(c) + ": ");
-    const Record rec = make_record(c, res, hash);
-    const std::string path = record_path(c);
-    on_rank0(comm, [&] { commit_record(records, c.hash, rec); });
-    // Every rank checks the committed record against its own result before it counts.
-    try {
-      collective(comm, [&] {
-        std::string problem;
-        if (!record_valid(path, hash, c.hash, &problem)) {
-          throw Error(kExitIo, path + ": the record just committed does not read back (" + problem +
-                                   "); check the file system");
-        }
-        if (record_checksum(read_record_file(path), false) != record_checksum(rec, false)) {
-          throw Error(kExitIo, path + ": the record's statistics differ from this rank's; check the file system");
-        }
-      });
-    } catch (const Error& e) {
-      throw Error(e.code(), e.what());
-    }
+    commit_checked(comm, records, hash, c, make_record(c, res, hash));
     done[i] = true;
-    ++recorded;
-    ++computed;
-    on_rank0(comm, [&] { build_results(o.out, spec, hash, total, done_paths()); });
-    const double t2 = now();
-    t_compute += t1 - t0;
-    t_commit += t2 - t1;
-    cost_done += cost(c);
-    cost_left -= cost(c);
-    const double eta = cost_done > 0 ? (t_compute + t_commit) / cost_done * std::max(0.0, cost_left) : 0;
-    char head[48];
-    std::snprintf(head, sizeof head, "study: [%*lld/%lld] ", static_cast<int>(std::to_string(total).size()),
-                  static_cast<long long>(recorded), static_cast<long long>(total));
-    progress.line(head + describe(c) + ": " + seconds(t1 - t0) + " + commit " + seconds(t2 - t1) + " | elapsed " +
-                  seconds(now() - t_start) + ", ETA " + seconds(eta));
-    progress.bar(recorded, "ETA " + seconds(eta));
+    ++tally.recorded;
+    ++tally.computed;
+    on_rank0(comm, [&] { build_results(o.out, spec, hash, tally.total, done_paths(records, configs, done)); });
+    report_configuration(progress, tally, c, t0, t1, now());
   }
   progress.end();
-  if (root) {
-    char pct[32];
-    std::snprintf(pct, sizeof pct, "%.1f%%", t_compute + t_commit > 0 ? 100 * t_commit / (t_compute + t_commit) : 0.0);
-    progress.line("study: done: " + std::to_string(total) + " configurations (" + std::to_string(computed) +
-                  " computed, " + std::to_string(resumed) + " recorded earlier) in " + seconds(now() - t_start) +
-                  "; compute " + seconds(t_compute) + ", checkpointing " + seconds(t_commit) + " (" + pct +
-                  "); results in " + o.out);
-  }
+  if (root) report_done(progress, tally, o.out);
   return 0;
 }
 

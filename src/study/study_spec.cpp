@@ -133,6 +133,226 @@ std::string model_label(const ModelParams& p) {
   return "gaussian(sigma=" + num_text(p.sigma) + position_label(p) + ")";
 }
 
+// Where a message about a missing section points: the file, with no line.
+const toml::source_region kFileStart{};
+
+// A required key of table t; full is its dotted name in messages.
+const toml::node& required(const Reader& r, const toml::table& t, const char* key, const std::string& full) {
+  const toml::node* n = t.get(key);
+  if (!n) r.fail(t.source(), full, "is required");
+  return *n;
+}
+
+// A required list of sizes (study.n, study.d): integers >= 1, each once.
+std::vector<std::int64_t> sizes(const Reader& r, const toml::table& t, const char* key, const std::string& full) {
+  std::vector<std::int64_t> out;
+  const toml::node& n = required(r, t, key, full);
+  for (const toml::node* e : r.list(n, full)) out.push_back(r.integer(*e, full, 1));
+  no_duplicates(r, out, n, full);
+  return out;
+}
+
+// study.seeds, or study.trials = T for seeds 1..T.
+void parse_seeds(const Reader& r, const toml::table& st, StudySpec& s) {
+  const toml::node* seeds = st.get("seeds");
+  const toml::node* trials = st.get("trials");
+  if (seeds && trials) r.fail(trials->source(), "study.trials", "give seeds or trials, not both");
+  if (!seeds && !trials) r.fail(st.source(), "study.seeds", "is required (a list of seeds, or trials = T for seeds 1..T)");
+  if (seeds) {
+    for (const toml::node* e : r.list(*seeds, "study.seeds")) {
+      s.seeds.push_back(static_cast<std::uint64_t>(r.integer(*e, "study.seeds", 0)));
+    }
+    no_duplicates(r, s.seeds, *seeds, "study.seeds");
+  } else {
+    const std::int64_t t = r.integer(*trials, "study.trials", 1);
+    for (std::int64_t i = 1; i <= t; ++i) s.seeds.push_back(static_cast<std::uint64_t>(i));
+  }
+}
+
+// [study]
+void parse_study_section(const Reader& r, const toml::table& root, StudySpec& s) {
+  const toml::table* st = root["study"].as_table();
+  if (!st) r.fail(root["study"].node() ? root["study"].node()->source() : kFileStart, "study",
+                  "a [study] table is required (with n, d and seeds or trials)");
+  r.known_keys(*st, "study.",
+               {"name", "n", "d", "seeds", "trials", "queries", "causal", "scale", "exact", "max_k", "sparsity_eps"});
+  if (const toml::node* n = st->get("name")) s.name = r.string(*n, "study.name");
+  s.n = sizes(r, *st, "n", "study.n");
+  s.d = sizes(r, *st, "d", "study.d");
+  parse_seeds(r, *st, s);
+  if (const toml::node* n = st->get("queries")) s.queries = r.integer(*n, "study.queries", 1);
+  if (const toml::node* n = st->get("causal")) s.causal = r.boolean(*n, "study.causal");
+  if (const toml::node* n = st->get("exact")) s.exact = r.boolean(*n, "study.exact");
+  if (const toml::node* n = st->get("scale")) {
+    s.scale = r.number(*n, "study.scale");
+    if (s.scale < 0) r.fail(n->source(), "study.scale", "must be >= 0 (0 means 1/sqrt(d))");
+  }
+  if (const toml::node* n = st->get("max_k")) s.max_k = r.integer(*n, "study.max_k", 1);
+  if (const toml::node* n = st->get("sparsity_eps")) {
+    s.sparsity_eps.clear();
+    for (const toml::node* e : r.list(*n, "study.sparsity_eps")) {
+      const double eps = r.number(*e, "study.sparsity_eps");
+      if (!(eps > 0 && eps < 1)) r.fail(e->source(), "study.sparsity_eps", "each level must lie in (0, 1)");
+      s.sparsity_eps.push_back(eps);
+    }
+  }
+}
+
+// [engine] (optional)
+void parse_engine_section(const Reader& r, const toml::table& root, StudySpec& s) {
+  const toml::node* en = root.get("engine");
+  if (!en) return;
+  const toml::table* et = en->as_table();
+  if (!et) r.fail(en->source(), "engine", "must be a table ([engine])");
+  r.known_keys(*et, "engine.", {"threads", "block", "tile"});
+  if (const toml::node* n = et->get("threads")) s.threads = static_cast<int>(r.integer(*n, "engine.threads", 1));
+  if (const toml::node* n = et->get("block")) s.block = r.integer(*n, "engine.block", 1);
+  if (const toml::node* n = et->get("tile")) s.tile = r.integer(*n, "engine.tile", 1);
+}
+
+// The [[model]] tables: an array of tables, or a single [model] table.
+std::vector<const toml::table*> model_tables(const Reader& r, const toml::table& root) {
+  const toml::node* mn = root.get("model");
+  if (!mn) r.fail(kFileStart, "model", "at least one [[model]] table is required (model = \"paper\" or \"gaussian\")");
+  std::vector<const toml::table*> tables;
+  if (const toml::array* a = mn->as_array()) {
+    if (a->empty()) r.fail(mn->source(), "model", "must not be empty");
+    for (const toml::node& e : *a) {
+      if (!e.as_table()) r.fail(e.source(), "model", "each entry must be a table ([[model]])");
+      tables.push_back(e.as_table());
+    }
+  } else if (const toml::table* t = mn->as_table()) {
+    tables.push_back(t);
+  } else {
+    r.fail(mn->source(), "model", "must be a table ([[model]])");
+  }
+  return tables;
+}
+
+// model.model and the keys that belong to the other input model.
+InputModel parse_model_kind(const Reader& r, const toml::table& t) {
+  std::string kind = "paper";
+  if (const toml::node* n = t.get("model")) kind = r.string(*n, "model.model");
+  if (kind == "paper") {
+    if (const toml::node* n = t.get("sigma")) r.fail(n->source(), "model.sigma", "applies to model = \"gaussian\" only");
+    return InputModel::Paper;
+  }
+  if (kind == "gaussian") {
+    for (const char* k : {"B", "R", "x_dist"}) {
+      if (const toml::node* n = t.get(k)) {
+        r.fail(n->source(), std::string("model.") + k, "applies to model = \"paper\" only");
+      }
+    }
+    return InputModel::Gaussian;
+  }
+  r.fail(t.get("model")->source(), "model.model", "unknown input model '" + kind + "' (use paper or gaussian)");
+}
+
+// One [[model]] table; d is study.d (RoPE needs every dimension even).
+ModelEntry parse_model(const Reader& r, const toml::table& t, const std::vector<std::int64_t>& d) {
+  r.known_keys(t, "model.", {"model", "B", "R", "x_dist", "sigma", "rope_theta", "sinks", "sink_strength", "tied"});
+  ModelEntry m;
+  m.params.model = parse_model_kind(r, t);
+  auto positive = [&](const char* key, double& field) {
+    if (const toml::node* n = t.get(key)) {
+      field = r.number(*n, std::string("model.") + key);
+      if (!(field > 0)) r.fail(n->source(), std::string("model.") + key, "must be > 0");
+    }
+  };
+  positive("B", m.params.bound);
+  positive("R", m.params.weight_norm);
+  positive("sigma", m.params.sigma);
+  if (const toml::node* n = t.get("rope_theta")) {
+    m.params.rope_theta = r.number(*n, "model.rope_theta");
+    if (!(m.params.rope_theta > 1)) r.fail(n->source(), "model.rope_theta", "must be a base > 1, e.g. 10000 (omit it for no RoPE)");
+  }
+  if (const toml::node* n = t.get("tied")) m.params.tied = r.boolean(*n, "model.tied");
+  if (const toml::node* n = t.get("sinks")) m.params.sinks = r.integer(*n, "model.sinks", 0);
+  if (const toml::node* n = t.get("sink_strength")) {
+    m.params.sink_strength = r.number(*n, "model.sink_strength");
+    if (m.params.sink_strength < 0) r.fail(n->source(), "model.sink_strength", "must be >= 0");
+    if (m.params.sinks == 0) r.fail(n->source(), "model.sink_strength", "needs model.sinks > 0");
+  }
+  if (m.params.rope_theta > 0) {
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      if (d[i] % 2 != 0) r.fail(t.get("rope_theta")->source(), "model.rope_theta",
+                                "RoPE needs even dimensions, study.d lists " + std::to_string(d[i]));
+    }
+  }
+  if (const toml::node* n = t.get("x_dist")) {
+    const std::string x = r.string(*n, "model.x_dist");
+    if (x == "gaussian") {
+      m.params.x_dist = XDistribution::Gaussian;
+    } else if (x == "uniform") {
+      m.params.x_dist = XDistribution::Uniform;
+    } else {
+      r.fail(n->source(), "model.x_dist", "unknown distribution '" + x + "' (use gaussian or uniform)");
+    }
+  }
+  return m;
+}
+
+// [[model]]: every table, each model once.
+void parse_model_section(const Reader& r, const toml::table& root, StudySpec& s) {
+  std::vector<std::string> labels;
+  for (const toml::table* t : model_tables(r, root)) {
+    const ModelEntry m = parse_model(r, *t, s.d);
+    const std::string label = model_label(m.params);
+    if (std::find(labels.begin(), labels.end(), label) != labels.end()) {
+      r.fail(t->source(), "model", "lists the model " + label + " twice");
+    }
+    labels.push_back(label);
+    s.models.push_back(m);
+  }
+}
+
+// windows.align (the reference) and windows.aligned, each aligned to the reference's total k.
+void parse_alignment(const Reader& r, const toml::table& wt, StudySpec& s) {
+  const toml::node* align = wt.get("align");
+  const toml::node* aligned = wt.get("aligned");
+  if (aligned && !align) r.fail(aligned->source(), "windows.aligned", "needs windows.align, the reference (e.g. \"const:256\")");
+  if (!align) return;
+  s.aligned = true;
+  s.reference = window(r, *align, "windows.align");
+  if (!s.reference.fixed()) {
+    r.fail(align->source(), "windows.align",
+           "the reference must be a fixed window: const:K, log:A, power:A,C or sqrt:A");
+  }
+  s.reference_total = total_k(s.reference, s.n);
+  s.windows.push_back(s.reference);
+  if (aligned) {
+    for (const toml::node* e : r.list(*aligned, "windows.aligned")) {
+      const std::string form = r.string(*e, "windows.aligned");
+      std::string where = r.path() + ":" + std::to_string(e->source().begin.line) + ": windows.aligned";
+      s.alignments.push_back(align_window(form, s.n, s.reference_total, where));
+      s.windows.push_back(s.alignments.back().spec);
+    }
+  }
+}
+
+// [windows]: the aligned windows first, then the strategies; each once, exact-pass ones only with study.exact.
+void parse_windows_section(const Reader& r, const toml::table& root, StudySpec& s) {
+  const toml::node* wn = root.get("windows");
+  if (!wn) r.fail(kFileStart, "windows", "a [windows] table is required (strategies, and/or align with aligned)");
+  const toml::table* wt = wn->as_table();
+  if (!wt) r.fail(wn->source(), "windows", "must be a table ([windows])");
+  r.known_keys(*wt, "windows.", {"strategies", "align", "aligned"});
+  parse_alignment(r, *wt, s);
+  if (const toml::node* n = wt->get("strategies")) {
+    for (const toml::node* e : r.list(*n, "windows.strategies")) s.windows.push_back(window(r, *e, "windows.strategies"));
+  }
+  if (s.windows.empty()) r.fail(wt->source(), "windows", "names no strategy (give strategies, or align and aligned)");
+  for (std::size_t i = 0; i < s.windows.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (s.windows[i].text == s.windows[j].text) {
+        r.fail(wt->source(), "windows", "the strategy " + s.windows[i].text + " appears twice (list it once)");
+      }
+    }
+    if (!s.exact && s.windows[i].needs_exact()) {
+      r.fail(wt->source(), "windows", s.windows[i].text + " needs the exact pass (remove it or set study.exact = true)");
+    }
+  }
+}
 
 }  // namespace
 
@@ -268,192 +488,13 @@ StudySpec parse_study_text(const std::string& text, const std::string& path) {
     throw usage_error(path + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
                       std::string(e.description()));
   }
-  const toml::source_region file_start{};
   r.known_keys(root, "", {"study", "engine", "model", "windows"});
   StudySpec s;
   s.path = path;
-
-  // [study]
-  const toml::table* st = root["study"].as_table();
-  if (!st) r.fail(root["study"].node() ? root["study"].node()->source() : file_start, "study",
-                  "a [study] table is required (with n, d and seeds or trials)");
-  r.known_keys(*st, "study.",
-               {"name", "n", "d", "seeds", "trials", "queries", "causal", "scale", "exact", "max_k", "sparsity_eps"});
-  auto need = [&](const toml::table& t, const char* key, const std::string& full) -> const toml::node& {
-    const toml::node* n = t.get(key);
-    if (!n) r.fail(t.source(), full, "is required");
-    return *n;
-  };
-  if (const toml::node* n = st->get("name")) s.name = r.string(*n, "study.name");
-  {
-    const toml::node& n = need(*st, "n", "study.n");
-    for (const toml::node* e : r.list(n, "study.n")) s.n.push_back(r.integer(*e, "study.n", 1));
-    no_duplicates(r, s.n, n, "study.n");
-  }
-  {
-    const toml::node& n = need(*st, "d", "study.d");
-    for (const toml::node* e : r.list(n, "study.d")) s.d.push_back(r.integer(*e, "study.d", 1));
-    no_duplicates(r, s.d, n, "study.d");
-  }
-  const toml::node* seeds = st->get("seeds");
-  const toml::node* trials = st->get("trials");
-  if (seeds && trials) r.fail(trials->source(), "study.trials", "give seeds or trials, not both");
-  if (!seeds && !trials) r.fail(st->source(), "study.seeds", "is required (a list of seeds, or trials = T for seeds 1..T)");
-  if (seeds) {
-    for (const toml::node* e : r.list(*seeds, "study.seeds")) {
-      s.seeds.push_back(static_cast<std::uint64_t>(r.integer(*e, "study.seeds", 0)));
-    }
-    no_duplicates(r, s.seeds, *seeds, "study.seeds");
-  } else {
-    const std::int64_t t = r.integer(*trials, "study.trials", 1);
-    for (std::int64_t i = 1; i <= t; ++i) s.seeds.push_back(static_cast<std::uint64_t>(i));
-  }
-  if (const toml::node* n = st->get("queries")) s.queries = r.integer(*n, "study.queries", 1);
-  if (const toml::node* n = st->get("causal")) s.causal = r.boolean(*n, "study.causal");
-  if (const toml::node* n = st->get("exact")) s.exact = r.boolean(*n, "study.exact");
-  if (const toml::node* n = st->get("scale")) {
-    s.scale = r.number(*n, "study.scale");
-    if (s.scale < 0) r.fail(n->source(), "study.scale", "must be >= 0 (0 means 1/sqrt(d))");
-  }
-  if (const toml::node* n = st->get("max_k")) s.max_k = r.integer(*n, "study.max_k", 1);
-  if (const toml::node* n = st->get("sparsity_eps")) {
-    s.sparsity_eps.clear();
-    for (const toml::node* e : r.list(*n, "study.sparsity_eps")) {
-      const double eps = r.number(*e, "study.sparsity_eps");
-      if (!(eps > 0 && eps < 1)) r.fail(e->source(), "study.sparsity_eps", "each level must lie in (0, 1)");
-      s.sparsity_eps.push_back(eps);
-    }
-  }
-
-  // [engine]
-  if (const toml::node* en = root.get("engine")) {
-    const toml::table* et = en->as_table();
-    if (!et) r.fail(en->source(), "engine", "must be a table ([engine])");
-    r.known_keys(*et, "engine.", {"threads", "block", "tile"});
-    if (const toml::node* n = et->get("threads")) s.threads = static_cast<int>(r.integer(*n, "engine.threads", 1));
-    if (const toml::node* n = et->get("block")) s.block = r.integer(*n, "engine.block", 1);
-    if (const toml::node* n = et->get("tile")) s.tile = r.integer(*n, "engine.tile", 1);
-  }
-
-  // [[model]]
-  const toml::node* mn = root.get("model");
-  if (!mn) r.fail(file_start, "model", "at least one [[model]] table is required (model = \"paper\" or \"gaussian\")");
-  std::vector<const toml::table*> model_tables;
-  if (const toml::array* a = mn->as_array()) {
-    if (a->empty()) r.fail(mn->source(), "model", "must not be empty");
-    for (const toml::node& e : *a) {
-      if (!e.as_table()) r.fail(e.source(), "model", "each entry must be a table ([[model]])");
-      model_tables.push_back(e.as_table());
-    }
-  } else if (const toml::table* t = mn->as_table()) {
-    model_tables.push_back(t);
-  } else {
-    r.fail(mn->source(), "model", "must be a table ([[model]])");
-  }
-  std::vector<std::string> labels;
-  for (const toml::table* t : model_tables) {
-    r.known_keys(*t, "model.", {"model", "B", "R", "x_dist", "sigma", "rope_theta", "sinks", "sink_strength", "tied"});
-    ModelEntry m;
-    std::string kind = "paper";
-    if (const toml::node* n = t->get("model")) kind = r.string(*n, "model.model");
-    if (kind == "paper") {
-      m.params.model = InputModel::Paper;
-      if (const toml::node* n = t->get("sigma")) r.fail(n->source(), "model.sigma", "applies to model = \"gaussian\" only");
-    } else if (kind == "gaussian") {
-      m.params.model = InputModel::Gaussian;
-      for (const char* k : {"B", "R", "x_dist"}) {
-        if (const toml::node* n = t->get(k)) {
-          r.fail(n->source(), std::string("model.") + k, "applies to model = \"paper\" only");
-        }
-      }
-    } else {
-      r.fail(t->get("model")->source(), "model.model", "unknown input model '" + kind + "' (use paper or gaussian)");
-    }
-    auto positive = [&](const char* key, double& field) {
-      if (const toml::node* n = t->get(key)) {
-        field = r.number(*n, std::string("model.") + key);
-        if (!(field > 0)) r.fail(n->source(), std::string("model.") + key, "must be > 0");
-      }
-    };
-    positive("B", m.params.bound);
-    positive("R", m.params.weight_norm);
-    positive("sigma", m.params.sigma);
-    if (const toml::node* n = t->get("rope_theta")) {
-      m.params.rope_theta = r.number(*n, "model.rope_theta");
-      if (!(m.params.rope_theta > 1)) r.fail(n->source(), "model.rope_theta", "must be a base > 1, e.g. 10000 (omit it for no RoPE)");
-    }
-    if (const toml::node* n = t->get("tied")) m.params.tied = r.boolean(*n, "model.tied");
-    if (const toml::node* n = t->get("sinks")) m.params.sinks = r.integer(*n, "model.sinks", 0);
-    if (const toml::node* n = t->get("sink_strength")) {
-      m.params.sink_strength = r.number(*n, "model.sink_strength");
-      if (m.params.sink_strength < 0) r.fail(n->source(), "model.sink_strength", "must be >= 0");
-      if (m.params.sinks == 0) r.fail(n->source(), "model.sink_strength", "needs model.sinks > 0");
-    }
-    if (m.params.rope_theta > 0) {
-      for (std::size_t i = 0; i < s.d.size(); ++i) {
-        if (s.d[i] % 2 != 0) r.fail(t->get("rope_theta")->source(), "model.rope_theta",
-                                    "RoPE needs even dimensions, study.d lists " + std::to_string(s.d[i]));
-      }
-    }
-    if (const toml::node* n = t->get("x_dist")) {
-      const std::string x = r.string(*n, "model.x_dist");
-      if (x == "gaussian") {
-        m.params.x_dist = XDistribution::Gaussian;
-      } else if (x == "uniform") {
-        m.params.x_dist = XDistribution::Uniform;
-      } else {
-        r.fail(n->source(), "model.x_dist", "unknown distribution '" + x + "' (use gaussian or uniform)");
-      }
-    }
-    const std::string label = model_label(m.params);
-    if (std::find(labels.begin(), labels.end(), label) != labels.end()) {
-      r.fail(t->source(), "model", "lists the model " + label + " twice");
-    }
-    labels.push_back(label);
-    s.models.push_back(m);
-  }
-
-  // [windows]
-  const toml::node* wn = root.get("windows");
-  if (!wn) r.fail(file_start, "windows", "a [windows] table is required (strategies, and/or align with aligned)");
-  const toml::table* wt = wn->as_table();
-  if (!wt) r.fail(wn->source(), "windows", "must be a table ([windows])");
-  r.known_keys(*wt, "windows.", {"strategies", "align", "aligned"});
-  const toml::node* align = wt->get("align");
-  const toml::node* aligned = wt->get("aligned");
-  if (aligned && !align) r.fail(aligned->source(), "windows.aligned", "needs windows.align, the reference (e.g. \"const:256\")");
-  if (align) {
-    s.aligned = true;
-    s.reference = window(r, *align, "windows.align");
-    if (!s.reference.fixed()) {
-      r.fail(align->source(), "windows.align",
-             "the reference must be a fixed window: const:K, log:A, power:A,C or sqrt:A");
-    }
-    s.reference_total = total_k(s.reference, s.n);
-    s.windows.push_back(s.reference);
-    if (aligned) {
-      for (const toml::node* e : r.list(*aligned, "windows.aligned")) {
-        const std::string form = r.string(*e, "windows.aligned");
-        std::string where = path + ":" + std::to_string(e->source().begin.line) + ": windows.aligned";
-        s.alignments.push_back(align_window(form, s.n, s.reference_total, where));
-        s.windows.push_back(s.alignments.back().spec);
-      }
-    }
-  }
-  if (const toml::node* n = wt->get("strategies")) {
-    for (const toml::node* e : r.list(*n, "windows.strategies")) s.windows.push_back(window(r, *e, "windows.strategies"));
-  }
-  if (s.windows.empty()) r.fail(wt->source(), "windows", "names no strategy (give strategies, or align and aligned)");
-  for (std::size_t i = 0; i < s.windows.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (s.windows[i].text == s.windows[j].text) {
-        r.fail(wt->source(), "windows", "the strategy " + s.windows[i].text + " appears twice (list it once)");
-      }
-    }
-    if (!s.exact && s.windows[i].needs_exact()) {
-      r.fail(wt->source(), "windows", s.windows[i].text + " needs the exact pass (remove it or set study.exact = true)");
-    }
-  }
+  parse_study_section(r, root, s);
+  parse_engine_section(r, root, s);
+  parse_model_section(r, root, s);
+  parse_windows_section(r, root, s);
   return s;
 }
 
