@@ -31,6 +31,8 @@
 #   --strict         names added AFTER are failures too (passed to the comparator)
 #   --force          reuse a non-empty OUTDIR (its before/ and after/ are removed first)
 #   --compare-only   only run the comparator on an existing OUTDIR
+#   --also ARG       pass ARG to the comparator (repeatable), e.g. --also --split=OLD=NEW1,NEW2
+#                    or --also --exclude-line=REGEX for a change the two builds are known to make
 #   -h, --help       this text
 # Environment: MPIRUN (mpirun), PYTHON (/usr/bin/python3, needs h5py and numpy).
 set -euo pipefail
@@ -44,6 +46,7 @@ MPIRUN=${MPIRUN:-mpirun}
 cases="default quickstart allwin gqa"
 n_default=65536
 strict=()
+also=()
 force=0
 compare_only=0
 pos=()
@@ -55,6 +58,7 @@ while [ $# -gt 0 ]; do
     --strict) strict=(--strict); shift ;;
     --force) force=1; shift ;;
     --compare-only) compare_only=1; shift ;;
+    --also) [ $# -ge 2 ] || die "--also needs a value"; also+=("$2"); shift 2 ;;
     --) shift; pos+=("$@"); break ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) pos+=("$1"); shift ;;
@@ -69,10 +73,10 @@ done
 "$PYTHON" -c 'import h5py, numpy' 2>/dev/null || die "$PYTHON cannot import h5py and numpy"
 compare() {
   set +e
-  "$PYTHON" "$root/benchmarks/compare_results.py" "${strict[@]}" --by file \
+  "$PYTHON" "$root/benchmarks/compare_results.py" "${strict[@]}" "${also[@]}" --by file \
     "$out/before" "$out/after" | tee "$out/compare.txt"
   local rc=${PIPESTATUS[0]}
-  "$PYTHON" "$root/benchmarks/compare_results.py" "${strict[@]}" --by group --verbose --max-notes 20 \
+  "$PYTHON" "$root/benchmarks/compare_results.py" "${strict[@]}" "${also[@]}" --by group --verbose --max-notes 20 \
     "$out/before" "$out/after" >"$out/compare_groups.txt"
   set -e
   echo "table written to $out/compare.txt; per field group, with the differences: $out/compare_groups.txt"

@@ -97,6 +97,11 @@ class Comparator:
         self.text_last_digit = args.text_last_digit
         self.excluded = set(EXCLUDED_NAMES) | set(args.exclude or [])
         self.line_re = [re.compile(p) for p in EXCLUDED_LINE_PATTERNS + (args.exclude_line or [])]
+        # OLD -> [NEW, ...]: BEFORE's HDF5 dataset OLD (..., k) became AFTER's k datasets NEW_i
+        self.splits = {}
+        for spec in args.split or []:
+            old, _, new = spec.partition("=")
+            self.splits[old] = new.split(",")
         self.rows = {}           # (case, file, group, kind) -> Stat
         self.excluded_seen = set()
 
@@ -293,6 +298,12 @@ class Comparator:
                     continue
                 p = f"{path}/{name}"
                 oa, ob = ga.get(name), gb.get(name)
+                new = self.splits.get(name, [])
+                if new and oa is not None and ob is None and all(x in gb for x in new):
+                    column = np.asarray(oa[()])  # its last axis: one column per NEW dataset
+                    for i, x in enumerate(new):
+                        dataset(f"{path}/{x}", column[..., i], gb[x])
+                    continue
                 if not self.presence(st_for(p, "object"), p, oa is not None, ob is not None):
                     continue
                 if isinstance(oa, h5py.Group) and isinstance(ob, h5py.Group):
@@ -590,6 +601,9 @@ def main():
                     help="one more text-line pattern to skip (repeatable)")
     ap.add_argument("--text-last-digit", action="store_true",
                     help="numbers in text files may differ by one unit in their last printed digit")
+    ap.add_argument("--split", action="append", metavar="OLD=NEW1,NEW2,...",
+                    help="BEFORE's HDF5 dataset OLD (last axis k) is AFTER's datasets NEW1..NEWk: compare "
+                         "column i with NEWi instead of reporting OLD missing")
     ap.add_argument("--verbose", action="store_true", help="list within-tolerance differences too")
     ap.add_argument("--by", choices=("file", "group", "kind"), default="group",
                     help="table rows per file, per field group of a file (default), or per group "
