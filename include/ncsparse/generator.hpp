@@ -52,6 +52,9 @@ std::string position_label(const ModelParams& params);
 // usage Error naming the flag.
 void validate_model(const ModelParams& params);
 std::string to_string(XDistribution dist);
+// The inverses of to_string, for the command line and study files: false for an unknown name.
+bool parse_input_model(const std::string& name, InputModel& model);
+bool parse_x_distribution(const std::string& name, XDistribution& dist);
 
 class Generator {
  public:

@@ -52,18 +52,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o) {
 
 ModelParams finish_model_options(const ModelOptions& o) {
   ModelParams p = o.params;
-  if (o.model == "paper") {
-    p.model = InputModel::Paper;
-  } else if (o.model == "gaussian") {
-    p.model = InputModel::Gaussian;
-  } else {
+  if (!parse_input_model(o.model, p.model)) {
     throw usage_error("--model: unknown input model '" + o.model + "' (use paper or gaussian)");
   }
-  if (o.x_dist == "gaussian") {
-    p.x_dist = XDistribution::Gaussian;
-  } else if (o.x_dist == "uniform") {
-    p.x_dist = XDistribution::Uniform;
-  } else {
+  if (!parse_x_distribution(o.x_dist, p.x_dist)) {
     throw usage_error("--x-dist: unknown distribution '" + o.x_dist + "' (use gaussian or uniform)");
   }
   return p;

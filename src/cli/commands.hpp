@@ -44,7 +44,7 @@ ModelParams finish_model_options(const ModelOptions& o);  // throws usage Errors
 struct JobOptions {
   JobConfig job;
   std::vector<std::string> windows;
-  std::vector<double> sparsity_eps = {1e-2, 1e-3, 1e-4};
+  std::vector<double> sparsity_eps = JobConfig{}.sparsity_eps;
   bool no_exact = false;
 };
 void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string>& default_windows);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 
 #include "ncsparse/error.hpp"
 
@@ -16,6 +17,30 @@ namespace ncsparse {
 
 std::string to_string(InputModel model) { return model == InputModel::Paper ? "paper" : "gaussian"; }
 std::string to_string(XDistribution dist) { return dist == XDistribution::Gaussian ? "gaussian" : "uniform"; }
+
+namespace {
+
+// The value among `all` whose to_string is name.
+template <class E>
+bool parse_named(const std::string& name, std::initializer_list<E> all, E& out) {
+  for (E e : all) {
+    if (name == to_string(e)) {
+      out = e;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool parse_input_model(const std::string& name, InputModel& model) {
+  return parse_named(name, {InputModel::Paper, InputModel::Gaussian}, model);
+}
+
+bool parse_x_distribution(const std::string& name, XDistribution& dist) {
+  return parse_named(name, {XDistribution::Gaussian, XDistribution::Uniform}, dist);
+}
 
 namespace {
 // Shortest %g text that reads back exactly.
@@ -150,7 +175,8 @@ void Generator::position_features(float* row, std::int64_t position, bool is_key
   double add = -along;
   if (!is_key) add += 1.0;
   if (is_key && position < params_.sinks) add += params_.sink_strength * std::sqrt(static_cast<double>(d));
-  for (std::int64_t j = 0; j < d; ++j) row[j] = static_cast<float>(row[j] + add * sink_dir_[static_cast<std::size_t>(j)]);
+  for (std::int64_t j = 0; j < d; ++j)
+    row[j] = static_cast<float>(row[j] + add * sink_dir_[static_cast<std::size_t>(j)]);
 }
 
 void Generator::token_rows(std::span<const std::int64_t> positions, std::span<float> x) const {

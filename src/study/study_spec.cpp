@@ -231,21 +231,22 @@ std::vector<const toml::table*> model_tables(const Reader& r, const toml::table&
 
 // model.model and the keys that belong to the other input model.
 InputModel parse_model_kind(const Reader& r, const toml::table& t) {
-  std::string kind = "paper";
+  std::string kind = to_string(InputModel::Paper);
   if (const toml::node* n = t.get("model")) kind = r.string(*n, "model.model");
-  if (kind == "paper") {
-    if (const toml::node* n = t.get("sigma")) r.fail(n->source(), "model.sigma", "applies to model = \"gaussian\" only");
-    return InputModel::Paper;
+  InputModel model{};
+  if (!parse_input_model(kind, model)) {
+    r.fail(t.get("model")->source(), "model.model", "unknown input model '" + kind + "' (use paper or gaussian)");
   }
-  if (kind == "gaussian") {
+  if (model == InputModel::Paper) {
+    if (const toml::node* n = t.get("sigma")) r.fail(n->source(), "model.sigma", "applies to model = \"gaussian\" only");
+  } else {
     for (const char* k : {"B", "R", "x_dist"}) {
       if (const toml::node* n = t.get(k)) {
         r.fail(n->source(), std::string("model.") + k, "applies to model = \"paper\" only");
       }
     }
-    return InputModel::Gaussian;
   }
-  r.fail(t.get("model")->source(), "model.model", "unknown input model '" + kind + "' (use paper or gaussian)");
+  return model;
 }
 
 // One [[model]] table; d is study.d (RoPE needs every dimension even).
@@ -281,11 +282,7 @@ ModelEntry parse_model(const Reader& r, const toml::table& t, const std::vector<
   }
   if (const toml::node* n = t.get("x_dist")) {
     const std::string x = r.string(*n, "model.x_dist");
-    if (x == "gaussian") {
-      m.params.x_dist = XDistribution::Gaussian;
-    } else if (x == "uniform") {
-      m.params.x_dist = XDistribution::Uniform;
-    } else {
+    if (!parse_x_distribution(x, m.params.x_dist)) {
       r.fail(n->source(), "model.x_dist", "unknown distribution '" + x + "' (use gaussian or uniform)");
     }
   }

@@ -30,14 +30,15 @@ struct StudySpec {
   std::vector<std::int64_t> n, d;
   std::vector<std::uint64_t> seeds;
   std::vector<ModelEntry> models;
-  std::int64_t queries = 256;  // capped at n per configuration
-  bool causal = false;
-  double scale = 0;
-  bool exact = true;
-  std::int64_t max_k = 8192;
-  std::vector<double> sparsity_eps = {1e-2, 1e-3, 1e-4};
-  int threads = 1;
-  std::int64_t block = 256, tile = 2048;
+  // The job's settings, with the job's own defaults (JobConfig).
+  std::int64_t queries = JobConfig{}.queries;  // capped at n per configuration
+  bool causal = JobConfig{}.causal;
+  double scale = JobConfig{}.scale;
+  bool exact = JobConfig{}.exact;
+  std::int64_t max_k = JobConfig{}.max_k;
+  std::vector<double> sparsity_eps = JobConfig{}.sparsity_eps;
+  int threads = JobConfig{}.threads;
+  std::int64_t block = JobConfig{}.block, tile = JobConfig{}.tile;
   // Budget alignment: the reference (a fixed window) and the aligned strategies.
   bool aligned = false;
   WindowSpec reference;
