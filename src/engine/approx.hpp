@@ -95,7 +95,10 @@ class Approximator {
   // Its own columns of the result (schema.hpp: strategy_columns()), after the last block.
   virtual void columns(StrategyResult& result) const = 0;
   // One line per problem seen so far (rows: the rows evaluated), for stderr.
-  virtual std::vector<std::string> warnings(std::int64_t rows) const { (void)rows; return {}; }
+  virtual std::vector<std::string> warnings(std::int64_t rows) const {
+    (void)rows;
+    return {};
+  }
 };
 
 // Attention-row errors of the approximators against the exact softmax of the same rows, over

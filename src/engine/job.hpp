@@ -46,7 +46,8 @@ struct Block {
   }
   // The row's merged exact state, or null without the exact pass.
   const double* exact(std::int64_t i, std::int64_t d) const {
-    return flash.empty() ? nullptr : flash.data() + static_cast<std::size_t>(i) * flash_row_size(static_cast<std::size_t>(d));
+    return flash.empty() ? nullptr
+                         : flash.data() + static_cast<std::size_t>(i) * flash_row_size(static_cast<std::size_t>(d));
   }
   bool has_mass(std::int64_t i, std::int64_t d) const {
     const double* fl = exact(i, d);

@@ -25,8 +25,8 @@ const RowStatistic kRowStatistics[] = {
      &StrategyResult::out_rel},
     {"cert_mass", "certified upper bound on the dropped mass 1 - M, without the exact pass", "probability",
      Need::Certificate, false, [](const RowStats& r) { return r.cert_mass; }, &StrategyResult::cert_mass},
-    {"cert_out", "certified upper bound on ‖ô − o‖₂, without the exact pass", "units of V", Need::Certificate,
-     false, [](const RowStats& r) { return r.cert_out; }, &StrategyResult::cert_out},
+    {"cert_out", "certified upper bound on ‖ô − o‖₂, without the exact pass", "units of V", Need::Certificate, false,
+     [](const RowStats& r) { return r.cert_out; }, &StrategyResult::cert_out},
 };
 
 const StrategyColumn kStrategyColumns[] = {
@@ -42,8 +42,8 @@ const StrategyColumn kStrategyColumns[] = {
      &StrategyResult::unconverged_rows},
     {"max_last_share", "taylor: the largest share of the degree-q terms over the rows", "ratio", false,
      &StrategyResult::max_last_share},
-    {"min_cancellation", "taylor: the smallest φ(q)ᵀz over the sum of its terms' magnitudes, over the rows", "ratio", false,
-     &StrategyResult::min_cancellation},
+    {"min_cancellation", "taylor: the smallest φ(q)ᵀz over the sum of its terms' magnitudes, over the rows", "ratio",
+     false, &StrategyResult::min_cancellation},
 };
 
 const PhaseTime kPhaseTimes[] = {

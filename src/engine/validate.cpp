@@ -71,8 +71,8 @@ void validate(const JobConfig& c, int ranks) {
   // Checked per rank against the node's memory: ranks sharing a node are not counted here.
   const double need = engine::memory_per_rank(c, ranks);
   if (need > 0.9 * have) {
-    throw usage_error("--n: each rank needs about " + approx::gib(need) + " but this machine has " +
-                      approx::gib(have) + " (use more ranks, a smaller --n, --block or --max-k)");
+    throw usage_error("--n: each rank needs about " + approx::gib(need) + " but this machine has " + approx::gib(have) +
+                      " (use more ranks, a smaller --n, --block or --max-k)");
   }
 }
 

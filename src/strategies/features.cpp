@@ -138,14 +138,18 @@ class FeaturesWindow final : public ApproxStrategy {
 }  // namespace
 
 StrategyKind features_strategy() {
-  return {"features", "features:E,KIND", "attention with QR, KR and V, R a d x E projection (gaussian, sparse, gram)",
+  return {"features",
+          "features:E,KIND",
+          "attention with QR, KR and V, R a d x E projection (gaussian, sparse, gram)",
           [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
             a.need(2);
             const double e = a.number(0, "E");
             if (e < 1 || e != std::floor(e)) a.fail("E (the reduced feature dimension) must be a whole number >= 1");
             const ProjectionKind kind = parse_projection_kind(a.arg(1), a.flag() + ": '" + a.spec() + "'");
             return std::make_shared<FeaturesWindow>(a, e, kind);
-          }};
+          },
+          {},
+          {}};
 }
 
 }  // namespace ncsparse

@@ -39,25 +39,33 @@ double positive_alpha(const SpecArgs& a) {
 
 // An entry whose only value is α > 0 (log, sqrt): aligned by writing NAME:α.
 StrategyKind alpha_kind(const std::string& name, const std::string& help, double (*grow)(double n)) {
-  return {name, name + ":A", help,
+  return {name,
+          name + ":A",
+          help,
           [grow](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
             a.need(1);
             const double alpha = positive_alpha(a);
             return std::make_shared<FixedWindow>(a, std::vector<double>{alpha},
                                                  [alpha, grow](double n) { return std::ceil(alpha * grow(n)); });
           },
-          name, [name](const std::string& alpha, const std::vector<std::string>&) { return name + ":" + alpha; }};
+          name,
+          [name](const std::string& alpha, const std::vector<std::string>&) { return name + ":" + alpha; }};
 }
 
 }  // namespace
 
 StrategyKind const_strategy() {
-  return {"const", "const:K", "k = K", [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
+  return {"const",
+          "const:K",
+          "k = K",
+          [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
             a.need(1);
             const double k = a.number(0, "K");
             if (k < 1 || k != std::floor(k)) a.fail("K must be a whole number >= 1");
             return std::make_shared<FixedWindow>(a, std::vector<double>{k}, [k](double) { return k; });
-          }};
+          },
+          {},
+          {}};
 }
 
 StrategyKind log_strategy() {
@@ -65,7 +73,9 @@ StrategyKind log_strategy() {
 }
 
 StrategyKind power_strategy() {
-  return {"power", "power:A,C", "k = ceil(A n^C)",
+  return {"power",
+          "power:A,C",
+          "k = ceil(A n^C)",
           [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
             a.need(2);
             const double alpha = positive_alpha(a);
@@ -74,7 +84,8 @@ StrategyKind power_strategy() {
             return std::make_shared<FixedWindow>(a, std::vector<double>{alpha, c},
                                                  [alpha, c](double n) { return std::ceil(alpha * std::pow(n, c)); });
           },
-          "power:C", [](const std::string& alpha, const std::vector<std::string>& rest) {
+          "power:C",
+          [](const std::string& alpha, const std::vector<std::string>& rest) {
             return "power:" + alpha + "," + (rest.empty() ? std::string() : rest[0]);
           }};
 }

@@ -28,14 +28,18 @@ class SinkWindow final : public KeySetStrategy {
 }  // namespace
 
 StrategyKind sink_strategy() {
-  return {"sink", "sink:S,W", "the first S keys and the W keys ending at the row",
+  return {"sink",
+          "sink:S,W",
+          "the first S keys and the W keys ending at the row",
           [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
             a.need(2);
             const double s = a.number(0, "S"), w = a.number(1, "W");
             if (s < 0 || s != std::floor(s)) a.fail("S (sink tokens) must be a whole number >= 0");
             if (w < 1 || w != std::floor(w)) a.fail("W (recent window) must be a whole number >= 1");
             return std::make_shared<SinkWindow>(a, s, w);
-          }};
+          },
+          {},
+          {}};
 }
 
 }  // namespace ncsparse

@@ -63,7 +63,10 @@ double ApproxStrategy::list_need(std::int64_t, std::int64_t) const { return 0; }
 
 SpecArgs::SpecArgs(std::string flag, std::string spec, std::string name, std::vector<std::string> args,
                    std::string form)
-    : flag_(std::move(flag)), spec_(std::move(spec)), name_(std::move(name)), form_(std::move(form)),
+    : flag_(std::move(flag)),
+      spec_(std::move(spec)),
+      name_(std::move(name)),
+      form_(std::move(form)),
       args_(std::move(args)) {}
 
 void SpecArgs::need(std::size_t count) const {
@@ -79,8 +82,8 @@ double SpecArgs::number(std::size_t i, const char* what) const {
   const char* last = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), last, value);
   if (text.empty() || ec != std::errc() || ptr != last || !std::isfinite(value)) {
-    throw usage_error(flag_ + ": '" + spec_ + "': " + what + " '" + text + "' is not a number (forms: " +
-                      strategy_forms() + ")");
+    throw usage_error(flag_ + ": '" + spec_ + "': " + what + " '" + text +
+                      "' is not a number (forms: " + strategy_forms() + ")");
   }
   return value;
 }

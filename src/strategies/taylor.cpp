@@ -25,7 +25,9 @@ constexpr double kUnconvergedShare = 0.1;
 class TaylorApprox final : public approx::Approximator {
  public:
   TaylorApprox(const std::string& text, int q, const approx::Context& c)
-      : text_(text), q_(q), phi_(std::make_unique<TaylorFeatures>(c.d, q_, c.scale)),
+      : text_(text),
+        q_(q),
+        phi_(std::make_unique<TaylorFeatures>(c.d, q_, c.scale)),
         sketch_(std::make_unique<TaylorSketch>(*phi_)) {}
 
   void add_keys(std::int64_t, std::int64_t rows, const float* k, const float* v) override {
@@ -83,15 +85,16 @@ class TaylorApprox final : public approx::Approximator {
     char num[32];
     if (unconverged_rows_ > 0) {
       std::snprintf(num, sizeof num, "%.2g", max_last_share_);
-      line(unconverged_rows_, "the degree-" + std::to_string(q_) + " terms carry more than 10% of the denominator (up to " +
-                                  num + "): the series has not converged at these scores and their outputs are poor "
+      line(unconverged_rows_, "the degree-" + std::to_string(q_) +
+                                  " terms carry more than 10% of the denominator (up to " + num +
+                                  "): the series has not converged at these scores and their outputs are poor "
                                   "(lower the score range, e.g. --scale or the input bound, or use a larger q)");
     }
     if (lost_rows_ > 0) {
       std::snprintf(num, sizeof num, "%.2g", min_cancellation_);
       line(lost_rows_, std::string("the denominator phi(q).z was lost (overflow, or cancellation: smallest "
-                                   "|sum|/sum|terms| ") + num +
-                           "); their outputs are NaN and left out of the statistics (lower the score range)");
+                                   "|sum|/sum|terms| ") +
+                           num + "); their outputs are NaN and left out of the statistics (lower the score range)");
     }
     return out;
   }
@@ -121,9 +124,10 @@ class TaylorWindow final : public ApproxStrategy {
     if (t > (std::int64_t(1) << 31) || bytes > 0.5 * memory_bytes) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.3g", static_cast<double>(t));
-      throw usage_error("--window " + text() + ": at d = " + std::to_string(d) + " the sketch needs t = C(d+q, q) = " +
-                        buf + " features, about " + approx::gib(bytes) + " per rank, more than half of this machine's " +
-                        approx::gib(memory_bytes) + " (use a smaller q or d)");
+      throw usage_error("--window " + text() + ": at d = " + std::to_string(d) +
+                        " the sketch needs t = C(d+q, q) = " + buf + " features, about " + approx::gib(bytes) +
+                        " per rank, more than half of this machine's " + approx::gib(memory_bytes) +
+                        " (use a smaller q or d)");
     }
   }
 
@@ -144,7 +148,8 @@ class TaylorWindow final : public ApproxStrategy {
                        " MiB of state per rank; smallest |phi(q).z| / sum|terms| " +
                        format_number(s.min_cancellation, "%.2g") + "; largest share of the degree-" +
                        std::to_string(degree()) + " terms " + format_number(s.max_last_share, "%.2g");
-    if (s.unconverged_rows > 0) line += " (" + format_number(s.unconverged_rows, "%.0f") + " rows above 0.1: not converged)";
+    if (s.unconverged_rows > 0)
+      line += " (" + format_number(s.unconverged_rows, "%.0f") + " rows above 0.1: not converged)";
     if (s.lost_rows > 0) line += "; " + format_number(s.lost_rows, "%.0f") + " rows lost (NaN)";
     return line;
   }
@@ -156,16 +161,21 @@ class TaylorWindow final : public ApproxStrategy {
 }  // namespace
 
 StrategyKind taylor_strategy() {
-  return {"taylor", "taylor:Q", "one-pass Taylor sketch of degree Q (not causal)",
+  return {"taylor",
+          "taylor:Q",
+          "one-pass Taylor sketch of degree Q (not causal)",
           [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
             a.need(1);
             const double q = a.number(0, "Q");
             if (q < 2 || q > 64 || q != std::floor(q) || std::fmod(q, 2.0) != 0) {
-              a.fail("the degree Q must be an even whole number in [2, 64] (an even truncated series of exp stays "
-                     "positive)");
+              a.fail(
+                  "the degree Q must be an even whole number in [2, 64] (an even truncated series of exp stays "
+                  "positive)");
             }
             return std::make_shared<TaylorWindow>(a, q);
-          }};
+          },
+          {},
+          {}};
 }
 
 }  // namespace ncsparse

@@ -10,9 +10,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "io/h5.hpp"
 #include "app/attend.hpp"
 #include "app/generate.hpp"
+#include "io/h5.hpp"
 #include "ncsparse/report.hpp"
 #include "ncsparse/schema.hpp"
 #include "ncsparse/window.hpp"
@@ -132,7 +132,8 @@ TEST(StatisticsSchema, EveryOutputCarriesEveryStatistic) {
   const std::string csv = format_result(r, Format::Csv), json = format_result(r, Format::Json);
   const std::string header = csv.substr(0, csv.find('\n'));
   for (const RowStatistic& s : row_statistics()) {
-    for (const char* a : kAggregates) EXPECT_NE(header.find(std::string(s.name) + "_" + a), std::string::npos) << s.name << a;
+    for (const char* a : kAggregates)
+      EXPECT_NE(header.find(std::string(s.name) + "_" + a), std::string::npos) << s.name << a;
     EXPECT_NE(json.find("\"" + std::string(s.name) + "\": {"), std::string::npos) << s.name;
   }
   for (const StrategyColumn& col : strategy_columns()) {
