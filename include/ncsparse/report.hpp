@@ -13,6 +13,8 @@ enum class Format { Table, Csv, Json };
 Format parse_format(const std::string& text);
 // A number for the table: printf format, "-" for NaN.
 std::string format_number(double x, const char* fmt = "%.3g");
+// Bytes as "12.3 GiB", for messages.
+std::string format_gib(double bytes);
 std::string format_result(const JobResult& result, Format format);
 
 // Writes the job's warnings to stderr, one line each as "ncsparse: warning: <prefix><line>", on

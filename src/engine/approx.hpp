@@ -108,7 +108,4 @@ class Approximator {
 void row_errors(DenseKernels& kernels, KeyTiles& tiles, const Queries& q, std::int64_t d, double scale, bool causal,
                 std::span<const double> exact, std::span<Approximator* const> approximators, std::span<double> err);
 
-// "12.3 GiB", for messages.
-std::string gib(double bytes);
-
 }  // namespace ncsparse::approx

@@ -1,7 +1,6 @@
 // The approximators' dense passes over a rank's key tiles (approx.hpp).
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 
 #include "engine/approx.hpp"
@@ -66,12 +65,6 @@ void row_errors(DenseKernels& kernels, KeyTiles& tiles, const Queries& q, std::i
       }
     }
   });
-}
-
-std::string gib(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
-  return buf;
 }
 
 }  // namespace ncsparse::approx

@@ -57,7 +57,8 @@ std::string table(const JobResult& r) {
      << "  model " << model_text(c) << ", seed " << c.model.seed << ", scale " << num(r.scale, "%.6g") << ", "
      << (c.causal ? "causal" : "not causal") << ", candidate list K+1=" << r.list_length << ", exact pass "
      << (c.exact ? "on" : "off") << "\n";
-  if (!r.cpu_fallback.empty()) os << "  on the CPU although the backend is " << c.backend << ": " << r.cpu_fallback << "\n";
+  if (!r.cpu_fallback.empty())
+    os << "  on the CPU although the backend is " << c.backend << ": " << r.cpu_fallback << "\n";
   os << "\n";
 
   char line[512];
@@ -68,19 +69,18 @@ std::string table(const JobResult& r) {
                 "clamped");
   os << line;
   std::snprintf(line, sizeof line,
-                "%-*s | %7s %8s %8s | %9s | %10s %10s | %10s %10s %9s | %10s %10s %9s | %10s %10s | %7s\n", name_width, "strategy",
-                "mean", "min", "max", "mean", "l1 mean", "linf mean", "mean", "p99", "max", "mean", "p99", "max",
-                "mean", "max", "rows");
+                "%-*s | %7s %8s %8s | %9s | %10s %10s | %10s %10s %9s | %10s %10s %9s | %10s %10s | %7s\n", name_width,
+                "strategy", "mean", "min", "max", "mean", "l1 mean", "linf mean", "mean", "p99", "max", "mean", "p99",
+                "max", "mean", "max", "rows");
   os << line << std::string(std::string(line).size() - 1, '-') << "\n";
   for (const StrategyResult& s : r.strategies) {
-    std::snprintf(line, sizeof line,
-                  "%-*s | %7s %8s %8s | %9s | %10s %10s | %10s %10s %9s | %10s %10s %9s | %10s %10s | %7lld\n",
-                  name_width, s.spec.text.c_str(), num(s.k.mean, "%.1f").c_str(), num(s.k.min, "%.0f").c_str(),
-                  num(s.k.max, "%.0f").c_str(), num(s.kept_mass.mean, "%.4f").c_str(), num(s.attn_l1.mean).c_str(),
-                  num(s.attn_linf.mean).c_str(), num(s.out_l2.mean).c_str(), num(s.out_l2.p99).c_str(),
-                  num(s.out_l2.max).c_str(), num(s.out_rel.mean).c_str(), num(s.out_rel.p99).c_str(),
-                  num(s.out_rel.max).c_str(), num(s.cert_out.mean).c_str(), num(s.cert_out.max).c_str(),
-                  static_cast<long long>(s.clamped_rows));
+    std::snprintf(
+        line, sizeof line, "%-*s | %7s %8s %8s | %9s | %10s %10s | %10s %10s %9s | %10s %10s %9s | %10s %10s | %7lld\n",
+        name_width, s.spec.text.c_str(), num(s.k.mean, "%.1f").c_str(), num(s.k.min, "%.0f").c_str(),
+        num(s.k.max, "%.0f").c_str(), num(s.kept_mass.mean, "%.4f").c_str(), num(s.attn_l1.mean).c_str(),
+        num(s.attn_linf.mean).c_str(), num(s.out_l2.mean).c_str(), num(s.out_l2.p99).c_str(), num(s.out_l2.max).c_str(),
+        num(s.out_rel.mean).c_str(), num(s.out_rel.p99).c_str(), num(s.out_rel.max).c_str(),
+        num(s.cert_out.mean).c_str(), num(s.cert_out.max).c_str(), static_cast<long long>(s.clamped_rows));
     os << line;
   }
   const std::int64_t rows = r.strategies.empty() ? 0 : static_cast<std::int64_t>(r.strategies[0].rows.size());
@@ -148,11 +148,12 @@ std::string json(const JobResult& r) {
   os << "{\n  \"ncsparse_version\": " << json_str(NCSPARSE_VERSION) << ",\n  \"config\": {\"n\": " << c.n
      << ", \"d\": " << m.d << ", \"queries\": " << c.queries << ", \"ranks\": " << r.ranks
      << ", \"threads\": " << c.threads << ", \"backend\": " << json_str(c.backend)
-     << ", \"collectives\": " << json_str(r.collectives)
-     << ", \"model\": " << json_str(to_string(m.model)) << ", \"x_dist\": " << json_str(to_string(m.x_dist))
-     << ", \"B\": " << json_num(m.bound) << ", \"R\": " << json_num(m.weight_norm)
-     << ", \"sigma\": " << json_num(m.sigma) << ", \"rope_theta\": " << json_num(m.rope_theta)
-     << ", \"sinks\": " << m.sinks << ", \"sink_strength\": " << json_num(m.sink_strength) << ", \"tied\": " << (m.tied ? "true" : "false") << ", \"seed\": " << m.seed << ", \"scale\": " << json_num(r.scale)
+     << ", \"collectives\": " << json_str(r.collectives) << ", \"model\": " << json_str(to_string(m.model))
+     << ", \"x_dist\": " << json_str(to_string(m.x_dist)) << ", \"B\": " << json_num(m.bound)
+     << ", \"R\": " << json_num(m.weight_norm) << ", \"sigma\": " << json_num(m.sigma)
+     << ", \"rope_theta\": " << json_num(m.rope_theta) << ", \"sinks\": " << m.sinks
+     << ", \"sink_strength\": " << json_num(m.sink_strength) << ", \"tied\": " << (m.tied ? "true" : "false")
+     << ", \"seed\": " << m.seed << ", \"scale\": " << json_num(r.scale)
      << ", \"causal\": " << (c.causal ? "true" : "false") << ", \"exact\": " << (c.exact ? "true" : "false")
      << ", \"block\": " << c.block << ", \"tile\": " << c.tile << ", \"max_k\": " << c.max_k
      << ", \"list_length\": " << r.list_length << ", \"stream\": " << (c.stream ? "true" : "false")
@@ -162,7 +163,8 @@ std::string json(const JobResult& r) {
     const StrategyResult& s = r.strategies[i];
     os << (i ? "," : "") << "\n    {\"strategy\": " << json_str(s.spec.text) << ", \"rows\": " << s.rows.size();
     for (const StrategyColumn& c : strategy_columns()) os << ", " << json_str(c.name) << ": " << json_num(s.*c.field);
-    for (const RowStatistic& mt : row_statistics()) os << ", " << json_str(mt.name) << ": " << summary_json(s.*mt.summary);
+    for (const RowStatistic& mt : row_statistics())
+      os << ", " << json_str(mt.name) << ": " << summary_json(s.*mt.summary);
     os << "}";
   }
   os << "\n  ],\n  \"sparsity\": [";
@@ -190,9 +192,12 @@ std::string format_number(double x, const char* fmt) {
   return buf;
 }
 
+std::string format_gib(double bytes) { return format_number(bytes / (1024.0 * 1024.0 * 1024.0), "%.1f") + " GiB"; }
+
 void print_warnings(int rank, const JobResult& result, const std::string& prefix) {
   if (rank != 0) return;
-  for (const std::string& w : result.warnings) std::fprintf(stderr, "ncsparse: warning: %s%s\n", prefix.c_str(), w.c_str());
+  for (const std::string& w : result.warnings)
+    std::fprintf(stderr, "ncsparse: warning: %s%s\n", prefix.c_str(), w.c_str());
   std::fflush(stderr);
 }
 

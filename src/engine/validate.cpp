@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "engine/approx.hpp"
 #include "engine/job.hpp"
 #include "ncsparse/engine.hpp"
+#include "ncsparse/report.hpp"
 
 namespace ncsparse {
 
@@ -71,7 +71,7 @@ void validate(const JobConfig& c, int ranks) {
   // Checked per rank against the node's memory: ranks sharing a node are not counted here.
   const double need = engine::memory_per_rank(c, ranks);
   if (need > 0.9 * have) {
-    throw usage_error("--n: each rank needs about " + approx::gib(need) + " but this machine has " + approx::gib(have) +
+    throw usage_error("--n: each rank needs about " + format_gib(need) + " but this machine has " + format_gib(have) +
                       " (use more ranks, a smaller --n, --block or --max-k)");
   }
 }

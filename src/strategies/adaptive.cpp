@@ -89,8 +89,12 @@ std::shared_ptr<const Strategy> make(const SpecArgs& a) {
 
 }  // namespace
 
-StrategyKind eps_strategy() { return {"eps", "eps:E", "keys with p >= E (exact pass)", make<EpsWindow>, {}, {}}; }
-StrategyKind mass_strategy() { return {"mass", "mass:D", "kept mass >= 1 - D (exact pass)", make<MassWindow>, {}, {}}; }
+StrategyKind eps_strategy() {
+  return {"eps", "eps:E", "keys with p >= E; needs the exact pass", make<EpsWindow>, {}, {}};
+}
+StrategyKind mass_strategy() {
+  return {"mass", "mass:D", "kept mass >= 1 - D; needs the exact pass", make<MassWindow>, {}, {}};
+}
 StrategyKind cert_strategy() { return {"cert", "cert:D", "certified dropped mass <= D", make<CertWindow>, {}, {}}; }
 
 }  // namespace ncsparse

@@ -140,7 +140,7 @@ class FeaturesWindow final : public ApproxStrategy {
 StrategyKind features_strategy() {
   return {"features",
           "features:E,KIND",
-          "attention with QR, KR and V, R a d x E projection (gaussian, sparse, gram)",
+          "attention with QR, KR and V; R is d x E, KIND gaussian, sparse or gram",
           [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
             a.need(2);
             const double e = a.number(0, "E");

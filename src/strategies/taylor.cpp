@@ -124,10 +124,9 @@ class TaylorWindow final : public ApproxStrategy {
     if (t > (std::int64_t(1) << 31) || bytes > 0.5 * memory_bytes) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.3g", static_cast<double>(t));
-      throw usage_error("--window " + text() + ": at d = " + std::to_string(d) +
-                        " the sketch needs t = C(d+q, q) = " + buf + " features, about " + approx::gib(bytes) +
-                        " per rank, more than half of this machine's " + approx::gib(memory_bytes) +
-                        " (use a smaller q or d)");
+      throw usage_error("--window " + text() + ": at d = " + std::to_string(d) + " the sketch needs t = C(d+q, q) = " +
+                        buf + " features, about " + format_gib(bytes) + " per rank, more than half of this machine's " +
+                        format_gib(memory_bytes) + " (use a smaller q or d)");
     }
   }
 
@@ -163,7 +162,7 @@ class TaylorWindow final : public ApproxStrategy {
 StrategyKind taylor_strategy() {
   return {"taylor",
           "taylor:Q",
-          "one-pass Taylor sketch of degree Q (not causal)",
+          "one-pass Taylor sketch of even degree Q; not causal",
           [](const SpecArgs& a) -> std::shared_ptr<const Strategy> {
             a.need(1);
             const double q = a.number(0, "Q");
