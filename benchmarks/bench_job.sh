@@ -56,13 +56,8 @@ done
 [ "$runs" -ge 1 ] || die "--runs must be at least 1"
 [ "$np" -ge 1 ] || die "--np must be at least 1"
 before=${pos[0]} after=${pos[1]}
-for side in before after; do
-  exe=${!side}
-  [ -f "$exe" ] && [ -x "$exe" ] || die "$side binary '$exe' is not an executable file"
-  "$exe" --version >/dev/null 2>&1 || die "$side binary '$exe' does not run (--version failed)"
-done
-before=$(realpath "$before") after=$(realpath "$after")
-command -v "$MPIRUN" >/dev/null || die "$MPIRUN not found (set MPIRUN)"
+. "$(dirname "${BASH_SOURCE[0]}")/build_pair.sh"
+check_build_pair
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi

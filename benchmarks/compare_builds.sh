@@ -87,13 +87,8 @@ if [ $compare_only -eq 1 ]; then
   compare
 fi
 
-for side in before after; do
-  exe=${!side}
-  [ -f "$exe" ] && [ -x "$exe" ] || die "$side binary '$exe' is not an executable file"
-  "$exe" --version >/dev/null 2>&1 || die "$side binary '$exe' does not run (--version failed)"
-done
-before=$(realpath "$before") after=$(realpath "$after")
-command -v "$MPIRUN" >/dev/null || die "$MPIRUN not found (set MPIRUN)"
+. "$(dirname "${BASH_SOURCE[0]}")/build_pair.sh"
+check_build_pair
 if [ -e "$out" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
   [ $force -eq 1 ] || die "$out exists and is not empty (use --force to reuse it)"
   rm -rf "$out/before" "$out/after" "$out/compare.txt" "$out/compare_groups.txt"
