@@ -10,7 +10,7 @@
 //   - Approximator: not a selection of keys (taylor, features): its own pass over the keys and
 //     its own outputs (src/engine/approx.hpp).
 // Adding a strategy: one file in src/strategies/ with its class and its registry entry, and one
-// line in src/strategies/registry.cpp (or register_strategy at run time, as the tests do).
+// name in NCSPARSE_BUILTIN_STRATEGIES (src/strategies/builtin.hpp), or register_strategy at run time.
 #pragma once
 
 #include <cstdint>
