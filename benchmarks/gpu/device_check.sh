@@ -3,11 +3,14 @@
 # (bench_cuda: the local pass against its floors and the bare GEMM; torch_topk.py: cuBLAS GEMM +
 # torch.topk on the same data), and writes the logs into $OUT (default ./gpu-out).
 #
-#   benchmarks/gpu/device_check.sh [--quick] [--no-bench] [--engine] [--engine-only]
+#   benchmarks/gpu/device_check.sh [--quick] [--no-bench] [--engine] [--engine-only] [--big] [--cpu-probe]
 #
 # --engine also runs the whole engine (ncsparse run, 1-3 ranks) with --backend cuda against cpu
 # (benchmarks/gpu/engine_check.py), from .gpu/engine.tar.xz made here by pack_engine.sh: a built
-# ncsparse with the Debian libraries it needs and OpenMPI's launcher.
+# ncsparse with the Debian libraries it needs and OpenMPI's launcher. --engine-only builds
+# nothing there: it runs the gpu tests carried in the same archive (when packed), then the engine
+# check; --big adds its large cases (n = 2^20 compared, n = 2^22 timed on the GPU), --cpu-probe
+# the CPU's thread scaling on that machine (engine_check.py says what each does).
 #
 # Needs: nvcc, CMake, a C++ compiler, and either Debian's OpenBLAS, Random123 and GoogleTest
 # packages or the same carried as .gpu/deps.tar.xz (benchmarks/gpu/pack_deps.sh makes it on a
@@ -15,14 +18,15 @@
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 out=${OUT:-$root/gpu-out}
-quick="" bench=1 engine=0 tests=1
+quick="" bench=1 engine=0 tests=1 check_args=()
 for a in "$@"; do
   case $a in
+    --big|--cpu-probe) check_args+=("$a") ;;
     --quick) quick=--quick ;;
     --no-bench) bench=0 ;;
     --engine) engine=1 ;;
     --engine-only) engine=1 bench=0 tests=0 ;;
-    *) echo "usage: device_check.sh [--quick] [--no-bench] [--engine] [--engine-only]" >&2; exit 64 ;;
+    *) echo "usage: device_check.sh [--quick] [--no-bench] [--engine] [--engine-only] [--big] [--cpu-probe]" >&2; exit 64 ;;
   esac
 done
 mkdir -p "$out"
@@ -31,6 +35,8 @@ log() { echo "== $(date -u +%H:%M:%S) $*"; }
   log "machine"
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader
   nvcc --version | tail -2; cmake --version | head -1; c++ --version | head -1; nproc
+  lscpu | grep -E "^(Model name|Socket|Core|Thread|NUMA|CPU\(s\)|Flags)" | cut -c1-400
+  cat /sys/fs/cgroup/cpu.max 2>/dev/null; cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null; free -g | head -2
 } 2>&1 | tee "$out/machine.txt"
 
 status=0
@@ -91,7 +97,18 @@ if [ "$engine" -eq 1 ]; then
     export OMPI_MCA_mca_base_component_path="$e/openmpi/lib/openmpi3" PMIX_MCA_mca_base_component_path="$e/pmix2/lib/pmix"
     export PATH="$e/bin:$PATH"
     "$e/bin/ncsparse" --version
-    PYTHONUNBUFFERED=1 timeout 400 python3 "$root/benchmarks/gpu/engine_check.py" "$e/bin/ncsparse" "$e/bin/mpirun" --big
+    failed=0
+    if [ "$tests" -eq 0 ]; then
+      for t in gpu_tests gpu_nccl_tests; do
+        [ -x "$e/bin/$t" ] || continue
+        log "$t (carried build)"
+        timeout 240 "$e/bin/$t" 2>&1 | tee "$out/$t.log" |
+          grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED) *\]|Failure|differs|Expected|Which is" | head -60
+        [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "$t FAILED"; failed=1; }
+      done
+    fi
+    PYTHONUNBUFFERED=1 timeout 420 python3 "$root/benchmarks/gpu/engine_check.py" "$e/bin/ncsparse" "$e/bin/mpirun" "${check_args[@]}" || failed=1
+    exit $failed
   ) 2>&1 | tee "$out/engine_check.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi

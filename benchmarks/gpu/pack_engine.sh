@@ -12,13 +12,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/lib" "$root/.gpu"
 strip -o "$tmp/bin/ncsparse" "$bin"
+# The gpu tests and the local-pass benchmark of the same build, when built: the device machine
+# then needs no compiler run (device_check.sh --engine-only runs them).
+for extra in tests/gpu/gpu_tests tests/gpu/gpu_nccl_tests benchmarks/gpu/bench_cuda; do
+  [ -x "$(dirname "$bin")/$extra" ] && strip -o "$tmp/bin/$(basename "$extra")" "$(dirname "$bin")/$extra"
+done
 cp -L /usr/bin/orterun "$tmp/bin/mpirun"
 cp -L /usr/bin/orted "$tmp/bin/orted"
 cp -a /usr/lib/x86_64-linux-gnu/openmpi "$tmp/openmpi"
 cp -a /usr/lib/x86_64-linux-gnu/pmix2 "$tmp/pmix2"
 cp -a /usr/share/openmpi "$tmp/share-openmpi"
 skip='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libnccl)'
-{ ldd "$bin"; ldd /usr/bin/orterun; ldd /usr/bin/orted; find /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 -name '*.so*' -exec ldd {} \; 2>/dev/null; } |
+{ ldd "$bin"; for b in "$tmp"/bin/gpu_*; do [ -f "$b" ] && ldd "$b"; done; ldd /usr/bin/orterun; ldd /usr/bin/orted; find /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 -name '*.so*' -exec ldd {} \; 2>/dev/null; } |
   awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u | while read -r name path; do
     [[ $name =~ $skip ]] || cp -L "$path" "$tmp/lib/$name"
   done

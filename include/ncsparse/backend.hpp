@@ -14,6 +14,7 @@
 
 #include "ncsparse/candidate.hpp"
 #include "ncsparse/collectives.hpp"
+#include "ncsparse/generator.hpp"
 
 namespace ncsparse {
 
@@ -91,6 +92,16 @@ class Backend {
   virtual void load_shard(const KeyShard& keys, const PassParams& params) {
     (void)keys;
     (void)params;
+  }
+  // Makes the rank's K and V rows [begin, begin + count) of the generator where this backend
+  // computes (a device: straight into its memory, as the shard that load_shard would upload)
+  // and copies them into k and v on the host (count·d floats each) for the host's stages; the
+  // values are bit-identical to gen.keys_values. Returns false when the backend does not
+  // generate, and the engine runs the generator on the host.
+  virtual bool generate_shard(const Generator& gen, std::int64_t begin, std::int64_t count, std::span<float> k,
+                              std::span<float> v) {
+    (void)gen, (void)begin, (void)count, (void)k, (void)v;
+    return false;
   }
   virtual void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& params,
                           LocalOutput out) = 0;

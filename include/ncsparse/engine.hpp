@@ -91,6 +91,8 @@ struct JobResult {
   // Parts of the job that ran on the CPU although the backend is another one (the report
   // header names them), e.g. "sink windows, approximators' dense passes".
   std::string cpu_fallback;
+  // K and V were generated on the backend's device (bit-identical to the host generator).
+  bool inputs_on_device = false;
   // Only with keep_rows: merged lists (queries × L), exact outputs (queries × d) and sparse
   // outputs per strategy (strategies × queries × d).
   std::vector<Candidate> lists;

@@ -56,11 +56,29 @@ std::string to_string(XDistribution dist);
 bool parse_input_model(const std::string& name, InputModel& model);
 bool parse_x_distribution(const std::string& name, XDistribution& dist);
 
+// What a device needs besides ModelParams to make the same values (src/cuda/generate.cu):
+// the RoPE frequencies and the sink direction, computed once on the host.
+struct GeneratorTables {
+  const double* rope_inv_freq = nullptr;  // d/2 values, or null: no RoPE
+  const double* sink_dir = nullptr;       // d values of unit norm, or null: no sinks
+  std::int64_t sinks = 0;
+  double sink_boost = 0;  // sink_strength·√d
+};
+
+// Every value is a function of (seed, tensor, row, column) computed with the operations of
+// src/core/gen_math.hpp only (Philox4x32-10, Box–Muller with its own log and sin/cos, fused
+// multiply-add chains for the projections): bit-identical on every CPU path and on the device.
 class Generator {
  public:
+  // The tensor ids of the Philox counters (also used by the device generator).
+  enum Tensor : std::uint32_t { kX = 0, kQ = 1, kK = 2, kV = 3, kWQ = 4, kWK = 5, kWV = 6, kSinkDir = 7 };
+
   explicit Generator(const ModelParams& params);
 
   const ModelParams& params() const { return params_; }
+  // OpenMP threads for keys_values (the values never depend on it).
+  void set_threads(int threads) { threads_ = threads < 1 ? 1 : threads; }
+  GeneratorTables tables() const;  // valid while the generator lives
 
   // Key and value rows [begin, begin + count) of the sequence; k and v hold count·d floats.
   void keys_values(std::int64_t begin, std::int64_t count, std::span<float> k, std::span<float> v) const;
@@ -77,18 +95,18 @@ class Generator {
   const std::vector<float>& w_v() const { return w_v_; }
 
  private:
-  enum Tensor : std::uint32_t { kX = 0, kQ = 1, kK = 2, kV = 3, kWQ = 4, kWK = 5, kWV = 6, kSinkDir = 7 };
   // Fills one row of d standard values of the given tensor (normal, or uniform on [−1, 1]).
   void fill_row(Tensor tensor, std::int64_t row, bool uniform, float* out) const;
-  void project(std::span<const float> x, std::int64_t rows, const std::vector<float>& w, std::span<float> out) const;
-  // RoPE and sinks on one finished row of Q or K at sequence position `position`; a pure
-  // function of the row and its position, so still independent of the rank count.
-  void position_features(float* row, std::int64_t position, bool is_key) const;
+  // RoPE and sinks on `count` finished rows of Q or K at sequence positions positions[i] (or
+  // first + i when positions is null); a pure function of each row and its position.
+  void position_features(float* rows, std::int64_t count, const std::int64_t* positions, std::int64_t first,
+                         bool is_key) const;
 
   ModelParams params_;
   std::vector<float> w_q_, w_k_, w_v_;  // d × d, row-major
   std::vector<double> rope_inv_freq_;   // θ^(−2i/d), i < d/2 (empty: no RoPE)
   std::vector<double> sink_dir_;        // the unit direction u (empty: no sinks)
+  int threads_ = 1;
 };
 
 // Rotates a row of d (even) values as RoPE does at position p with the given inverse

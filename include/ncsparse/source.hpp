@@ -24,16 +24,20 @@ class InputSource {
   virtual void keys_values(std::int64_t begin, std::int64_t count, std::span<float> k, std::span<float> v) = 0;
   // The given rows of Q (indices into Q's rows); q holds rows.size()·d floats. May throw Error.
   virtual void query_rows(std::span<const std::int64_t> rows, std::span<float> q) = 0;
+  // The generator behind this source, if it is one (a device backend can then make K and V
+  // itself); null for files.
+  virtual const Generator* generator() const { return nullptr; }
 };
 
 // The generator as a source: Q has n rows and query row i sits at position i.
 class GeneratorSource final : public InputSource {
  public:
-  explicit GeneratorSource(const ModelParams& params) : gen_(params) {}
+  explicit GeneratorSource(const ModelParams& params, int threads = 1) : gen_(params) { gen_.set_threads(threads); }
   void keys_values(std::int64_t begin, std::int64_t count, std::span<float> k, std::span<float> v) override {
     gen_.keys_values(begin, count, k, v);
   }
   void query_rows(std::span<const std::int64_t> rows, std::span<float> q) override { gen_.queries(rows, q); }
+  const Generator* generator() const override { return &gen_; }
 
  private:
   Generator gen_;

@@ -1,16 +1,13 @@
 #include "ncsparse/generator.hpp"
 
-#include <Random123/philox.h>
-#include <cblas.h>
-#include <Random123/boxmuller.hpp>
-#include <Random123/uniform.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
 
+#include "core/gen_math.hpp"
+#include "cpu/generate.hpp"
 #include "ncsparse/error.hpp"
 
 namespace ncsparse {
@@ -72,15 +69,9 @@ std::vector<double> rope_inverse_frequencies(double theta, std::int64_t d) {
 }
 
 void apply_rope(float* row, std::int64_t d, std::int64_t position, const std::vector<double>& inv_freq) {
-  const double p = static_cast<double>(position);
-  for (std::int64_t i = 0; i < d / 2; ++i) {
-    // The angle reduced modulo 2π in double: positions reach millions, so p·f needs the precision.
-    const double angle = std::fmod(p * inv_freq[static_cast<std::size_t>(i)], 2 * M_PI);
-    const double c = std::cos(angle), s = std::sin(angle);
-    const double x = row[2 * i], y = row[2 * i + 1];
-    row[2 * i] = static_cast<float>(x * c - y * s);
-    row[2 * i + 1] = static_cast<float>(x * s + y * c);
-  }
+  gen::PositionTables t;
+  t.rope_inv_freq = inv_freq.data();
+  gen::position_features(row, d, position, false, t);
 }
 
 void validate_model(const ModelParams& m) {
@@ -106,27 +97,33 @@ void validate_model(const ModelParams& m) {
   }
 }
 
+namespace {
+
+// The token rows X of the paper model: clipped normal or scaled uniform values.
+cpu::StandardRows token_spec(const ModelParams& params_, std::int64_t first, std::int64_t rows) {
+  cpu::StandardRows s;
+  s.seed = params_.seed;
+  s.tensor = Generator::kX;
+  s.first = first;
+  s.rows = rows;
+  s.d = params_.d;
+  s.uniform = params_.x_dist == XDistribution::Uniform;
+  s.post = s.uniform ? cpu::Post::Scale : cpu::Post::Clamp;
+  s.b = static_cast<float>(params_.bound);
+  return s;
+}
+
+}  // namespace
+
 void Generator::fill_row(Tensor tensor, std::int64_t row, bool uniform, float* out) const {
-  using Rng = r123::Philox4x32;
-  Rng rng;
-  const Rng::key_type key = {
-      {static_cast<std::uint32_t>(params_.seed), static_cast<std::uint32_t>(params_.seed >> 32)}};
-  const auto urow = static_cast<std::uint64_t>(row);
-  Rng::ctr_type ctr = {{tensor, static_cast<std::uint32_t>(urow), static_cast<std::uint32_t>(urow >> 32), 0}};
-  const std::int64_t d = params_.d;
-  for (std::int64_t c = 0; c < d; c += 4) {
-    ctr[3] = static_cast<std::uint32_t>(c / 4);
-    const Rng::ctr_type r = rng(ctr, key);
-    float vals[4];
-    if (uniform) {
-      for (int i = 0; i < 4; ++i) vals[i] = r123::uneg11<float>(r[i]);
-    } else {
-      const r123::float2 a = r123::boxmuller(r[0], r[1]);
-      const r123::float2 b = r123::boxmuller(r[2], r[3]);
-      vals[0] = a.x, vals[1] = a.y, vals[2] = b.x, vals[3] = b.y;
-    }
-    for (std::int64_t i = 0; i < 4 && c + i < d; ++i) out[c + i] = vals[i];
-  }
+  cpu::StandardRows s;
+  s.seed = params_.seed;
+  s.tensor = tensor;
+  s.first = row;
+  s.rows = 1;
+  s.d = params_.d;
+  s.uniform = uniform;
+  cpu::standard_rows(s, out);
 }
 
 Generator::Generator(const ModelParams& params) : params_(params) {
@@ -166,71 +163,65 @@ Generator::Generator(const ModelParams& params) : params_(params) {
   for (float& x : w_k_) x = static_cast<float>(x * factor);
 }
 
-void Generator::position_features(float* row, std::int64_t position, bool is_key) const {
+GeneratorTables Generator::tables() const {
+  GeneratorTables t;
+  t.rope_inv_freq = rope_inv_freq_.empty() ? nullptr : rope_inv_freq_.data();
+  t.sink_dir = sink_dir_.empty() ? nullptr : sink_dir_.data();
+  t.sinks = params_.sinks;
+  t.sink_boost = params_.sink_strength * std::sqrt(static_cast<double>(params_.d));
+  return t;
+}
+
+void Generator::position_features(float* rows, std::int64_t count, const std::int64_t* positions, std::int64_t first,
+                                  bool is_key) const {
+  if (rope_inv_freq_.empty() && sink_dir_.empty()) return;
+  const GeneratorTables g = tables();
+  gen::PositionTables t{g.rope_inv_freq, g.sink_dir, g.sinks, g.sink_boost};
   const std::int64_t d = params_.d;
-  if (!rope_inv_freq_.empty()) apply_rope(row, d, position, rope_inv_freq_);
-  if (sink_dir_.empty()) return;
-  double along = 0;
-  for (std::int64_t j = 0; j < d; ++j) along += double(row[j]) * sink_dir_[static_cast<std::size_t>(j)];
-  double add = -along;
-  if (!is_key) add += 1.0;
-  if (is_key && position < params_.sinks) add += params_.sink_strength * std::sqrt(static_cast<double>(d));
-  for (std::int64_t j = 0; j < d; ++j)
-    row[j] = static_cast<float>(row[j] + add * sink_dir_[static_cast<std::size_t>(j)]);
+#pragma omp parallel for num_threads(count >= 1024 ? threads_ : 1) schedule(static)
+  for (std::int64_t i = 0; i < count; ++i) {
+    gen::position_features(rows + i * d, d, positions != nullptr ? positions[i] : first + i, is_key, t);
+  }
 }
 
 void Generator::token_rows(std::span<const std::int64_t> positions, std::span<float> x) const {
   const std::int64_t d = params_.d;
   NCSPARSE_ASSERT(x.size() == positions.size() * static_cast<std::size_t>(d));
-  const bool uniform = params_.x_dist == XDistribution::Uniform;
-  const float b = static_cast<float>(params_.bound);
   for (std::size_t i = 0; i < positions.size(); ++i) {
-    float* row = x.data() + i * d;
-    fill_row(kX, positions[i], uniform, row);
-    for (std::int64_t j = 0; j < d; ++j) row[j] = uniform ? row[j] * b : std::clamp(row[j], -b, b);
+    cpu::standard_rows(token_spec(params_, positions[i], 1), x.data() + i * d);
   }
-}
-
-void Generator::project(std::span<const float> x, std::int64_t rows, const std::vector<float>& w,
-                        std::span<float> out) const {
-  const int d = static_cast<int>(params_.d);
-  if (rows == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), d, d, 1.0f, x.data(), d, w.data(), d,
-              0.0f, out.data(), d);
 }
 
 void Generator::keys_values(std::int64_t begin, std::int64_t count, std::span<float> k, std::span<float> v) const {
   const std::int64_t d = params_.d;
   NCSPARSE_ASSERT(k.size() == static_cast<std::size_t>(count * d) && v.size() == k.size());
+  if (count == 0) return;
   if (params_.model == InputModel::Gaussian) {
-    const float sigma = static_cast<float>(params_.sigma);
-    for (std::int64_t i = 0; i < count; ++i) {
-      fill_row(kK, begin + i, false, k.data() + i * d);
-      fill_row(kV, begin + i, false, v.data() + i * d);
+    cpu::StandardRows s;
+    s.seed = params_.seed;
+    s.first = begin;
+    s.rows = count;
+    s.d = d;
+    s.post = cpu::Post::Scale;
+    s.b = static_cast<float>(params_.sigma);
+    s.tensor = kK;
+    cpu::standard_rows(s, k.data(), threads_);
+    s.tensor = kV;
+    cpu::standard_rows(s, v.data(), threads_);
+  } else {
+    // Paper model: K = X·W_K and V = X·W_V in chunks of token rows. Each element is the
+    // canonical in-order chain of fused multiply-adds (cpu/generate.hpp), so a row's values do
+    // not depend on the chunk it falls in, nor on the rank count, the ISA or the device.
+    constexpr std::int64_t kChunk = 4096;
+    std::vector<float> x(static_cast<std::size_t>(std::min(count, kChunk) * d));
+    for (std::int64_t c0 = 0; c0 < count; c0 += kChunk) {
+      const std::int64_t rows = std::min(kChunk, count - c0);
+      cpu::standard_rows(token_spec(params_, begin + c0, rows), x.data(), threads_);
+      cpu::project_canonical(x.data(), w_k_.data(), rows, d, d, k.data() + c0 * d, threads_);
+      cpu::project_canonical(x.data(), w_v_.data(), rows, d, d, v.data() + c0 * d, threads_);
     }
-    for (float& x : k) x *= sigma;
-    for (float& x : v) x *= sigma;
-    for (std::int64_t i = 0; i < count; ++i) position_features(k.data() + i * d, begin + i, true);
-    return;
   }
-  // Paper model: K = X·W_K and V = X·W_V, one GEMM per chunk of kChunk rows. Chunks are aligned
-  // to global multiples of kChunk and always computed whole, so each row comes out of the same
-  // GEMM call wherever the shard boundaries fall: keys are bit-identical for every rank count
-  // (a GEMM's result for a row may depend on where the row sits in the call).
-  constexpr std::int64_t kChunk = 4096;
-  std::vector<std::int64_t> pos(kChunk);
-  std::vector<float> x(static_cast<std::size_t>(kChunk * d)), kc(x.size()), vc(x.size());
-  const std::int64_t end = begin + count;
-  for (std::int64_t c0 = begin - begin % kChunk; c0 < end; c0 += kChunk) {
-    for (std::int64_t i = 0; i < kChunk; ++i) pos[static_cast<std::size_t>(i)] = c0 + i;
-    token_rows(pos, x);
-    project(x, kChunk, w_k_, kc);
-    project(x, kChunk, w_v_, vc);
-    const std::int64_t lo = std::max(begin, c0), hi = std::min(end, c0 + kChunk);
-    std::copy(kc.begin() + (lo - c0) * d, kc.begin() + (hi - c0) * d, k.begin() + (lo - begin) * d);
-    std::copy(vc.begin() + (lo - c0) * d, vc.begin() + (hi - c0) * d, v.begin() + (lo - begin) * d);
-  }
-  for (std::int64_t i = 0; i < count; ++i) position_features(k.data() + i * d, begin + i, true);
+  position_features(k.data(), count, nullptr, begin, true);
 }
 
 void Generator::queries(std::span<const std::int64_t> positions, std::span<float> q) const {
@@ -244,26 +235,26 @@ void Generator::queries(std::span<const std::int64_t> positions, std::span<float
     return;
   }
   if (params_.model == InputModel::Gaussian) {
-    for (std::size_t i = 0; i < positions.size(); ++i) fill_row(kQ, positions[i], false, q.data() + i * d);
-    const float sigma = static_cast<float>(params_.sigma);
-    for (float& x : q) x *= sigma;
-    for (std::size_t i = 0; i < positions.size(); ++i) position_features(q.data() + i * d, positions[i], false);
-    return;
-  }
-  // Row by row in a fixed order (few rows): a query's values never depend on which other
-  // positions share the call.
-  std::vector<float> x(static_cast<std::size_t>(d));
-  for (std::size_t i = 0; i < positions.size(); ++i) {
-    token_rows({&positions[i], 1}, x);
-    float* qi = q.data() + i * d;
-    std::fill(qi, qi + d, 0.0f);
-    for (std::int64_t t = 0; t < d; ++t) {
-      const float a = x[static_cast<std::size_t>(t)];
-      const float* wt = w_q_.data() + t * d;
-      for (std::int64_t j = 0; j < d; ++j) qi[j] += a * wt[j];
+    cpu::StandardRows s;
+    s.seed = params_.seed;
+    s.tensor = kQ;
+    s.rows = 1;
+    s.d = d;
+    s.post = cpu::Post::Scale;
+    s.b = static_cast<float>(params_.sigma);
+    for (std::size_t i = 0; i < positions.size(); ++i) {
+      s.first = positions[i];
+      cpu::standard_rows(s, q.data() + i * d);
     }
-    position_features(qi, positions[i], false);
+  } else {
+    // Row by row (few rows), with the keys' canonical products.
+    std::vector<float> x(static_cast<std::size_t>(d));
+    for (std::size_t i = 0; i < positions.size(); ++i) {
+      cpu::standard_rows(token_spec(params_, positions[i], 1), x.data());
+      cpu::project_canonical(x.data(), w_q_.data(), 1, d, d, q.data() + i * d);
+    }
   }
+  position_features(q.data(), static_cast<std::int64_t>(positions.size()), positions.data(), 0, false);
 }
 
 std::vector<std::int64_t> sample_positions(std::int64_t n, std::int64_t m) {

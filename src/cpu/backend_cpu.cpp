@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/isa.hpp"
 #include "cpu/scan.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/error.hpp"
@@ -31,17 +32,6 @@ namespace ncsparse {
 namespace {
 
 using cpu::Scratch;
-
-// Whether to run the AVX2 path: the CPU has AVX2 and FMA, and NCSPARSE_CPU_ISA is not `generic`.
-bool use_avx2() {
-  static const bool avx2 = [] {
-    const char* isa = std::getenv("NCSPARSE_CPU_ISA");
-    if (isa != nullptr && std::strcmp(isa, "generic") == 0) return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return avx2;
-}
 
 // Largest key norm of a shard (exact: a max of exactly computed norms, in any order).
 double key_norm_max(const KeyShard& keys, std::int64_t d, int threads) {
@@ -87,7 +77,7 @@ void CpuBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, con
   const int threads = static_cast<int>(std::clamp<std::int64_t>(p.threads, 1, std::max<std::int64_t>(queries.rows, 1)));
   if (scratch_.size() < static_cast<std::size_t>(threads)) scratch_.resize(static_cast<std::size_t>(threads));
   const std::int64_t per = (queries.rows + threads - 1) / threads;
-  const bool avx2 = use_avx2();
+  const bool avx2 = cpu::use_avx2();
   const cpu::SeedMode seed = cpu::seed_mode();  // throws on a bad value, outside the parallel region
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
   for (int t = 0; t < threads; ++t) {

@@ -26,6 +26,7 @@
 
 #include "core/score.hpp"
 #include "cuda/device.cuh"
+#include "cuda/generate.hpp"
 #include "cuda/plan.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/candidate.hpp"
@@ -452,7 +453,29 @@ class CudaBackend final : public Backend {
   }
   std::string name() const override { return "cuda"; }
 
+  bool generate_shard(const Generator& gen, std::int64_t begin, std::int64_t count, std::span<float> k,
+                      std::span<float> v) override {
+    const std::size_t values = static_cast<std::size_t>(count * gen.params().d);
+    k_.resize(values);
+    v_.resize(values);
+    cuda::generate_keys_values(gen, begin, count, k_.get(), v_.get());
+    if (values > 0) {
+      NCSPARSE_CUDA(cudaMemcpy(k.data(), k_.get(), values * sizeof(float), cudaMemcpyDeviceToHost));
+      NCSPARSE_CUDA(cudaMemcpy(v.data(), v_.get(), values * sizeof(float), cudaMemcpyDeviceToHost));
+    }
+    k_norm_max_ = cuda::max_row_norm(k_.get(), count, gen.params().d);
+    loaded_ = KeyShard{k.data(), v.data(), begin, count};
+    generated_ = true;
+    return true;
+  }
+
   void load_shard(const KeyShard& keys, const PassParams& p) override {
+    // The shard that generate_shard made here already: nothing to upload.
+    if (generated_ && keys.k == loaded_.k && keys.v == loaded_.v && keys.begin == loaded_.begin &&
+        keys.count == loaded_.count) {
+      return;
+    }
+    generated_ = false;
     const std::size_t values = static_cast<std::size_t>(keys.count * p.d);
     k_.resize(values);
     v_.resize(values);
@@ -476,6 +499,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   DeviceArray<float> k_, v_;
   KeyShard loaded_{};
+  bool generated_ = false;  // loaded_ came from generate_shard
   double k_norm_max_ = 0;
   DeviceArray<float> q_, scores_, pv_, margin_, cand_s_, tmp_s_, thr_;
   DeviceArray<std::int64_t> pos_, cand_i_, tmp_i_;

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 
+#include "core/host_buffer.hpp"
 #include "engine/job.hpp"
 #include "ncsparse/schema.hpp"
 
@@ -45,7 +46,7 @@ std::vector<std::unique_ptr<engine::Stage>> make_stages(const JobConfig& config)
 struct Inputs {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<DenseKernels> cpu_dense;  // when the backend has no dense kernels of its own
-  std::vector<float> k, v;
+  HostBuffer<float> k, v;  // the rank's shard: written in full by the source or the backend
 };
 
 // Keeps the block's merged lists and outputs in the result (JobConfig::keep_rows).
@@ -83,7 +84,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   const std::int64_t owned = config.stream ? 0 : shard.hi - shard.lo;
 
   std::unique_ptr<InputSource> own_source;
-  if (source == nullptr) source = (own_source = std::make_unique<GeneratorSource>(config.model)).get();
+  if (source == nullptr) source = (own_source = std::make_unique<GeneratorSource>(config.model, config.threads)).get();
   PhaseTimes t;
   Inputs in;
   timed(t.generate, [&] {
@@ -96,7 +97,9 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
       if (in.backend->dense_kernels() == nullptr) in.cpu_dense = make_cpu_dense_kernels();
       in.k.resize(static_cast<std::size_t>(owned) * du);
       in.v.resize(in.k.size());
-      if (owned > 0) source->keys_values(shard.lo, owned, in.k, in.v);
+      const Generator* gen = source->generator();
+      res.inputs_on_device = owned > 0 && gen != nullptr && in.backend->generate_shard(*gen, shard.lo, owned, in.k, in.v);
+      if (owned > 0 && !res.inputs_on_device) source->keys_values(shard.lo, owned, in.k, in.v);
     });
   });
   for (const WindowSpec& w : config.windows) {
@@ -112,7 +115,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
                                          : approx::KeyTiles(in.k.data(), in.v.data(), shard.lo, owned, d, config.tile);
   engine::Job job{comm, merge, config,   in.cpu_dense ? *in.cpu_dense : *in.backend->dense_kernels(), keys, tiles, n,
                   d,    L,     res.scale};
-  timed(t.generate, [&] { job.v_max = engine::max_row_norm(in.v.data(), owned, d); });
+  timed(t.generate, [&] { job.v_max = engine::max_row_norm(in.v.data(), owned, d, config.threads); });
 
   PassParams pass{d, res.scale, config.causal, L, config.exact, config.tile, 0, config.threads};
   if (!config.stream) collective(comm, [&] { in.backend->load_shard(keys, pass); });

@@ -1,5 +1,6 @@
 // The exact pass's own numbers: outputs o = Σ p_j v_j from the merged flash states, Σ p², the
 // score range and the ε-sparsity counts.
+#include <algorithm>
 #include <cmath>
 
 #include "engine/job.hpp"
@@ -44,8 +45,9 @@ void exact_statistics(const Job& job, const Block& b, std::span<double> score_ma
   }
 }
 
-double max_row_norm(const float* v, std::int64_t rows, std::int64_t d) {
-  double most = 0;
+double max_row_norm(const float* v, std::int64_t rows, std::int64_t d, int threads) {
+  double most = 0;  // a max of exactly ordered sums: the same for any thread count
+#pragma omp parallel for num_threads(rows >= 65536 ? std::max(threads, 1) : 1) reduction(max : most) schedule(static)
   for (std::int64_t j = 0; j < rows; ++j) {
     double s = 0;
     for (std::int64_t c = 0; c < d; ++c) s += double(v[j * d + c]) * double(v[j * d + c]);

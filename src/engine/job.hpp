@@ -85,7 +85,7 @@ void exact_statistics(const Job& job, const Block& block, std::span<double> scor
                       std::span<std::vector<double>> sparsity_counts);
 
 // The largest ‖v_j‖₂ over rows × d values.
-double max_row_norm(const float* v, std::int64_t rows, std::int64_t d);
+double max_row_norm(const float* v, std::int64_t rows, std::int64_t d, int threads = 1);
 
 // Memory a rank needs (bytes), for the check in validate.
 double memory_per_rank(const JobConfig& config, int ranks);

@@ -59,6 +59,7 @@ std::string table(const JobResult& r) {
      << (c.exact ? "on" : "off") << "\n";
   if (!r.cpu_fallback.empty())
     os << "  on the CPU although the backend is " << c.backend << ": " << r.cpu_fallback << "\n";
+  if (r.inputs_on_device) os << "  K and V generated on the " << c.backend << " device (bit-identical to the host's)\n";
   os << "\n";
 
   char line[512];
@@ -179,6 +180,7 @@ std::string json(const JobResult& r) {
   }
   os << "}";
   if (!r.cpu_fallback.empty()) os << ",\n  \"cpu_fallback\": " << json_str(r.cpu_fallback);
+  if (r.inputs_on_device) os << ",\n  \"inputs_on_device\": true";
   os << "\n}\n";
   return os.str();
 }
