@@ -71,22 +71,25 @@ def times(r):
 def cpu_probe(binary):
     """The CPU local pass's thread scaling: one rank without mpirun."""
     cores = os.cpu_count()
-    args = [binary, "run", "--n", "1048576", "--d", "128", "--queries", "256", "--window", "const:64", "const:2048",
-            "--format", "json"]
+    args = [binary, "run", "--d", "128", "--format", "json"]
+    small = ["--n", "1048576", "--queries", "256", "--window", "const:64", "const:2048"]
 
-    def one(threads, extra_env=None):
+    def one(threads, extra_env=None, more=small):
         env = dict(os.environ, **(extra_env or {}))
-        p = subprocess.run([*args, "--threads", str(threads)], capture_output=True, text=True, timeout=300, env=env)
+        p = subprocess.run([*args, *more, "--threads", str(threads)], capture_output=True, text=True, timeout=300,
+                           env=env)
         if p.returncode != 0:
             return f"failed: {p.stderr.strip()[:200]}"
         return json.loads(p.stdout)["seconds"]
 
-    for threads, extra in [(1, None), (4, None), (cores, None), (cores, {"OMP_WAIT_POLICY": "passive"}),
-                           (cores, {"NCSPARSE_CPU_ISA": "generic"})]:
+    big = ["--n", "4194304", "--queries", "1024", "--window", "const:64", "const:2048", "power:1,0.5"]
+    for threads, extra, more in [(1, None, small), (4, None, small), (cores, None, small),
+                                 (cores, {"OMP_WAIT_POLICY": "passive"}, small),
+                                 (cores, None, big), (cores, None, [*big, "--block", "1024"])]:
         t0 = time.monotonic()
-        sec = one(threads, extra)
+        sec = one(threads, extra, more)
         wall = time.monotonic() - t0
-        label = f"{threads} threads" + (f" {extra}" if extra else "")
+        label = f"{threads} threads" + (f" {extra}" if extra else "") + (f" {' '.join(more)}" if more is not small else "")
         if isinstance(sec, str):
             print(f"cpu probe {label}: {sec}")
             continue
@@ -94,7 +97,7 @@ def cpu_probe(binary):
               f"total {sec['total']:.3f} process {wall:.3f}")
     # Raw capacity: `cores` one-thread processes at once; each should take what one alone takes.
     t0 = time.monotonic()
-    procs = [subprocess.Popen([*args, "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    procs = [subprocess.Popen([*args, *small, "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
              for _ in range(cores)]
     passes = []
     for p in procs:
@@ -137,7 +140,8 @@ def main():
         threads = os.cpu_count() if label.startswith("large") else 1
         try:
             cpu = run(mpirun, binary, ranks, args, "cpu", threads)
-            gpu = run(mpirun, binary, ranks, args, "cuda")
+            # The device gather of the sparse outputs is off by default until this check passed.
+            gpu = run(mpirun, binary, ranks, args, "cuda", env=dict(os.environ, NCSPARSE_CUDA_GATHER="1"))
         except SystemExit as e:  # one failed run fails its case; the others still run
             print(f"FAIL {label}: {e}")
             failed += 1
@@ -155,17 +159,26 @@ def main():
             print("     " + p)
     if big:
         args = ["--n", "4194304", "--d", "128", "--queries", "1024", *target]
-        for rep in range(2):
+        cores = os.cpu_count()
+        gather_on = dict(os.environ, NCSPARSE_CUDA_GATHER="1")
+        for rep, (threads, env) in enumerate([(1, None), (cores, None), (cores, gather_on), (cores, gather_on)]):
             try:
-                gpu = run(mpirun, binary, 1, args, "cuda")
+                gpu = run(mpirun, binary, 1, args, "cuda", threads, env)
             except SystemExit as e:
                 print(f"FAIL timing run: {e}")
                 failed += 1
                 break
             sec = gpu["seconds"]
-            print(f"timing n=2^22 d=128 1024 rows {' '.join(target[1:])} (cuda, run {rep + 1}): {times(gpu)}")
+            print(f"timing n=2^22 d=128 1024 rows {' '.join(target[1:])} (cuda, {threads} host threads"
+                  f"{', NCSPARSE_CUDA_GATHER=1' if env else ''}, run {rep + 1}): {times(gpu)}")
             print(f"     total / local pass = {sec['total'] / sec['local_pass']:.1f}, process / local pass = "
                   f"{gpu['wall'] / sec['local_pass']:.1f}, inputs on device: {bool(gpu.get('inputs_on_device'))}")
+        # Where the time of the generation and the local pass goes (synchronised phases).
+        env = dict(os.environ, NCSPARSE_CUDA_PROFILE="1")
+        p = subprocess.run([binary, "run", *args, "--backend", "cuda", "--threads", str(cores), "--format", "json"],
+                           capture_output=True, text=True, timeout=300, env=env)
+        lines = [l for l in p.stderr.splitlines() if l.startswith("cuda")]
+        print("profile (NCSPARSE_CUDA_PROFILE=1):\n     " + "\n     ".join(lines[:12]))
     if "--cpu-probe" in sys.argv[3:]:
         cpu_probe(binary)
     print("engine check:", "all passed" if not failed else f"{failed} case(s) failed")

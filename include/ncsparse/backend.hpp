@@ -50,6 +50,23 @@ struct LocalOutput {
   std::span<double> flash;
 };
 
+// The prefix strategies' sparse outputs of one query block, gathered from the shard's V rows
+// (the engine's stage_prefix.cpp computes the weights; a device backend sums on its copy of V).
+// For row i < rows and strategy s < strategies, with e = weights[i·width + j]:
+//   out[(s·rows + i)·d + c] = Σ_{j < k[s·rows + i], index j owned} (e·inv_z[s·rows + i])·v[index_j][c]
+// summed in the order j = 0, 1, ... from 0, each product and sum rounded in double: the same
+// operations as the CPU loop, so the same bits. index_j = lists[i·L + j].index.
+struct PrefixGather {
+  std::span<const Candidate> lists;  // rows × L, merged
+  std::int64_t L = 0, rows = 0, d = 0;
+  std::int64_t width = 0;            // weights per row (the largest k)
+  std::span<const double> weights;   // rows × width: exp(score_j − score_0)
+  std::int64_t strategies = 0;
+  std::span<const std::int64_t> k;   // strategies × rows
+  std::span<const double> inv_z;     // strategies × rows
+  std::span<double> out;             // strategies × rows × d
+};
+
 // Key rows [begin, end) of the sequence.
 struct KeyRange {
   std::int64_t begin, end;
@@ -101,6 +118,12 @@ class Backend {
   virtual bool generate_shard(const Generator& gen, std::int64_t begin, std::int64_t count, std::span<float> k,
                               std::span<float> v) {
     (void)gen, (void)begin, (void)count, (void)k, (void)v;
+    return false;
+  }
+  // Fills g.out on the backend's copy of the shard (PrefixGather); false when the backend has
+  // no such kernel or no shard of its own, and the engine sums on the host.
+  virtual bool gather_outputs(const PrefixGather& g) {
+    (void)g;
     return false;
   }
   virtual void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& params,

@@ -78,6 +78,7 @@ class Generator {
   const ModelParams& params() const { return params_; }
   // OpenMP threads for keys_values (the values never depend on it).
   void set_threads(int threads) { threads_ = threads < 1 ? 1 : threads; }
+  int threads() const { return threads_; }
   GeneratorTables tables() const;  // valid while the generator lives
 
   // Key and value rows [begin, begin + count) of the sequence; k and v hold count·d floats.

@@ -17,48 +17,48 @@
 #include <cstring>
 
 #if defined(__CUDACC__)
-#define NCSPARSE_HD __host__ __device__ __forceinline__
+#define NCSPARSE_GEN_HD __host__ __device__ __forceinline__
 #else
-#define NCSPARSE_HD [[gnu::always_inline]] inline  // no out-of-line copy: AVX2 and portable objects share this header
+#define NCSPARSE_GEN_HD [[gnu::always_inline]] inline  // no out-of-line copy: AVX2 and portable objects share this header
 #endif
 
 namespace ncsparse::gen {
 
 // ---- IEEE basic operations, never contracted ----
 #if defined(__CUDA_ARCH__)
-NCSPARSE_HD float fmul(float a, float b) { return __fmul_rn(a, b); }
-NCSPARSE_HD float fadd(float a, float b) { return __fadd_rn(a, b); }
-NCSPARSE_HD float fsub(float a, float b) { return __fsub_rn(a, b); }
-NCSPARSE_HD float ffma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-NCSPARSE_HD float fdiv(float a, float b) { return __fdiv_rn(a, b); }
-NCSPARSE_HD float fsqrt(float a) { return __fsqrt_rn(a); }
-NCSPARSE_HD double dmul(double a, double b) { return __dmul_rn(a, b); }
-NCSPARSE_HD double dadd(double a, double b) { return __dadd_rn(a, b); }
-NCSPARSE_HD double dsub(double a, double b) { return __dsub_rn(a, b); }
-NCSPARSE_HD float to_float(double a) { return __double2float_rn(a); }
-NCSPARSE_HD std::uint32_t mulhi32(std::uint32_t a, std::uint32_t b) { return __umulhi(a, b); }
-NCSPARSE_HD float bits_to_float(std::uint32_t u) { return __uint_as_float(u); }
-NCSPARSE_HD std::uint32_t float_to_bits(float f) { return __float_as_uint(f); }
+NCSPARSE_GEN_HD float fmul(float a, float b) { return __fmul_rn(a, b); }
+NCSPARSE_GEN_HD float fadd(float a, float b) { return __fadd_rn(a, b); }
+NCSPARSE_GEN_HD float fsub(float a, float b) { return __fsub_rn(a, b); }
+NCSPARSE_GEN_HD float ffma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+NCSPARSE_GEN_HD float fdiv(float a, float b) { return __fdiv_rn(a, b); }
+NCSPARSE_GEN_HD float fsqrt(float a) { return __fsqrt_rn(a); }
+NCSPARSE_GEN_HD double dmul(double a, double b) { return __dmul_rn(a, b); }
+NCSPARSE_GEN_HD double dadd(double a, double b) { return __dadd_rn(a, b); }
+NCSPARSE_GEN_HD double dsub(double a, double b) { return __dsub_rn(a, b); }
+NCSPARSE_GEN_HD float to_float(double a) { return __double2float_rn(a); }
+NCSPARSE_GEN_HD std::uint32_t mulhi32(std::uint32_t a, std::uint32_t b) { return __umulhi(a, b); }
+NCSPARSE_GEN_HD float bits_to_float(std::uint32_t u) { return __uint_as_float(u); }
+NCSPARSE_GEN_HD std::uint32_t float_to_bits(float f) { return __float_as_uint(f); }
 #else
-NCSPARSE_HD float fmul(float a, float b) { return a * b; }
-NCSPARSE_HD float fadd(float a, float b) { return a + b; }
-NCSPARSE_HD float fsub(float a, float b) { return a - b; }
-NCSPARSE_HD float ffma(float a, float b, float c) { return std::fma(a, b, c); }
-NCSPARSE_HD float fdiv(float a, float b) { return a / b; }
-NCSPARSE_HD float fsqrt(float a) { return std::sqrt(a); }
-NCSPARSE_HD double dmul(double a, double b) { return a * b; }
-NCSPARSE_HD double dadd(double a, double b) { return a + b; }
-NCSPARSE_HD double dsub(double a, double b) { return a - b; }
-NCSPARSE_HD float to_float(double a) { return static_cast<float>(a); }
-NCSPARSE_HD std::uint32_t mulhi32(std::uint32_t a, std::uint32_t b) {
+NCSPARSE_GEN_HD float fmul(float a, float b) { return a * b; }
+NCSPARSE_GEN_HD float fadd(float a, float b) { return a + b; }
+NCSPARSE_GEN_HD float fsub(float a, float b) { return a - b; }
+NCSPARSE_GEN_HD float ffma(float a, float b, float c) { return std::fma(a, b, c); }
+NCSPARSE_GEN_HD float fdiv(float a, float b) { return a / b; }
+NCSPARSE_GEN_HD float fsqrt(float a) { return std::sqrt(a); }
+NCSPARSE_GEN_HD double dmul(double a, double b) { return a * b; }
+NCSPARSE_GEN_HD double dadd(double a, double b) { return a + b; }
+NCSPARSE_GEN_HD double dsub(double a, double b) { return a - b; }
+NCSPARSE_GEN_HD float to_float(double a) { return static_cast<float>(a); }
+NCSPARSE_GEN_HD std::uint32_t mulhi32(std::uint32_t a, std::uint32_t b) {
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(a) * b) >> 32);
 }
-NCSPARSE_HD float bits_to_float(std::uint32_t u) {
+NCSPARSE_GEN_HD float bits_to_float(std::uint32_t u) {
   float f;
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-NCSPARSE_HD std::uint32_t float_to_bits(float f) {
+NCSPARSE_GEN_HD std::uint32_t float_to_bits(float f) {
   std::uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return u;
@@ -70,7 +70,7 @@ struct U32x4 {
   std::uint32_t v[4];
 };
 
-NCSPARSE_HD U32x4 philox_10_rounds(U32x4 ctr, std::uint32_t k0, std::uint32_t k1) {
+NCSPARSE_GEN_HD U32x4 philox_10_rounds(U32x4 ctr, std::uint32_t k0, std::uint32_t k1) {
   constexpr std::uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
   for (int round = 0; round < 10; ++round) {
     if (round > 0) {
@@ -86,25 +86,25 @@ NCSPARSE_HD U32x4 philox_10_rounds(U32x4 ctr, std::uint32_t k0, std::uint32_t k1
 
 // The four words for (seed, tensor, row, group of 4 columns): every value of the generator is
 // a function of these alone.
-NCSPARSE_HD U32x4 philox_block(std::uint64_t seed, std::uint32_t tensor, std::uint64_t row, std::uint32_t group) {
+NCSPARSE_GEN_HD U32x4 philox_block(std::uint64_t seed, std::uint32_t tensor, std::uint64_t row, std::uint32_t group) {
   return philox_10_rounds(U32x4{{tensor, static_cast<std::uint32_t>(row), static_cast<std::uint32_t>(row >> 32), group}},
                     static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
 }
 
 // ---- uniform values ----
 // (0, 1]: the top 24 bits plus one, times 2^−24 (exact).
-NCSPARSE_HD float u01_open(std::uint32_t r) {
+NCSPARSE_GEN_HD float u01_open(std::uint32_t r) {
   return fmul(static_cast<float>(static_cast<std::int32_t>((r >> 8) + 1u)), 0x1p-24f);  // signed: no branch
 }
 // (−1, 1), symmetric: the top 24 bits as a signed integer, times 2^−23, plus 2^−24 (exact).
-NCSPARSE_HD float uneg11(std::uint32_t r) {
+NCSPARSE_GEN_HD float uneg11(std::uint32_t r) {
   return fadd(fmul(static_cast<float>(static_cast<std::int32_t>(r) >> 8), 0x1p-23f), 0x1p-24f);
 }
 
 // ---- natural logarithm of u in (0, 1], float ----
 // u = m·2^e with m in [√½, √2); ln m = 2·atanh(z), z = (m − 1)/(m + 1), |z| ≤ 0.172: the odd
 // series to z⁹ leaves a truncation error below 2e−9 relative. m − 1 is exact (Sterbenz).
-NCSPARSE_HD float log_unit(float u) {
+NCSPARSE_GEN_HD float log_unit(float u) {
   const std::uint32_t bits = float_to_bits(u), mant = bits & 0x007FFFFFu;
   // m in [1, 2) from the mantissa bits; above √2 (float 0x3FB504F3) halve it and raise e.
   // Integer arithmetic instead of branches, so that lane loops vectorise.
@@ -125,7 +125,7 @@ NCSPARSE_HD float log_unit(float u) {
 struct SinCos {
   float s, c;
 };
-NCSPARSE_HD SinCos sincos_reduced(float x) {
+NCSPARSE_GEN_HD SinCos sincos_reduced(float x) {
   const float x2 = fmul(x, x);
   float ps = ffma(x2, 1.0f / 362880.0f, -1.0f / 5040.0f);
   ps = ffma(x2, ps, 1.0f / 120.0f);
@@ -146,7 +146,7 @@ NCSPARSE_HD SinCos sincos_reduced(float x) {
 struct Pair {
   float a, b;
 };
-NCSPARSE_HD Pair normal_pair(std::uint32_t r1, std::uint32_t r2) {
+NCSPARSE_GEN_HD Pair normal_pair(std::uint32_t r1, std::uint32_t r2) {
   const float radius = fsqrt(fmul(-2.0f, log_unit(u01_open(r1))));
   const std::uint32_t k = r2 >> 8;
   const std::uint32_t q = (k + (1u << 21)) >> 22;  // 0 .. 4
@@ -161,7 +161,7 @@ NCSPARSE_HD Pair normal_pair(std::uint32_t r1, std::uint32_t r2) {
 
 // Four standard values from one Philox block: normal (two Box–Muller pairs) or uniform on
 // (−1, 1).
-NCSPARSE_HD void standard_values(const U32x4& r, bool uniform, float out[4]) {
+NCSPARSE_GEN_HD void standard_values(const U32x4& r, bool uniform, float out[4]) {
   if (uniform) {
     for (int i = 0; i < 4; ++i) out[i] = uneg11(r.v[i]);
     return;
@@ -177,7 +177,7 @@ NCSPARSE_HD void standard_values(const U32x4& r, bool uniform, float out[4]) {
 struct SinCosD {
   double s, c;
 };
-NCSPARSE_HD SinCosD sincos_angle(double a) {
+NCSPARSE_GEN_HD SinCosD sincos_angle(double a) {
   constexpr double kTwoOverPi = 0.63661977236758134308;
   constexpr double kPio2Hi = 1.5707963267341256141662597656250;  // 33 significant bits
   constexpr double kPio2Lo = 6.0771005065061922518e-11;          // π/2 − kPio2Hi
@@ -212,7 +212,7 @@ struct PositionTables {
   double sink_boost = 0;                  // strength·√d
 };
 
-NCSPARSE_HD void position_features(float* row, std::int64_t d, std::int64_t position, bool is_key,
+NCSPARSE_GEN_HD void position_features(float* row, std::int64_t d, std::int64_t position, bool is_key,
                                    const PositionTables& t) {
   if (t.rope_inv_freq != nullptr) {
     const double p = static_cast<double>(position);

@@ -20,12 +20,14 @@
 #include <cstdio>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "core/score.hpp"
 #include "cuda/device.cuh"
+#include "cuda/gather.hpp"
 #include "cuda/generate.hpp"
 #include "cuda/plan.hpp"
 #include "ncsparse/backend.hpp"
@@ -450,21 +452,39 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     if (blas_ != nullptr) cublasDestroy(blas_);
+    for (float* s : staging_) {
+      if (s != nullptr) cudaFreeHost(s);
+    }
+    for (cudaEvent_t e : staged_) {
+      if (e != nullptr) cudaEventDestroy(e);
+    }
+    if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
   }
   std::string name() const override { return "cuda"; }
 
   bool generate_shard(const Generator& gen, std::int64_t begin, std::int64_t count, std::span<float> k,
                       std::span<float> v) override {
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
     const std::size_t values = static_cast<std::size_t>(count * gen.params().d);
     k_.resize(values);
     v_.resize(values);
     cuda::generate_keys_values(gen, begin, count, k_.get(), v_.get());
+    const auto t1 = Clock::now();
     if (values > 0) {
-      NCSPARSE_CUDA(cudaMemcpy(k.data(), k_.get(), values * sizeof(float), cudaMemcpyDeviceToHost));
-      NCSPARSE_CUDA(cudaMemcpy(v.data(), v_.get(), values * sizeof(float), cudaMemcpyDeviceToHost));
+      download_pinned(k.data(), k_.get(), values, gen.threads());
+      download_pinned(v.data(), v_.get(), values, gen.threads());
     }
+    const auto t2 = Clock::now();
     k_norm_max_ = cuda::max_row_norm(k_.get(), count, gen.params().d);
+    if (std::getenv("NCSPARSE_CUDA_PROFILE") != nullptr) {
+      const double gen_s = std::chrono::duration<double>(t1 - t0).count();
+      const double down_s = std::chrono::duration<double>(t2 - t1).count();
+      std::fprintf(stderr, "cuda generate_shard: %lld rows: generate %.3f s, download %.3f s (%.1f GB/s)\n",
+                   static_cast<long long>(count), gen_s, down_s, 2.0 * values * sizeof(float) / down_s / 1e9);
+    }
     loaded_ = KeyShard{k.data(), v.data(), begin, count};
+    loaded_d_ = gen.params().d;
     generated_ = true;
     return true;
   }
@@ -491,14 +511,72 @@ class CudaBackend final : public Backend {
     }
     k_norm_max_ = std::sqrt(k_norm_max_);
     loaded_ = keys;
+    loaded_d_ = p.d;
+  }
+
+  // Off unless NCSPARSE_CUDA_GATHER=1 until a session with a device has run its test
+  // (tests/gpu/gather_test.cpp) and the engine check: the kernel was written without a device.
+  bool gather_outputs(const PrefixGather& g) override {
+    static const bool enabled = [] {
+      const char* v = std::getenv("NCSPARSE_CUDA_GATHER");
+      return v != nullptr && std::strcmp(v, "1") == 0;
+    }();
+    if (!enabled) return false;
+    if (g.strategies > cuda::kGatherStrategies || loaded_.count == 0 || g.d != loaded_d_) return false;
+    cuda::gather_outputs(g, v_.get(), loaded_.begin, loaded_.count);
+    return true;
   }
 
   void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, LocalOutput out) override;
 
  private:
+  // Device to host through two pinned staging buffers (the host destination is pageable): the
+  // copy of one chunk into its place (by `threads` threads: the first touch of the pages is
+  // most of its cost) overlaps the transfer of the next.
+  void download_pinned(float* host, const float* dev, std::size_t count, int threads) {
+    constexpr std::size_t kStage = std::size_t{16} << 20;  // floats per stage (64 MiB)
+    if (staging_[0] == nullptr) {
+      for (float*& s : staging_) {
+        if (cudaMallocHost(&s, kStage * sizeof(float)) != cudaSuccess) {
+          cudaGetLastError();
+          s = nullptr;
+        }
+      }
+      if (copy_stream_ == nullptr) NCSPARSE_CUDA(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+      for (cudaEvent_t& e : staged_) NCSPARSE_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+    if (staging_[0] == nullptr || staging_[1] == nullptr) {  // no pinned memory: the plain copy
+      NCSPARSE_CUDA(cudaMemcpy(host, dev, count * sizeof(float), cudaMemcpyDeviceToHost));
+      return;
+    }
+    const std::size_t chunks = (count + kStage - 1) / kStage;
+    auto issue = [&](std::size_t c) {
+      const std::size_t lo = c * kStage, n = std::min(kStage, count - lo);
+      NCSPARSE_CUDA(cudaMemcpyAsync(staging_[c % 2], dev + lo, n * sizeof(float), cudaMemcpyDeviceToHost, copy_stream_));
+      NCSPARSE_CUDA(cudaEventRecord(staged_[c % 2], copy_stream_));
+    };
+    issue(0);
+    for (std::size_t c = 0; c < chunks; ++c) {
+      NCSPARSE_CUDA(cudaEventSynchronize(staged_[c % 2]));
+      if (c + 1 < chunks) issue(c + 1);
+      const std::size_t lo = c * kStage, n = std::min(kStage, count - lo);
+      const float* from = staging_[c % 2];
+      const int parts = std::max(1, threads);
+#pragma omp parallel for num_threads(parts) schedule(static)
+      for (int part = 0; part < parts; ++part) {
+        const std::size_t a = n * part / parts, b = n * (part + 1) / parts;
+        std::memcpy(host + lo + a, from + a, (b - a) * sizeof(float));
+      }
+    }
+  }
+
   cublasHandle_t blas_ = nullptr;
+  float* staging_[2] = {nullptr, nullptr};
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t staged_[2] = {nullptr, nullptr};
   DeviceArray<float> k_, v_;
   KeyShard loaded_{};
+  std::int64_t loaded_d_ = -1;
   bool generated_ = false;  // loaded_ came from generate_shard
   double k_norm_max_ = 0;
   DeviceArray<float> q_, scores_, pv_, margin_, cand_s_, tmp_s_, thr_;

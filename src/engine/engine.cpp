@@ -113,8 +113,17 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   const KeyShard keys{in.k.data(), in.v.data(), shard.lo, owned};
   approx::KeyTiles tiles = config.stream ? approx::KeyTiles(source, shard.lo, shard.hi - shard.lo, d, config.tile)
                                          : approx::KeyTiles(in.k.data(), in.v.data(), shard.lo, owned, d, config.tile);
-  engine::Job job{comm, merge, config,   in.cpu_dense ? *in.cpu_dense : *in.backend->dense_kernels(), keys, tiles, n,
-                  d,    L,     res.scale};
+  engine::Job job{comm,
+                  merge,
+                  config,
+                  in.cpu_dense ? *in.cpu_dense : *in.backend->dense_kernels(),
+                  config.stream ? nullptr : in.backend.get(),
+                  keys,
+                  tiles,
+                  n,
+                  d,
+                  L,
+                  res.scale};
   timed(t.generate, [&] { job.v_max = engine::max_row_norm(in.v.data(), owned, d, config.threads); });
 
   PassParams pass{d, res.scale, config.causal, L, config.exact, config.tile, 0, config.threads};

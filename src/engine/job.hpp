@@ -22,6 +22,7 @@ struct Job {
   const Comm& merge;  // the merges: NCCL between GPUs, or MPI
   const JobConfig& config;
   DenseKernels& dense;
+  Backend* backend;  // the local pass's backend, for its kernels on its own copy of the shard (null when streamed)
   KeyShard shard;  // this rank's keys in memory (count 0 when streamed)
   approx::KeyTiles& tiles;
   std::int64_t n, d, L;

@@ -19,24 +19,53 @@ class PrefixStage final : public Stage {
 
   double PhaseTimes::*phase() const override { return &PhaseTimes::sparse; }
 
+  // Three steps, each row independent and computed as with one thread (the outputs do not
+  // depend on the thread count): every strategy's k; the weights exp(s_j − s_0) up to the
+  // row's largest k and each strategy's normaliser; the sums Σ p_j v_j over the owned V rows,
+  // on the backend's copy of V when it has a kernel for it (PrefixGather), else here.
   void outputs(const Job& job, const Block& b) override {
     const std::size_t P = ids_.size(), ru = static_cast<std::size_t>(b.rows), du = static_cast<std::size_t>(job.d);
     acc_.assign(P * ru * du, 0.0);
     choice_.resize(P * ru);
-    k_of_.resize(P);
-    inv_z_.resize(P);
+    k_.assign(P * ru, 0);
+    const int threads = row_threads(job, b);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
     for (std::size_t i = 0; i < ru; ++i) {
       const std::span<const Candidate> valid = b.valid(static_cast<std::int64_t>(i), job.L);
       const double* fl = b.exact(static_cast<std::int64_t>(i), job.d);
       const RowNormaliser norm = fl != nullptr ? RowNormaliser{fl[0], fl[1]} : RowNormaliser{};
-      std::int64_t k_max = 0;
       for (std::size_t pi = 0; pi < P; ++pi) {
         const WindowChoice c = windows_[pi]->choose(valid, job.L, b.n_visible[i], fl != nullptr ? &norm : nullptr);
         choice_[pi * ru + i] = c;
-        k_of_[pi] = valid.empty() ? 0 : c.k;
-        k_max = std::max(k_max, k_of_[pi]);
+        k_[pi * ru + i] = valid.empty() ? 0 : c.k;
       }
-      if (!valid.empty()) accumulate_row(job, valid, k_max, acc_.data() + i * du, ru * du);
+    }
+    const std::int64_t width = k_.empty() ? 0 : *std::max_element(k_.begin(), k_.end());
+    weights_.resize(ru * static_cast<std::size_t>(width));
+    inv_z_.assign(P * ru, 0.0);
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<std::pair<std::int64_t, std::size_t>> by_k(P);
+#pragma omp for schedule(dynamic, 8)
+      for (std::size_t i = 0; i < ru; ++i) {
+        const std::span<const Candidate> valid = b.valid(static_cast<std::int64_t>(i), job.L);
+        if (valid.empty()) continue;
+        double* e = weights_.data() + i * static_cast<std::size_t>(width);
+        const double top = valid[0].score;
+        for (std::size_t pi = 0; pi < P; ++pi) by_k[pi] = {k_[pi * ru + i], pi};
+        std::sort(by_k.begin(), by_k.end());  // normalisers of all prefixes in one walk, shortest first
+        double z = 0;
+        std::int64_t next = 0;
+        for (const auto& [kk, pi] : by_k) {
+          for (; next < kk; ++next) z += (e[next] = std::exp(static_cast<double>(valid[next].score) - top));
+          inv_z_[pi * ru + i] = z > 0 ? 1.0 / z : 0.0;
+        }
+      }
+    }
+    const PrefixGather g{b.lists, job.L, b.rows, job.d, width, weights_, static_cast<std::int64_t>(P), k_, inv_z_, acc_};
+    if (job.backend == nullptr || !job.backend->gather_outputs(g)) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
+      for (std::size_t i = 0; i < ru; ++i) gather_row(job, g, static_cast<std::int64_t>(i));
     }
     job.merge.allreduce_sum(acc_);
   }
@@ -45,12 +74,16 @@ class PrefixStage final : public Stage {
                   std::span<std::span<double>> sparse) override {
     const std::size_t ru = static_cast<std::size_t>(b.rows), du = static_cast<std::size_t>(job.d);
     const bool exact = job.config.exact;
+#pragma omp parallel num_threads(row_threads(job, b))
+    {
+    std::vector<double> bounds;
+#pragma omp for schedule(dynamic, 8)
     for (std::size_t i = 0; i < ru; ++i) {
       const std::span<const Candidate> valid = b.valid(static_cast<std::int64_t>(i), job.L);
       const std::int64_t nv = b.n_visible[i];
       const double* fl = b.exact(static_cast<std::int64_t>(i), job.d);
-      bounds_.resize(valid.size());
-      certificate_mass_bounds(valid, nv, bounds_);
+      bounds.resize(valid.size());
+      certificate_mass_bounds(valid, nv, bounds);
       const std::span<const double> o_exact =
           exact ? std::span<const double>(b.o_exact).subspan(i * du, du) : std::span<const double>();
       for (std::size_t pi = 0; pi < ids_.size(); ++pi) {
@@ -63,40 +96,36 @@ class PrefixStage final : public Stage {
         std::copy(o_hat.begin(), o_hat.end(), sparse[w].begin() + static_cast<std::ptrdiff_t>(i * du));
         KeptSet kept;
         if (exact && fl[1] > 0) kept = prefix_kept_set(valid, c.k, fl[0], fl[1], nv, b.sum_sq_all[i]);
-        if (c.k >= 1 && static_cast<std::size_t>(c.k) <= bounds_.size()) {
-          st.cert_mass = bounds_[static_cast<std::size_t>(c.k - 1)];
+        if (c.k >= 1 && static_cast<std::size_t>(c.k) <= bounds.size()) {
+          st.cert_mass = bounds[static_cast<std::size_t>(c.k - 1)];
           st.cert_out = certificate_output_bound(st.cert_mass, o_hat, job.v_max);
         }
         if (exact) fill_errors(kept, b.sum_sq_all[i], o_hat, o_exact, st);
       }
     }
+    }
   }
 
  private:
-  // Adds the row's sparse outputs of every prefix strategy (strategy pi's at out + pi·stride)
-  // from the owned V rows among the first k_max entries. Every window is a prefix of the
-  // list: one walk serves all strategies, and each owned V row is fetched once (prefetched
-  // ahead: the rows are scattered over the shard, so this loop is bound by memory latency).
-  void accumulate_row(const Job& job, std::span<const Candidate> valid, std::int64_t k_max, double* out,
-                      std::size_t stride) {
-    const std::size_t P = ids_.size();
-    const std::int64_t d = job.d;
-    const double top = valid[0].score;
-    std::fill(inv_z_.begin(), inv_z_.end(), 0.0);
-    double z = 0;
-    std::int64_t next = 0;
-    by_k_.resize(P);  // normalisers of all prefixes in one walk, shortest first
-    for (std::size_t pi = 0; pi < P; ++pi) by_k_[pi] = {k_of_[pi], pi};
-    std::sort(by_k_.begin(), by_k_.end());
-    for (const auto& [kk, pi] : by_k_) {
-      for (; next < kk; ++next) z += std::exp(static_cast<double>(valid[next].score) - top);
-      inv_z_[pi] = z > 0 ? 1.0 / z : 0.0;
-    }
+  static int row_threads(const Job& job, const Block& b) {
+    return static_cast<int>(std::clamp<std::int64_t>(b.rows / 16, 1, std::max(1, job.config.threads)));
+  }
+
+  // Row i of g.out from the owned V rows, in list order (PrefixGather says which operations):
+  // one walk serves all strategies, every window being a prefix of the list, and each owned V
+  // row is fetched once, prefetched ahead (the rows are scattered over the shard, so this loop
+  // is bound by memory latency).
+  static void gather_row(const Job& job, const PrefixGather& g, std::int64_t i) {
+    const std::int64_t d = job.d, P = g.strategies;
+    std::int64_t k_max = 0;
+    for (std::int64_t pi = 0; pi < P; ++pi) k_max = std::max(k_max, g.k[static_cast<std::size_t>(pi * g.rows + i)]);
+    const Candidate* list = g.lists.data() + i * g.L;
+    const double* e = g.weights.data() + i * g.width;
     constexpr std::int64_t kAhead = 12;
     const KeyShard& shard = job.shard;
     auto owned_row = [&](std::int64_t j) -> const float* {
-      const std::int64_t g = valid[j].index;
-      return g >= shard.begin && g < shard.begin + shard.count ? shard.v + (g - shard.begin) * d : nullptr;
+      const std::int64_t idx = list[j].index;
+      return idx >= shard.begin && idx < shard.begin + shard.count ? shard.v + (idx - shard.begin) * d : nullptr;
     };
     for (std::int64_t j = 0; j < std::min(kAhead, k_max); ++j) {
       if (const float* r = owned_row(j)) __builtin_prefetch(r);
@@ -109,11 +138,11 @@ class PrefixStage final : public Stage {
       }
       const float* vr = owned_row(j);
       if (vr == nullptr) continue;
-      const double e = std::exp(static_cast<double>(valid[j].score) - top);
-      for (std::size_t pi = 0; pi < P; ++pi) {
-        if (j >= k_of_[pi]) continue;
-        const double p = e * inv_z_[pi];
-        double* o = out + pi * stride;
+      for (std::int64_t pi = 0; pi < P; ++pi) {
+        const std::size_t si = static_cast<std::size_t>(pi * g.rows + i);
+        if (j >= g.k[si]) continue;
+        const double p = e[j] * g.inv_z[si];
+        double* o = g.out.data() + si * static_cast<std::size_t>(d);
         for (std::int64_t c = 0; c < d; ++c) o[c] += p * vr[c];
       }
     }
@@ -121,10 +150,11 @@ class PrefixStage final : public Stage {
 
   std::vector<std::size_t> ids_;
   std::vector<const PrefixStrategy*> windows_;
-  std::vector<double> acc_, inv_z_, bounds_;  // acc_: P × rows × d
-  std::vector<WindowChoice> choice_;          // P × rows
-  std::vector<std::int64_t> k_of_;
-  std::vector<std::pair<std::int64_t, std::size_t>> by_k_;
+  std::vector<double> acc_;           // P × rows × d
+  std::vector<WindowChoice> choice_;  // P × rows
+  std::vector<std::int64_t> k_;       // P × rows
+  std::vector<double> weights_;       // rows × (largest k)
+  std::vector<double> inv_z_;         // P × rows
 };
 
 }  // namespace
