@@ -53,4 +53,49 @@ inline float score_margin(double q_norm, double k_norm_max, std::int64_t d, doub
   return score_margin_of_bound(scale * q_norm * k_norm_max, d, magnitude);
 }
 
+// Precisions a filter GEMM may score in (the GPU's tensor cores). Only the filter: a key that
+// passes is re-scored canonically, so lists never depend on it.
+enum class ScorePrecision { FP32, TF32, BF16 };
+
+// How a precision rounds: q and k are each converted with relative error at most `input`, their
+// products are exact in float (11- and 8-bit significands), and the float accumulation has a
+// unit roundoff of at most `accumulate`.
+//   FP32: no conversion; IEEE accumulation, 2^-24.
+//   TF32: the tensor cores read the top 10 mantissa bits of a float (truncation: 2^-10), and
+//         BF16: converted by round-to-nearest (__float2bfloat16_rn) to 7 bits: 2^-8.
+//   Tensor-core accumulation in float is not IEEE round-to-nearest (addends aligned to the
+//   largest exponent, low bits truncated: Fasi, Higham, Mikaitis & Pranesh, PeerJ CS 2021), so
+//   for both we take 2^-22, four times float's unit roundoff.
+struct PrecisionRounding {
+  double input, accumulate;
+};
+NCSPARSE_HD inline PrecisionRounding precision_rounding(ScorePrecision p) {
+  switch (p) {
+    case ScorePrecision::TF32: return {1.0 / 1024, 1.0 / 4194304};
+    case ScorePrecision::BF16: return {1.0 / 256, 1.0 / 4194304};
+    default: return {0.0, 1.0 / 16777216};
+  }
+}
+
+// Bound on |filter score − canonical score| in precision p (for FP32 exactly
+// score_margin_of_bound). Proof: write q̃_i = q_i(1 + α_i), k̃_i = k_i(1 + β_i), |α_i|, |β_i| ≤ e
+// (e = input). Then |Σ q̃_i k̃_i − Σ q_i k_i| ≤ (2e + e²)·Σ|q_i k_i|. The products q̃_i k̃_i are
+// exact in float, and summing d of them in any order with unit roundoff a (= accumulate) errs by
+// at most γ_d(a)·Σ|q̃_i k̃_i| ≤ γ_d(a)(1 + e)²·Σ|q_i k_i| (Higham, Thm 3.1; γ_{d+2} also covers
+// the float scaling by s and its rounding, as in the FP32 formula). Σ|q_i k_i| ≤ ‖q‖·‖k‖
+// (Cauchy–Schwarz), and s·‖q‖·‖k‖ ≤ dot_bound. The canonical score is the exact score rounded
+// once to float (its double sum errs far below the float rounding), and both scores' final
+// float roundings are covered by 4u(magnitude + dot_bound), u = 2^-24. The factor 1.01 absorbs
+// the rounding of this formula itself.
+NCSPARSE_HD inline float score_margin_of_bound(double dot_bound, std::int64_t d, double magnitude, ScorePrecision p) {
+  if (p == ScorePrecision::FP32) return score_margin_of_bound(dot_bound, d, magnitude);
+  const PrecisionRounding r = precision_rounding(p);
+  constexpr double u = 1.0 / 16777216.0;
+  const double n = static_cast<double>(d) + 2;
+  const double gamma = n * r.accumulate / (1 - n * r.accumulate);
+  const double conversion = 2 * r.input + r.input * r.input;
+  const double growth = (1 + r.input) * (1 + r.input);
+  return static_cast<float>(1.01 * ((conversion + gamma * growth) * dot_bound + 4 * u * (magnitude + dot_bound)));
+}
+
 }  // namespace ncsparse
