@@ -23,8 +23,9 @@ and writes DIR/report.md with the tables, fits and PNGs of every study run.
               (feature sparsification in its paper's regime, d >> n), sparsify_scale (the same
               at transformer scale, next to top-k), approx (top-k, taylor and features side by
               side on the same inputs). Default: all eight.
-  --full      the full studies (data/studies/NAME.toml, n up to 2^22; about 40 minutes on
-              2 cores for the first three, about 20 more for the other five). Default: the
+  --full      the full studies (data/studies/NAME.toml, n up to 2^22; about 10 minutes on
+              2 cores for the first three, about 11 more for the other five, measured on
+              2026-12-04 at 9253d0d; docs/experiments.md). Default: the
               reduced ones (data/studies/quick/NAME.toml, n up to 2^18; a few minutes).
   --out DIR   output directory (or give DIR as a positional argument that is not a NAME);
               default ./reproduce-quick, or ./reproduce-full with --full.
