@@ -17,17 +17,16 @@ namespace {
 
 constexpr int kLanes = 8;
 
-// 8 Philox blocks (flattened row·groups + group indices f0 .. f0 + 7 of the call) into v[c][lane].
-[[gnu::always_inline]] inline void blocks8(const StandardRows& s, std::int64_t groups, std::int64_t f0,
-                                           float v[4][kLanes]) {
+// 8 Philox blocks into v[c][lane]: lane l is block (row[l], group[l]) (rows relative to s.first).
+[[gnu::always_inline]] inline void blocks8(const StandardRows& s, const std::int64_t row[kLanes],
+                                           const std::int64_t group[kLanes], float v[4][kLanes]) {
   std::uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
   for (int l = 0; l < kLanes; ++l) {
-    const std::int64_t f = f0 + l;
-    const auto row = static_cast<std::uint64_t>(s.first + f / groups);
+    const auto r = static_cast<std::uint64_t>(s.first + row[l]);
     c0[l] = s.tensor;
-    c1[l] = static_cast<std::uint32_t>(row);
-    c2[l] = static_cast<std::uint32_t>(row >> 32);
-    c3[l] = static_cast<std::uint32_t>(f % groups);
+    c1[l] = static_cast<std::uint32_t>(r);
+    c2[l] = static_cast<std::uint32_t>(r >> 32);
+    c3[l] = static_cast<std::uint32_t>(group[l]);
   }
   std::uint32_t k0 = static_cast<std::uint32_t>(s.seed), k1 = static_cast<std::uint32_t>(s.seed >> 32);
   for (int round = 0; round < 10; ++round) {
@@ -75,14 +74,25 @@ constexpr int kLanes = 8;
 }  // namespace
 
 void standard_rows(const StandardRows& s, float* out) {
+  // The blocks in row-major order, 8 at a time; (row, group) advance by counting, not dividing.
   const std::int64_t groups = (s.d + 3) / 4, total = s.rows * groups;
   float v[4][kLanes];
+  std::int64_t row[kLanes], group[kLanes];
+  std::int64_t next_row = 0, next_group = 0;
   for (std::int64_t f0 = 0; f0 < total; f0 += kLanes) {
-    blocks8(s, groups, f0, v);
+    for (int l = 0; l < kLanes; ++l) {
+      row[l] = next_row;
+      group[l] = next_group;
+      if (++next_group == groups) next_group = 0, ++next_row;
+    }
+    blocks8(s, row, group, v);
     for (int l = 0; l < kLanes && f0 + l < total; ++l) {
-      const std::int64_t f = f0 + l, i = f / groups, g = f % groups;
-      float* row = out + i * s.d;
-      for (std::int64_t c = 0; c < 4 && 4 * g + c < s.d; ++c) row[4 * g + c] = post(s, v[c][l]);
+      float* dst = out + row[l] * s.d + 4 * group[l];
+      if (4 * group[l] + 4 <= s.d) {
+        dst[0] = post(s, v[0][l]), dst[1] = post(s, v[1][l]), dst[2] = post(s, v[2][l]), dst[3] = post(s, v[3][l]);
+      } else {
+        for (std::int64_t c = 0; 4 * group[l] + c < s.d; ++c) dst[c] = post(s, v[c][l]);
+      }
     }
   }
 }
