@@ -85,7 +85,7 @@ def cpu_probe(binary):
     big = ["--n", "4194304", "--queries", "1024", "--window", "const:64", "const:2048", "power:1,0.5"]
     for threads, extra, more in [(1, None, small), (4, None, small), (cores, None, small),
                                  (cores, {"OMP_WAIT_POLICY": "passive"}, small),
-                                 (cores, None, big), (cores, None, [*big, "--block", "1024"])]:
+                                 (cores, None, big), (cores, None, [*big, "--block", "256"])]:
         t0 = time.monotonic()
         sec = one(threads, extra, more)
         wall = time.monotonic() - t0

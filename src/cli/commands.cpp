@@ -73,7 +73,9 @@ void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string
   cmd.add_flag("--no-exact", o.no_exact,
                "Skip the exact pass: no error statistics, only windows and certificate bounds (eps and mass need it)");
   cmd.add_option("--threads", j.threads, "Threads per rank")->capture_default_str();
-  cmd.add_option("--block", j.block, "Query rows per block")->capture_default_str();
+  cmd.add_option("--block", o.block,
+                 "Query rows per block (default: max(256, 64 x threads), so that every thread scores at least 64 rows per "
+                 "pass over the shard)");
   cmd.add_option("--tile", j.tile, "Keys per score tile")->capture_default_str();
   cmd.add_option("--max-k", j.max_k, "Largest window the adaptive strategies (eps, mass, cert) may choose")
       ->capture_default_str();
@@ -94,6 +96,7 @@ JobConfig finish_job_options(const JobOptions& o) {
   for (const std::string& w : o.windows) j.windows.push_back(parse_window(w));
   j.exact = !o.no_exact;
   j.sparsity_eps = o.sparsity_eps;
+  j.block = o.block ? *o.block : std::max<std::int64_t>(256, 64 * std::int64_t{std::max(j.threads, 1)});
   return j;
 }
 

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,9 @@ struct JobOptions {
   std::vector<std::string> windows;
   std::vector<double> sparsity_eps = JobConfig{}.sparsity_eps;
   bool no_exact = false;
+  // --block, or none: max(256, 64 × threads) rows, so that each thread scores at least 64 rows
+  // per pass over the shard (threads split a block's rows and each streams the whole shard).
+  std::optional<std::int64_t> block;
 };
 void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string>& default_windows);
 JobConfig finish_job_options(const JobOptions& o);  // throws usage Errors
