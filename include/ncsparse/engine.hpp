@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -69,9 +70,13 @@ struct SparsityResult {
   std::int64_t uncovered_rows = 0;  // rows whose list was too short to count them all
 };
 
-// Wall time of each phase, the maximum over ranks, in seconds (schema.hpp: phase_times()).
+// Wall time of each phase in seconds (schema.hpp: phase_times()), of the rank whose job took
+// longest, so that the phases sum to its total: `other` is what no phase covers (set-up of
+// the backend and stages, time between phases). run_job leaves `startup` 0 and `total` the
+// job's; run and attend extend them to the whole process (cli/commands.hpp: ProcessAccount).
 struct PhaseTimes {
-  double generate = 0, local_pass = 0, merge = 0, sparse = 0, approx = 0, stats = 0, output = 0, total = 0;
+  double generate = 0, local_pass = 0, merge = 0, sparse = 0, approx = 0, stats = 0, output = 0, startup = 0,
+         other = 0, total = 0;
 };
 
 struct JobResult {
@@ -100,8 +105,32 @@ struct JobResult {
   std::vector<double> o_sparse;
 };
 
+// Host buffers that outlive one job, for a caller that runs several (a study's configurations,
+// attend's heads): the rank's key/value shard is allocated at the largest size asked for and
+// stays mapped and faulted in, so later jobs pay neither the allocation nor the first touch
+// of its pages (the kernel zeroes each fresh page: about 1.7 s per GiB on a VM). Contents
+// are not carried between jobs. Not for concurrent jobs.
+class JobWorkspace {
+ public:
+  JobWorkspace();
+  ~JobWorkspace();
+  JobWorkspace(const JobWorkspace&) = delete;
+  JobWorkspace& operator=(const JobWorkspace&) = delete;
+  // Room for a shard of `rows` keys of dimension d, allocated now but not touched: a caller
+  // that knows its largest job reserves for it first, so that growing from job to job does
+  // not allocate and fault in every intermediate size.
+  void reserve(std::int64_t rows, std::int64_t d);
+  struct Buffers;
+  Buffers& buffers() { return *buffers_; }
+
+ private:
+  std::unique_ptr<Buffers> buffers_;
+};
+
 // Runs the job on every rank of comm. source: where K/V and Q come from (null: the generator
-// of config.model); sink: receives each finished block (may be null).
-JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source = nullptr, BlockSink* sink = nullptr);
+// of config.model); sink: receives each finished block (may be null); workspace: buffers
+// kept for the caller's next job (null: the job's own, freed at its end).
+JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source = nullptr, BlockSink* sink = nullptr,
+                  JobWorkspace* workspace = nullptr);
 
 }  // namespace ncsparse

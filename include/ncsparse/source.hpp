@@ -24,6 +24,14 @@ class InputSource {
   virtual void keys_values(std::int64_t begin, std::int64_t count, std::span<float> k, std::span<float> v) = 0;
   // The given rows of Q (indices into Q's rows); q holds rows.size()·d floats. May throw Error.
   virtual void query_rows(std::span<const std::int64_t> rows, std::span<float> q) = 0;
+  // K and V rows [begin, begin + count) where they already lie in memory as the engine holds
+  // them (float32, row-major, rows of d): sets *k and *v to them, valid for the source's
+  // lifetime, checked as keys_values checks (may throw Error), and returns true. False: the
+  // caller allocates and calls keys_values. The engine then reads the shard in place.
+  virtual bool map_keys_values(std::int64_t /*begin*/, std::int64_t /*count*/, const float** /*k*/,
+                               const float** /*v*/) {
+    return false;
+  }
   // The generator behind this source, if it is one (a device backend can then make K and V
   // itself); null for files.
   virtual const Generator* generator() const { return nullptr; }

@@ -54,9 +54,10 @@ std::vector<JobResult> attend_file(const Comm& comm, const AttendConfig& c,
 
   std::vector<JobResult> results;
   const std::int64_t group = Hq / Hkv;
+  JobWorkspace workspace;  // one shard buffer for every head
   io::write_attend_output(comm, spec, job, [&](std::int64_t h, BlockSink& sink) {
     std::unique_ptr<InputSource> source = in->head(h, h / group);
-    results.push_back(run_job(comm, job, source.get(), &sink));
+    results.push_back(run_job(comm, job, source.get(), &sink, &workspace));
     if (on_head) on_head(h, results.back());
   });
   return results;

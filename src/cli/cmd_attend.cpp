@@ -50,6 +50,7 @@ Runner add_attend_command(CLI::App& app) {
   cmd->add_flag("--save-cert", o->config.save_cert, "Write the per-row certificate bounds: /stats/SPEC/cert_*");
   cmd->add_option("--format", o->format, "Statistics printed with --exact: table, csv or json")->capture_default_str();
   return [o](const Comm& comm) {
+    ProcessAccount account;
     app::AttendConfig config = o->config;
     config.job = finish_job_options(o->job);
     config.job.exact = o->exact;
@@ -61,10 +62,12 @@ Runner add_attend_command(CLI::App& app) {
     app::attend_file(comm, config, [&](std::int64_t head, const JobResult& result) {
       print_warnings(comm.rank(), result, "head " + std::to_string(head) + ": ");
       if (!config.job.exact) return;
+      JobResult timed = result;
+      account.add(comm, timed.times);
       std::string text;
       if (format == Format::Table) text = "head " + std::to_string(head) + "\n";
       if (format == Format::Json) text = first ? "[\n" : ",\n";
-      text += format_result(result, format);
+      text += format_result(timed, format);
       print(comm, text);
       first = false;
     });

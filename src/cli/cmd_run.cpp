@@ -38,11 +38,13 @@ Runner add_run_command(CLI::App& app) {
       "Read Q, K, V from this HDF5 file instead of generating them (n and d come from the file)");
   cmd->add_option("--head", o->head, "With --input of shape (heads, n, d): the query head")->capture_default_str();
   return [o, cmd](const Comm& comm) {
+    ProcessAccount account;
     JobConfig job = finish_job_options(o->job);
     job.model = finish_model_options(o->model);
     const Format format = parse_format(o->format);
     if (o->input.empty()) {
-      const JobResult result = run_job(comm, job);
+      JobResult result = run_job(comm, job);
+      account.add(comm, result.times);
       print_warnings(comm.rank(), result);
       print(comm, format_result(result, format));
       return 0;
@@ -64,7 +66,8 @@ Runner add_run_command(CLI::App& app) {
     job.model.d = in->d();
     if (cmd->count("--queries") == 0) job.queries = std::min(job.queries, job.query_rows);
     std::unique_ptr<InputSource> source = in->head(o->head, o->head / (in->q_heads() / in->kv_heads()));
-    const JobResult result = run_job(comm, job, source.get());
+    JobResult result = run_job(comm, job, source.get());
+    account.add(comm, result.times);
     print_warnings(comm.rank(), result);
     print(comm, format_result(result, format));
     return 0;

@@ -1,6 +1,9 @@
 #include "cli/commands.hpp"
 
+#include <algorithm>
 #include <cstdio>
+
+#include "core/process_clock.hpp"
 
 namespace ncsparse::cli {
 
@@ -112,6 +115,18 @@ void print_from_rank0(const Comm& comm, const std::function<std::string()>& make
     throw Error(e.code(), msg);
   }
   print(comm, text);
+}
+
+ProcessAccount::ProcessAccount() : start_(process_seconds()), mark_(start_) {}
+
+void ProcessAccount::add(const Comm& comm, PhaseTimes& t) {
+  const double now = process_seconds();
+  const double span = comm.allreduce_max(now - mark_);
+  if (first_) t.startup = comm.allreduce_max(start_);
+  t.other += std::max(0.0, span - t.total);
+  t.total = t.startup + std::max(span, t.total);
+  mark_ = now;
+  first_ = false;
 }
 
 void print(const Comm& comm, const std::string& text) {

@@ -54,6 +54,22 @@ struct JobOptions {
 void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string>& default_windows);
 JobConfig finish_job_options(const JobOptions& o);  // throws usage Errors
 
+// The phase table of run and attend over the whole process, as /usr/bin/time sees it. Made
+// when the command starts; add() extends a job's times (collective): the first job gets the
+// process's time before that as `startup`, and the time since the previous add() (or since
+// the start) that the job does not cover joins `other` (opening files, creating the output,
+// between heads). The heads' totals of attend add up to the process's time until the last
+// report. Not covered: MPI_Finalize and freeing after the last report.
+class ProcessAccount {
+ public:
+  ProcessAccount();
+  void add(const Comm& comm, PhaseTimes& t);
+
+ private:
+  double start_, mark_;
+  bool first_ = true;
+};
+
 // Writes text to stdout on rank 0 only.
 void print(const Comm& comm, const std::string& text);
 

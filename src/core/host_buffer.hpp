@@ -23,11 +23,25 @@ class HostBuffer {
  public:
   HostBuffer() = default;
   explicit HostBuffer(std::size_t count) { resize(count); }
-  // Contents are not kept (nor initialised).
+  // Contents are not kept (nor initialised). The allocation is kept when it is large enough,
+  // so a buffer reused for a smaller size touches no fresh pages.
   void resize(std::size_t count) {
-    data_.reset(count > 0 ? detail::allocate_host(count * sizeof(T)) : nullptr);
+    if (count > capacity_) {
+      data_.reset();  // free first: the peak holds one allocation, not two
+      capacity_ = 0;
+      data_.reset(detail::allocate_host(count * sizeof(T)));
+      capacity_ = count;
+    }
     size_ = count;
   }
+  // Allocates room for count elements without touching it (pages are faulted in by the
+  // first write); the size is unchanged and the contents are not kept.
+  void reserve(std::size_t count) {
+    const std::size_t size = size_;
+    resize(count);
+    size_ = size;
+  }
+  std::size_t capacity() const { return capacity_; }
   T* data() const { return static_cast<T*>(data_.get()); }
   std::size_t size() const { return size_; }
   T* begin() const { return data(); }
@@ -35,7 +49,7 @@ class HostBuffer {
 
  private:
   std::unique_ptr<void, detail::FreeHost> data_;
-  std::size_t size_ = 0;
+  std::size_t size_ = 0, capacity_ = 0;
 };
 
 }  // namespace ncsparse

@@ -3,6 +3,7 @@
 // pass's own numbers in exact.cpp, aggregation in schema.cpp and printing in report.cpp.
 #include "ncsparse/engine.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -12,6 +13,11 @@
 #include "ncsparse/schema.hpp"
 
 namespace ncsparse {
+
+struct JobWorkspace::Buffers {
+  HostBuffer<float> k, v;
+};
+
 namespace {
 
 double now() { return MPI_Wtime(); }
@@ -44,9 +50,13 @@ std::vector<std::unique_ptr<engine::Stage>> make_stages(const JobConfig& config)
 
 // The job's key/value shard and backend (collective: every rank reads its own rows).
 struct Inputs {
+  explicit Inputs(JobWorkspace* ws) : k(ws ? ws->buffers().k : own_k), v(ws ? ws->buffers().v : own_v) {}
   std::unique_ptr<Backend> backend;
   std::unique_ptr<DenseKernels> cpu_dense;  // when the backend has no dense kernels of its own
-  HostBuffer<float> k, v;  // the rank's shard: written in full by the source or the backend
+  HostBuffer<float> own_k, own_v;
+  // The rank's shard, written in full by the source or the backend: the workspace's or own.
+  HostBuffer<float>& k;
+  HostBuffer<float>& v;
 };
 
 // Keeps the block's merged lists and outputs in the result (JobConfig::keep_rows).
@@ -62,9 +72,37 @@ void keep_rows(JobResult& res, const engine::Block& b, std::span<const double> s
   }
 }
 
+// The phases of the rank whose job took longest (the lowest such rank), with `other` the part
+// of its total that no phase covers, so that its phases sum to its total. Per-phase maxima
+// over ranks would not sum: waiting for a slower rank shows up in the merge of the others.
+PhaseTimes slowest_rank_times(const Comm& comm, PhaseTimes t) {
+  double covered = 0;
+  for (const PhaseTime& p : phase_times()) {
+    if (p.field != &PhaseTimes::other && p.field != &PhaseTimes::total) covered += t.*p.field;
+  }
+  t.other = std::max(0.0, t.total - covered);
+  const double longest = comm.allreduce_max(t.total);
+  const double chosen = -comm.allreduce_max(t.total == longest ? -static_cast<double>(comm.rank()) : -1e300);
+  std::vector<double> fields;
+  for (const PhaseTime& p : phase_times()) fields.push_back(comm.rank() == chosen ? t.*p.field : 0.0);
+  comm.allreduce_sum(fields);
+  PhaseTimes out;
+  for (std::size_t i = 0; i < fields.size(); ++i) out.*phase_times()[i].field = fields[i];
+  return out;
+}
+
 }  // namespace
 
-JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source, BlockSink* sink) {
+JobWorkspace::JobWorkspace() : buffers_(std::make_unique<Buffers>()) {}
+JobWorkspace::~JobWorkspace() = default;
+void JobWorkspace::reserve(std::int64_t rows, std::int64_t d) {
+  const std::size_t count = static_cast<std::size_t>(std::max<std::int64_t>(0, rows * d));
+  buffers_->k.reserve(count);
+  buffers_->v.reserve(count);
+}
+
+JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source, BlockSink* sink,
+                  JobWorkspace* workspace) {
   const double t_start = now();
   validate(config, comm.size());  // identical on every rank: no collective needed to agree
 
@@ -86,7 +124,9 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   std::unique_ptr<InputSource> own_source;
   if (source == nullptr) source = (own_source = std::make_unique<GeneratorSource>(config.model, config.threads)).get();
   PhaseTimes t;
-  Inputs in;
+  Inputs in(workspace);
+  const float* k_rows = nullptr;  // the shard: in.k and in.v, or rows the source lends
+  const float* v_rows = nullptr;
   timed(t.generate, [&] {
     collective(comm, [&] {
       // Fault injection for the tests of the error agreement: the named rank fails here alone.
@@ -95,8 +135,12 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
       }
       in.backend = make_backend(config.backend);
       if (in.backend->dense_kernels() == nullptr) in.cpu_dense = make_cpu_dense_kernels();
+      // A source that holds the rows as the engine does (a mapped file) lends them: no copy.
+      if (owned > 0 && source->map_keys_values(shard.lo, owned, &k_rows, &v_rows)) return;
       in.k.resize(static_cast<std::size_t>(owned) * du);
       in.v.resize(in.k.size());
+      k_rows = in.k.data();
+      v_rows = in.v.data();
       const Generator* gen = source->generator();
       res.inputs_on_device = owned > 0 && gen != nullptr && in.backend->generate_shard(*gen, shard.lo, owned, in.k, in.v);
       if (owned > 0 && !res.inputs_on_device) source->keys_values(shard.lo, owned, in.k, in.v);
@@ -110,9 +154,9 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   // NCCL between GPUs for the merges when the backend asks for it (else MPI): `merge` carries them.
   const Comm merge =
       comm.with_device(make_device_collectives(comm, device_collectives_setup(config.backend), res.collectives));
-  const KeyShard keys{in.k.data(), in.v.data(), shard.lo, owned};
+  const KeyShard keys{k_rows, v_rows, shard.lo, owned};
   approx::KeyTiles tiles = config.stream ? approx::KeyTiles(source, shard.lo, shard.hi - shard.lo, d, config.tile)
-                                         : approx::KeyTiles(in.k.data(), in.v.data(), shard.lo, owned, d, config.tile);
+                                         : approx::KeyTiles(k_rows, v_rows, shard.lo, owned, d, config.tile);
   engine::Job job{comm,
                   merge,
                   config,
@@ -124,7 +168,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
                   d,
                   L,
                   res.scale};
-  timed(t.generate, [&] { job.v_max = engine::max_row_norm(in.v.data(), owned, d, config.threads); });
+  timed(t.generate, [&] { job.v_max = engine::max_row_norm(v_rows, owned, d, config.threads); });
 
   PassParams pass{d, res.scale, config.causal, L, config.exact, config.tile, 0, config.threads};
   if (!config.stream) collective(comm, [&] { in.backend->load_shard(keys, pass); });
@@ -216,7 +260,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     }
   });
   t.total = now() - t_start;
-  for (const PhaseTime& p : phase_times()) res.times.*p.field = comm.allreduce_max(t.*p.field);
+  res.times = slowest_rank_times(comm, t);
   return res;
 }
 

@@ -102,7 +102,7 @@ std::string table(const JobResult& r) {
     if (s.uncovered_rows > 0) os << "; " << s.uncovered_rows << " rows had more than K entries and are left out";
     os << ")\n";
   }
-  os << "wall time (s, max over ranks):";
+  os << "wall time (s, slowest rank; the phases sum to total):";
   const char* sep = " ";
   for (const PhaseTime& p : phase_times()) {
     std::snprintf(line, sizeof line, "%s%s %.3f", sep, p.label, r.times.*p.field);

@@ -55,7 +55,17 @@ const PhaseTime kPhaseTimes[] = {
      &PhaseTimes::approx},
     {"stats", "stats", "per-row statistics and their aggregates", &PhaseTimes::stats},
     {"output", "output", "writing per-row outputs", &PhaseTimes::output},
-    {"total", "total", "the whole job", &PhaseTimes::total},
+    {"startup", "start-up",
+     "from the process's start to the command's: loading, MPI initialisation, parsing the arguments (run and "
+     "attend; 0 in studies)",
+     &PhaseTimes::startup},
+    {"other", "other",
+     "what no phase covers: opening the input and output files, setting up the backend and stages, between "
+     "phases, and after the job until the report is printed",
+     &PhaseTimes::other},
+    {"total", "total",
+     "the sum of the phases: the whole process until the report is printed (run, attend), or the job (studies)",
+     &PhaseTimes::total},
 };
 
 const char* need_text(Need n) {
@@ -116,7 +126,7 @@ std::string schema_markdown() {
   for (const StrategyColumn& c : kStrategyColumns) {
     os << "| `" << c.name << "` | " << c.meaning << " | " << c.units << " |\n";
   }
-  os << "\n### Phase times (seconds, maximum over ranks)\n\n| name | meaning |\n|---|---|\n";
+  os << "\n### Phase times (seconds, of the rank whose job took longest; they sum to `total`)\n\n| name | meaning |\n|---|---|\n";
   for (const PhaseTime& p : kPhaseTimes) os << "| `" << p.name << "` | " << p.meaning << " |\n";
   return os.str();
 }

@@ -1,9 +1,17 @@
 #include "io/h5_source.hpp"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <bit>
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <span>
 
 namespace ncsparse::io {
@@ -116,6 +124,15 @@ H5Input::~H5Input() = default;
 
 Dtype H5Input::dtype(char tensor) const { return tensor == 'q' ? q_.dtype : tensor == 'k' ? k_.dtype : v_.dtype; }
 
+Error H5Input::bad_value(const Tensor& t, hsize_t head, hsize_t row, std::size_t col,
+                         const std::string& what_value) const {
+  const std::string rank_prefix = ranks_ == 1 ? "rank 0: " : "";
+  return Error(kExitData, rank_prefix + path_ + ": " + what_value + " in dataset '" + t.name + "' row " +
+                              std::to_string(row) + ", column " + std::to_string(col) +
+                              (t.dims.size() == 3 ? " of head " + std::to_string(head) : "") +
+                              " (ncsparse rejects NaN, Inf and values beyond the float range: clean the input)");
+}
+
 void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* out) {
   const std::size_t d = static_cast<std::size_t>(t.d);
   const std::string what = path_ + ": dataset '" + t.name + "' rows " + std::to_string(row0) + ".." +
@@ -123,12 +140,8 @@ void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* o
   const hsize_t chunk = std::max<hsize_t>(1, (hsize_t{1} << 21) / t.d);
   std::vector<std::uint16_t> half;
   std::vector<double> wide;
-  const std::string rank_prefix = ranks_ == 1 ? "rank 0: " : "";
   auto bad = [&](hsize_t row, std::size_t col, const std::string& what_value) {
-    return Error(kExitData, rank_prefix + path_ + ": " + what_value + " in dataset '" + t.name + "' row " +
-                                std::to_string(row) + ", column " + std::to_string(col) +
-                                (t.dims.size() == 3 ? " of head " + std::to_string(head) : "") +
-                                " (ncsparse rejects NaN, Inf and values beyond the float range: clean the input)");
+    return bad_value(t, head, row, col, what_value);
   };
   for (hsize_t r0 = 0; r0 < rows; r0 += chunk) {
     const hsize_t nr = std::min(chunk, rows - r0);
@@ -171,6 +184,81 @@ void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* o
 
 namespace {
 
+// The first non-finite value of x[0, count), or count: a branch-free scan of the exponent bits
+// (vectorised), then a search only where one was found.
+std::size_t first_non_finite(const float* x, std::size_t count) {
+  constexpr std::uint32_t kExp = 0x7f800000u;
+  constexpr std::size_t kStep = std::size_t{1} << 16;
+  for (std::size_t i0 = 0; i0 < count; i0 += kStep) {
+    const std::size_t i1 = std::min(count, i0 + kStep);
+    std::uint32_t any = 0;
+    for (std::size_t i = i0; i < i1; ++i) {
+      std::uint32_t b;
+      std::memcpy(&b, x + i, sizeof b);
+      any |= static_cast<std::uint32_t>((b & kExp) == kExp);
+    }
+    if (any != 0) {
+      for (std::size_t i = i0; i < i1; ++i) {
+        if (!std::isfinite(x[i])) return i;
+      }
+    }
+  }
+  return count;
+}
+
+}  // namespace
+
+H5Input::Mapped::~Mapped() {
+  if (addr_ != nullptr) ::munmap(addr_, bytes_);
+}
+
+std::optional<H5Input::Mapped> H5Input::map(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows) {
+  static const bool off = [] {
+    const char* e = std::getenv("NCSPARSE_NO_MMAP");
+    return e != nullptr && std::string(e) == "1";
+  }();
+  if (off || rows == 0 || t.dtype != Dtype::Float32 || std::endian::native != std::endian::little) return std::nullopt;
+  {
+    h5::Handle type(H5Dget_type(t.dset));
+    if (type < 0 || H5Tequal(type, H5T_IEEE_F32LE) <= 0) return std::nullopt;
+    h5::Handle plist(H5Dget_create_plist(t.dset));
+    if (plist < 0 || H5Pget_layout(plist) != H5D_CONTIGUOUS || H5Pget_external_count(plist) != 0) return std::nullopt;
+  }
+  const haddr_t base = H5Dget_offset(t.dset);
+  if (base == HADDR_UNDEF) return std::nullopt;  // not allocated (never written), or not contiguous
+  const std::uint64_t row_bytes = t.d * sizeof(float);
+  const std::uint64_t first = base + (head * t.rows + row0) * row_bytes, bytes = rows * row_bytes;
+  if (first % alignof(float) != 0) return std::nullopt;
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  const long page = ::sysconf(_SC_PAGESIZE);
+  // Inside the file: a truncated file would fault (SIGBUS) where read() reports an error.
+  if (::fstat(fd, &st) != 0 || page <= 0 || first + bytes > static_cast<std::uint64_t>(st.st_size)) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  const std::uint64_t start = first / static_cast<std::uint64_t>(page) * static_cast<std::uint64_t>(page);
+  const std::size_t len = static_cast<std::size_t>(first + bytes - start);
+  void* addr = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, static_cast<off_t>(start));
+  ::close(fd);
+  if (addr == MAP_FAILED) return std::nullopt;
+  Mapped m(addr, len, reinterpret_cast<const float*>(static_cast<const char*>(addr) + (first - start)));
+  // The offset is HDF5's own; still, the first row must be what HDF5 reads, or the mapping is
+  // not used (a user block or a driver that places data elsewhere would show here).
+  std::vector<float> row(static_cast<std::size_t>(t.d));
+  read(t, head, row0, 1, row.data());
+  if (std::memcmp(row.data(), m.rows(), static_cast<std::size_t>(row_bytes)) != 0) return std::nullopt;
+  const std::size_t count = static_cast<std::size_t>(rows * t.d);
+  if (const std::size_t i = first_non_finite(m.rows(), count); i < count) {
+    const std::size_t d = static_cast<std::size_t>(t.d);
+    throw bad_value(t, head, row0 + i / d, i % d, std::isnan(m.rows()[i]) ? "NaN" : "Inf");
+  }
+  return m;
+}
+
+namespace {
+
 class HeadSource final : public InputSource {
  public:
   HeadSource(H5Input& in, hsize_t q_head, hsize_t kv_head) : in_(in), qh_(q_head), kvh_(kv_head) {}
@@ -178,6 +266,18 @@ class HeadSource final : public InputSource {
     if (count <= 0) return;
     in_.read(in_.tensor('k'), kvh_, static_cast<hsize_t>(begin), static_cast<hsize_t>(count), k.data());
     in_.read(in_.tensor('v'), kvh_, static_cast<hsize_t>(begin), static_cast<hsize_t>(count), v.data());
+  }
+  bool map_keys_values(std::int64_t begin, std::int64_t count, const float** k, const float** v) override {
+    if (count <= 0) return false;
+    std::optional<H5Input::Mapped> mk = in_.map(in_.tensor('k'), kvh_, static_cast<hsize_t>(begin), static_cast<hsize_t>(count));
+    if (!mk) return false;
+    std::optional<H5Input::Mapped> mv = in_.map(in_.tensor('v'), kvh_, static_cast<hsize_t>(begin), static_cast<hsize_t>(count));
+    if (!mv) return false;
+    *k = mk->rows();
+    *v = mv->rows();
+    maps_.push_back(std::move(*mk));
+    maps_.push_back(std::move(*mv));
+    return true;
   }
   void query_rows(std::span<const std::int64_t> rows, std::span<float> q) override {
     // Contiguous runs of rows are read as one hyperslab each.
@@ -194,6 +294,7 @@ class HeadSource final : public InputSource {
  private:
   H5Input& in_;
   hsize_t qh_, kvh_;
+  std::vector<H5Input::Mapped> maps_;  // the shards given out by map_keys_values
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,32 @@ class H5Input {
   // Reads rows [row0, row0 + rows) of head `head` as float, rejecting NaN, Inf and float64
   // values beyond the float range (Error 65 naming the rank, the tensor and the row).
   void read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* out);
+  // The one-line error for a rejected value of t (Error 65 naming the rank, tensor and row).
+  Error bad_value(const Tensor& t, hsize_t head, hsize_t row, std::size_t col, const std::string& what_value) const;
   Tensor& tensor(char which) { return which == 'q' ? q_ : which == 'k' ? k_ : v_; }
+  // Rows of a dataset mapped from the file in place: read-only, private, pages populated. No
+  // copy is made: the rows are the page cache's. Unmapped when destroyed.
+  class Mapped {
+   public:
+    Mapped(void* addr, std::size_t bytes, const float* rows) : addr_(addr), bytes_(bytes), rows_(rows) {}
+    Mapped(Mapped&& o) noexcept : addr_(o.addr_), bytes_(o.bytes_), rows_(o.rows_) { o.addr_ = nullptr; }
+    Mapped(const Mapped&) = delete;
+    Mapped& operator=(const Mapped&) = delete;
+    Mapped& operator=(Mapped&&) = delete;
+    ~Mapped();
+    const float* rows() const { return rows_; }
+
+   private:
+    void* addr_;
+    std::size_t bytes_;
+    const float* rows_;
+  };
+  // Rows [row0, row0 + rows) of head `head` mapped, and checked for NaN and Inf as read()
+  // checks them (Error 65). Empty where the dataset is not stored as the engine holds it
+  // (contiguous little-endian float32, fully written, at a float-aligned offset inside the
+  // file), where mapping fails or the mapped first row differs from HDF5's, or where
+  // NCSPARSE_NO_MMAP=1 (then read() is the way).
+  std::optional<Mapped> map(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows);
 
  private:
   std::string path_;

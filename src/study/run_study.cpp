@@ -256,10 +256,10 @@ Error interrupted(int sig, const Tally& t, const std::string& out) {
 }
 
 // Runs c's job; a stop agreed on during the job becomes the interrupted message.
-JobResult compute(const Comm& comm, const Configuration& c, StopSink& sink, Progress& progress, const Tally& tally,
-                  const std::string& out) {
+JobResult compute(const Comm& comm, const Configuration& c, StopSink& sink, JobWorkspace& workspace,
+                  Progress& progress, const Tally& tally, const std::string& out) {
   try {
-    return run_job(comm, c.job, nullptr, &sink);
+    return run_job(comm, c.job, nullptr, &sink, &workspace);
   } catch (const Error& e) {
     if (e.code() == kExitInterrupted) {
       progress.end();
@@ -351,6 +351,17 @@ int run_study(const Comm& comm, const StudyOptions& o) {
   }
   tally.recorded = tally.resumed;
   StopSink sink;
+  // One shard buffer for every configuration, reserved at the largest this rank will hold:
+  // later configurations reuse pages already faulted in instead of allocating their own.
+  JobWorkspace workspace;
+  std::int64_t most = 0;
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    const JobConfig& j = configs[i].job;
+    if (done[i] || j.stream) continue;
+    const ShardRange r = shard_range(j.n, comm.size(), comm.rank());
+    most = std::max(most, (r.hi - r.lo) * j.model.d);
+  }
+  workspace.reserve(most, 1);
   for (std::size_t i = 0; i < configs.size(); ++i) {
     if (done[i]) continue;
     const Configuration& c = configs[i];
@@ -359,7 +370,7 @@ int run_study(const Comm& comm, const StudyOptions& o) {
       throw interrupted(sig, tally, o.out);
     }
     const double t0 = now();
-    const JobResult res = compute(comm, c, sink, progress, tally, o.out);
+    const JobResult res = compute(comm, c, sink, workspace, progress, tally, o.out);
     const double t1 = now();
     print_warnings(comm.rank(), res, "configuration " + describe(c) + ": ");
     commit_checked(comm, records, hash, c, make_record(c, res, hash));

@@ -25,10 +25,22 @@ for w in const:8 log:2 power:1,0.5 sqrt:0.5 eps:1e-2 mass:0.1 cert:0.2 sink:2,16
   check "table has $w" grep -q "^$w " "$tmp/table"
 done
 check "table states the row count" grep -q "statistics over 40 query rows" "$tmp/table"
-check "table has phase times" grep -q "wall time (s, max over ranks): inputs" "$tmp/table"
+check "table has phase times" grep -q "wall time (s, slowest rank; the phases sum to total): inputs" "$tmp/table"
 
+t0=$(date +%s.%N)
 timeout 120 "$mpiexec" -q -n 2 --oversubscribe "$bin" "${job[@]}" --format json >"$tmp/json" 2>"$tmp/err"
 check "json run exits 0" test $? -eq 0
+t1=$(date +%s.%N)
+# The phases sum to the total, which covers the process from its start (start-up > 0) and
+# fits inside the wall time seen from outside mpirun.
+check "json phases sum to a total within the process's wall time" "$py" -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["seconds"]
+parts = sum(v for k, v in t.items() if k != "total")
+assert abs(parts - t["total"]) <= 1e-6 * max(1.0, t["total"]), t
+assert t["startup"] > 0 and t["other"] >= 0, t
+assert t["total"] <= float(sys.argv[2]) - float(sys.argv[3]), (t, sys.argv[2:])
+' "$tmp/json" "$t1" "$t0"
 check "json parses and holds 8 strategies of 40 rows" "$py" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -73,6 +73,10 @@ V2 = rng.standard_normal((2, n, d)).astype(np.float32)
 make("gqa.h5", Q=Q4, K=K2, V=V2)
 make("gqa_head3.h5", Q=Q4[3], K=K2[1], V=V2[1])
 
+# good.h5's datasets behind a 512-byte user block: raw data offsets are then relative to it.
+with h5py.File(os.path.join(out, "userblock.h5"), "w", userblock_size=512) as f:
+    f["Q"], f["K"], f["V"] = Q, K, V
+
 with open(os.path.join(out, "random.h5"), "wb") as f:
     f.write(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
 with open(good, "rb") as f:

@@ -95,6 +95,26 @@ TEST(Invariance, ManyExactTies) {
   EXPECT_GT(ties, r.lists.size() / 2) << "the inputs were meant to tie";
 }
 
+// Studies and attend's heads share one shard buffer (JobWorkspace) across jobs: a job after a
+// larger one, on the buffer that still holds the larger job's values, gives exactly what it
+// gives on its own buffers.
+TEST(Invariance, WorkspaceReuseDoesNotChangeResults) {
+  const Comm world(MPI_COMM_WORLD);
+  JobWorkspace ws;
+  JobConfig small = make_job(513, 21, InputModel::Gaussian, true);
+  small.model.seed = 7;
+  run_job(world, make_job(1001, 29, InputModel::Paper, false), nullptr, nullptr, &ws);
+  const JobResult got = run_job(world, small, nullptr, nullptr, &ws);
+  const JobResult want = run_job(world, small);
+  ASSERT_EQ(got.lists.size(), want.lists.size());
+  for (std::size_t i = 0; i < got.lists.size(); ++i) {
+    ASSERT_EQ(got.lists[i].index, want.lists[i].index) << "list entry " << i;
+    ASSERT_EQ(got.lists[i].score, want.lists[i].score) << "list entry " << i;
+  }
+  EXPECT_EQ(got.o_exact, want.o_exact);
+  EXPECT_EQ(got.o_sparse, want.o_sparse);
+}
+
 TEST(Invariance, ThreadsDoNotChangeResults) {
   JobConfig job = make_job(513, 21, InputModel::Paper, false);
   job.threads = 2;
