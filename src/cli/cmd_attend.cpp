@@ -49,13 +49,19 @@ Runner add_attend_command(CLI::App& app) {
   cmd->add_flag("--save-lists", o->config.save_lists, "Write the merged top-(K+1) lists: /lists/index, /lists/score");
   cmd->add_flag("--save-cert", o->config.save_cert, "Write the per-row certificate bounds: /stats/SPEC/cert_*");
   cmd->add_option("--format", o->format, "Statistics printed with --exact: table, csv or json")->capture_default_str();
-  return [o](const Comm& comm) {
+  return [o, cmd](const Comm& comm) {
     ProcessAccount account;
     app::AttendConfig config = o->config;
     config.job = finish_job_options(o->job);
     config.job.exact = o->exact;
     const Format format = parse_format(o->format);
-    if (config.queries < 0) throw usage_error("--queries: must be >= 1, got " + std::to_string(config.queries));
+    if (config.queries < 0 || (config.queries == 0 && cmd->count("--queries") > 0)) {
+      throw usage_error("--queries: must be >= 1, got " + std::to_string(config.queries) +
+                        " (leave it out for every row of Q)");
+    }
+    for (const auto& [flag, name] : {std::pair{"--q", &config.names.q}, {"--k", &config.names.k}, {"--v", &config.names.v}}) {
+      if (name->empty()) throw usage_error(std::string(flag) + ": give a dataset name (e.g. /Q), not an empty one");
+    }
     if (config.only_head < -1) throw usage_error("--head: must be >= 0, got " + std::to_string(config.only_head));
     if (config.heads_kv < 0) throw usage_error("--heads-kv: must be >= 1, got " + std::to_string(config.heads_kv));
     bool first = true;

@@ -64,6 +64,7 @@ Handle open_input_file(const std::string& path, MPI_Comm comm) {
   if (::stat(path.c_str(), &st) != 0) {
     throw Error(kExitNoInput, path + ": " + std::strerror(errno) + " (check the path)");
   }
+  if (S_ISDIR(st.st_mode)) throw Error(kExitNoInput, path + ": is a directory (give an HDF5 file)");
   const htri_t is_h5 = H5Fis_hdf5(path.c_str());
   if (is_h5 <= 0) {
     H5Eclear2(H5E_DEFAULT);
