@@ -15,6 +15,7 @@
 # Needs: nvcc, CMake, a C++ compiler, and either Debian's OpenBLAS, Random123 and GoogleTest
 # packages or the same carried as .gpu/deps.tar.xz (benchmarks/gpu/pack_deps.sh makes it on a
 # Debian machine; the GPU machines of our workplace have no package archive). PyTorch for the peer.
+# .gpu/ is ignored by git: name it in the device tool's carry list ([".gpu"]) so it travels.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 out=${OUT:-$root/gpu-out}
