@@ -45,5 +45,10 @@ void standard_rows(const StandardRows& s, float* out);
 void project_canonical(const float* x, const float* w, std::int64_t rows, std::int64_t inner, std::int64_t cols,
                        float* out);
 }  // namespace avx2
+namespace avx512 {  // generate_avx512.cpp; only call when use_avx512()
+void standard_rows(const StandardRows& s, float* out);
+void project_canonical(const float* x, const float* w, std::int64_t rows, std::int64_t inner, std::int64_t cols,
+                       float* out);
+}  // namespace avx512
 
 }  // namespace ncsparse::cpu

@@ -15,4 +15,15 @@ bool use_avx2() {
   return avx2;
 }
 
+bool use_avx512() {
+  static const bool avx512 = [] {
+    if (!use_avx2()) return false;
+    const char* isa = std::getenv("NCSPARSE_CPU_ISA");
+    if (isa != nullptr && std::strcmp(isa, "avx2") == 0) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+  }();
+  return avx512;
+}
+
 }  // namespace ncsparse::cpu

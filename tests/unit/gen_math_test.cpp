@@ -86,23 +86,30 @@ class GenPaths : public ::testing::Test {
 
 TEST_F(GenPaths, StandardRowsBitIdentical) {
   for (bool uniform : {false, true}) {
-    for (std::int64_t d : {1, 3, 4, 13, 64, 130}) {
+    for (std::int64_t d : {1, 3, 4, 13, 20, 64, 130}) {
       for (cpu::Post post : {cpu::Post::None, cpu::Post::Clamp, cpu::Post::Scale}) {
-        cpu::StandardRows s;
-        s.seed = 0x123456789abcdefULL + static_cast<std::uint64_t>(d);
-        s.tensor = 2;
-        s.first = (std::int64_t{1} << 33) + 5;  // rows past 2^32 use the counter's third word
-        s.rows = 37;
-        s.d = d;
-        s.uniform = uniform;
-        s.post = post;
-        s.b = 2.5f;
-        std::vector<float> a(static_cast<std::size_t>(s.rows * d)), b(a.size()), c(a.size());
-        cpu::portable::standard_rows(s, a.data());
-        cpu::avx2::standard_rows(s, b.data());
-        cpu::standard_rows(s, c.data(), 3);
-        ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "d " << d << " uniform " << uniform;
-        ASSERT_EQ(std::memcmp(a.data(), c.data(), a.size() * 4), 0) << "threads, d " << d;
+        for (std::int64_t rows : {1, 3, 37}) {
+          cpu::StandardRows s;
+          s.seed = 0x123456789abcdefULL + static_cast<std::uint64_t>(d);
+          s.tensor = 2;
+          s.first = (std::int64_t{1} << 33) + 5;  // rows past 2^32 use the counter's third word
+          s.rows = rows;
+          s.d = d;
+          s.uniform = uniform;
+          s.post = post;
+          s.b = 2.5f;
+          std::vector<float> a(static_cast<std::size_t>(s.rows * d)), b(a.size()), c(a.size());
+          cpu::portable::standard_rows(s, a.data());
+          cpu::avx2::standard_rows(s, b.data());
+          cpu::standard_rows(s, c.data(), 3);
+          ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "d " << d << " uniform " << uniform;
+          if (cpu::use_avx512()) {
+            std::fill(b.begin(), b.end(), 9.f);
+            cpu::avx512::standard_rows(s, b.data());
+            ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << "AVX-512, d " << d << " uniform " << uniform;
+          }
+          ASSERT_EQ(std::memcmp(a.data(), c.data(), a.size() * 4), 0) << "threads, d " << d;
+        }
       }
     }
   }
@@ -111,7 +118,8 @@ TEST_F(GenPaths, StandardRowsBitIdentical) {
 TEST_F(GenPaths, ProjectionIsTheInOrderFusedChain) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
-  for (auto [rows, inner, cols] : {std::tuple<int, int, int>{1, 1, 1}, {7, 5, 3}, {9, 64, 64}, {13, 130, 37}}) {
+  for (auto [rows, inner, cols] :
+       {std::tuple<int, int, int>{1, 1, 1}, {7, 5, 3}, {9, 64, 64}, {13, 130, 37}, {6, 64, 100}, {5, 16, 80}}) {
     std::vector<float> x(static_cast<std::size_t>(rows * inner)), w(static_cast<std::size_t>(inner * cols));
     for (float& v : x) v = nd(rng);
     for (float& v : w) v = nd(rng);
@@ -119,6 +127,11 @@ TEST_F(GenPaths, ProjectionIsTheInOrderFusedChain) {
     cpu::portable::project_canonical(x.data(), w.data(), rows, inner, cols, a.data());
     cpu::avx2::project_canonical(x.data(), w.data(), rows, inner, cols, b.data());
     cpu::project_canonical(x.data(), w.data(), rows, inner, cols, c.data(), 2);
+    if (cpu::use_avx512()) {
+      std::vector<float> e(a.size(), 9.f);
+      cpu::avx512::project_canonical(x.data(), w.data(), rows, inner, cols, e.data());
+      ASSERT_EQ(std::memcmp(a.data(), e.data(), a.size() * 4), 0) << "AVX-512 " << rows << "x" << inner << "x" << cols;
+    }
     for (int i = 0; i < rows; ++i) {
       for (int j = 0; j < cols; ++j) {
         float acc = 0;
