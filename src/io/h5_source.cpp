@@ -27,17 +27,28 @@ std::string type_name(hid_t type) {
   const H5T_class_t cls = H5Tget_class(type);
   const std::size_t bits = H5Tget_size(type) * 8;
   switch (cls) {
-    case H5T_INTEGER: return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
-    case H5T_FLOAT: return "a " + std::to_string(bits) + "-bit float of unusual layout";
-    case H5T_STRING: return "string";
-    case H5T_COMPOUND: return "compound";
-    case H5T_ENUM: return "enum";
-    case H5T_BITFIELD: return "bitfield";
-    case H5T_OPAQUE: return "opaque";
-    case H5T_ARRAY: return "array";
-    case H5T_VLEN: return "variable-length";
-    case H5T_REFERENCE: return "reference";
-    default: return "an unknown type";
+    case H5T_INTEGER:
+      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
+    case H5T_FLOAT:
+      return "a " + std::to_string(bits) + "-bit float of unusual layout";
+    case H5T_STRING:
+      return "string";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_VLEN:
+      return "variable-length";
+    case H5T_REFERENCE:
+      return "reference";
+    default:
+      return "an unknown type";
   }
 }
 
@@ -77,7 +88,8 @@ H5Input::H5Input(const Comm& comm, const std::string& path, const InputNames& na
     t->name = *name;
     const std::string where = path + ": dataset '" + *name + "'";
     if (name->empty() || !h5::exists(file_, *name)) {
-      throw Error(kExitData, path + ": no dataset '" + *name + "' (list the file with h5ls -r; name the datasets with --q/--k/--v)");
+      throw Error(kExitData, path + ": no dataset '" + *name +
+                                 "' (list the file with h5ls -r; name the datasets with --q/--k/--v)");
     }
     h5::check_input_dataset(file_, *name, path);
     t->dset = h5::open_dataset(file_, *name, path);
@@ -138,7 +150,6 @@ void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* o
   const std::string what = path_ + ": dataset '" + t.name + "' rows " + std::to_string(row0) + ".." +
                            std::to_string(row0 + rows) + (t.dims.size() == 3 ? " of head " + std::to_string(head) : "");
   const hsize_t chunk = std::max<hsize_t>(1, (hsize_t{1} << 21) / t.d);
-  std::vector<std::uint16_t> half;
   std::vector<double> wide;
   auto bad = [&](hsize_t row, std::size_t col, const std::string& what_value) {
     return bad_value(t, head, row, col, what_value);
@@ -153,7 +164,8 @@ void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* o
         break;
       case Dtype::Float64:
         wide.resize(count);
-        h5::read_rows(t.dset, H5T_NATIVE_DOUBLE, t.dims, t.dims.size() == 3, head, row0 + r0, nr, wide.data(), dxpl_, what);
+        h5::read_rows(t.dset, H5T_NATIVE_DOUBLE, t.dims, t.dims.size() == 3, head, row0 + r0, nr, wide.data(), dxpl_,
+                      what);
         for (std::size_t i = 0; i < count; ++i) {
           if (std::isfinite(wide[i]) && std::fabs(wide[i]) > FLT_MAX) {
             char text[64];
@@ -163,18 +175,16 @@ void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* o
           dst[i] = static_cast<float>(wide[i]);
         }
         break;
-      case Dtype::Float16: {
-        half.resize(count);
-        h5::Handle mem = h5::half_type();
-        h5::read_rows(t.dset, mem, t.dims, t.dims.size() == 3, head, row0 + r0, nr, half.data(), dxpl_, what);
-        for (std::size_t i = 0; i < count; ++i) dst[i] = half_to_float(half[i]);
+      case Dtype::Float16:
+      case Dtype::BFloat16: {
+        // Read into the upper half of the chunk's own floats, then widen in place: no buffer.
+        auto* half = reinterpret_cast<std::uint16_t*>(dst) + count;
+        const h5::Handle mem = t.dtype == Dtype::Float16 ? h5::half_type() : h5::Handle{};
+        const hid_t mem_type = t.dtype == Dtype::Float16 ? mem.get() : H5T_NATIVE_UINT16;
+        h5::read_rows(t.dset, mem_type, t.dims, t.dims.size() == 3, head, row0 + r0, nr, half, dxpl_, what);
+        widen_in_place(t.dtype, dst, count);
         break;
       }
-      case Dtype::BFloat16:
-        half.resize(count);
-        h5::read_rows(t.dset, H5T_NATIVE_UINT16, t.dims, t.dims.size() == 3, head, row0 + r0, nr, half.data(), dxpl_, what);
-        for (std::size_t i = 0; i < count; ++i) dst[i] = bf16_to_float(half[i]);
-        break;
     }
     for (std::size_t i = 0; i < count; ++i) {
       if (!std::isfinite(dst[i])) throw bad(row0 + r0 + i / d, i % d, std::isnan(dst[i]) ? "NaN" : "Inf");
@@ -269,9 +279,11 @@ class HeadSource final : public InputSource {
   }
   bool map_keys_values(std::int64_t begin, std::int64_t count, const float** k, const float** v) override {
     if (count <= 0) return false;
-    std::optional<H5Input::Mapped> mk = in_.map(in_.tensor('k'), kvh_, static_cast<hsize_t>(begin), static_cast<hsize_t>(count));
+    std::optional<H5Input::Mapped> mk =
+        in_.map(in_.tensor('k'), kvh_, static_cast<hsize_t>(begin), static_cast<hsize_t>(count));
     if (!mk) return false;
-    std::optional<H5Input::Mapped> mv = in_.map(in_.tensor('v'), kvh_, static_cast<hsize_t>(begin), static_cast<hsize_t>(count));
+    std::optional<H5Input::Mapped> mv =
+        in_.map(in_.tensor('v'), kvh_, static_cast<hsize_t>(begin), static_cast<hsize_t>(count));
     if (!mv) return false;
     *k = mk->rows();
     *v = mv->rows();

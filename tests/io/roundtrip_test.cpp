@@ -109,8 +109,8 @@ std::vector<T> read_all(hid_t file, const std::string& name, hid_t mem_type) {
 void round_trip(std::int64_t n, std::int64_t heads, Dtype dtype, bool causal) {
   const Comm world(MPI_COMM_WORLD);
   const std::int64_t d = 6;
-  const std::string tag = "n" + std::to_string(n) + "_h" + std::to_string(heads) + "_" + io::to_string(dtype) +
-                          (causal ? "_causal" : "");
+  const std::string tag =
+      "n" + std::to_string(n) + "_h" + std::to_string(heads) + "_" + io::to_string(dtype) + (causal ? "_causal" : "");
   const std::string in_path = shared_dir() + "/in_" + tag + ".h5", out_path = shared_dir() + "/out_" + tag + ".h5";
   const JobConfig job = make_job(n, d, causal);
 
@@ -201,8 +201,7 @@ void round_trip(std::int64_t n, std::int64_t heads, Dtype dtype, bool causal) {
     EXPECT_LT(rel_diff(std::span(o_exact).subspan(h * m * du, m * du), w.o_exact), 1e-6) << tag << " /O_exact";
     for (std::size_t s = 0; s < job.windows.size(); ++s) {
       const std::vector<double> o = read_all<double>(file, "/O/" + job.windows[s].text, H5T_NATIVE_DOUBLE);
-      EXPECT_LT(rel_diff(std::span(o).subspan(h * m * du, m * du),
-                         std::span(w.o_sparse).subspan(s * m * du, m * du)),
+      EXPECT_LT(rel_diff(std::span(o).subspan(h * m * du, m * du), std::span(w.o_sparse).subspan(s * m * du, m * du)),
                 1e-6)
           << tag << " /O/" << job.windows[s].text << " head " << h;
       const std::vector<std::int64_t> k =
@@ -239,11 +238,39 @@ TEST(IoDtype, HalfAndBFloat16Conversions) {
   }
   EXPECT_EQ(io::half_to_float(io::float_to_half(65504.0f)), 65504.0f);
   EXPECT_TRUE(std::isinf(io::half_to_float(io::float_to_half(65520.0f))));
-  EXPECT_EQ(io::half_to_float(io::float_to_half(1.0f + 0x1p-11f)), 1.0f);           // tie: to even
+  EXPECT_EQ(io::half_to_float(io::float_to_half(1.0f + 0x1p-11f)), 1.0f);                // tie: to even
   EXPECT_EQ(io::half_to_float(io::float_to_half(1.0f + 3 * 0x1p-11f)), 1.0f + 0x1p-9f);  // tie: to even
-  EXPECT_EQ(io::half_to_float(io::float_to_half(0x1p-24f)), 0x1p-24f);                // smallest subnormal
-  EXPECT_EQ(io::bf16_to_float(io::float_to_bf16(1.0f + 0x1p-8f)), 1.0f);              // tie: to even
+  EXPECT_EQ(io::half_to_float(io::float_to_half(0x1p-24f)), 0x1p-24f);                   // smallest subnormal
+  EXPECT_EQ(io::bf16_to_float(io::float_to_bf16(1.0f + 0x1p-8f)), 1.0f);                 // tie: to even
   EXPECT_EQ(io::bf16_to_float(io::float_to_bf16(1.0f + 3 * 0x1p-8f)), 1.0f + 0x1p-6f);
+}
+
+// Widening in place (the 16-bit values in the upper half of the float buffer, as a read puts
+// them) gives exactly the scalar conversions, for every float16 bit pattern and over block
+// boundaries, and so does widening between buffers.
+TEST(IoDtype, WideningInPlaceIsExact) {
+  for (Dtype t : {Dtype::Float16, Dtype::BFloat16}) {
+    for (std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{2048}, std::size_t{0x10000 + 5}}) {
+      std::vector<std::uint16_t> bits(n);
+      for (std::size_t i = 0; i < n; ++i) bits[i] = static_cast<std::uint16_t>((i * 40503u + 7) & 0xFFFF);
+      if (n > 0x10000) {
+        for (std::size_t i = 0; i < 0x10000; ++i) bits[i] = static_cast<std::uint16_t>(i);  // all of them
+      }
+      std::vector<float> buf(n, -7.0f), copy(n, -7.0f);
+      std::memcpy(reinterpret_cast<std::uint16_t*>(buf.data()) + n, bits.data(), 2 * n);
+      io::widen_in_place(t, buf.data(), n);
+      io::widen(t, bits.data(), copy.data(), n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const float want = t == Dtype::Float16 ? io::half_to_float(bits[i]) : io::bf16_to_float(bits[i]);
+        if (std::isnan(want)) {
+          ASSERT_TRUE(std::isnan(buf[i]) && std::isnan(copy[i])) << i;
+          continue;
+        }
+        ASSERT_EQ(std::memcmp(&buf[i], &want, 4), 0) << io::to_string(t) << " n " << n << " value " << i;
+        ASSERT_EQ(std::memcmp(&copy[i], &want, 4), 0) << io::to_string(t) << " n " << n << " value " << i;
+      }
+    }
+  }
 }
 
 // Last: rank 0 removes the shared directory once every rank is done with it.
