@@ -16,6 +16,7 @@
 #include "ncsparse/backend.hpp"
 #include "ncsparse/candidate.hpp"
 #include "ncsparse/flash.hpp"
+#include "io/dtype.hpp"
 #include "ncsparse/generator.hpp"
 
 extern "C" void openblas_set_num_threads(int);
@@ -201,6 +202,28 @@ void BM_Generate(benchmark::State& state) {
 }
 BENCHMARK(BM_Generate)->ArgNames({"gaussian", "threads"})->Args({0, 1})->Args({0, 2})->Args({1, 1})->Args({1, 2})
     ->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Widening float16 / bfloat16 inputs in place, as the reader does after each chunk (2^21
+// values, in cache as after a read): values per second. Arg: 0 float16, 1 bfloat16.
+void BM_WidenInPlace(benchmark::State& state) {
+  const io::Dtype t = state.range(0) == 0 ? io::Dtype::Float16 : io::Dtype::BFloat16;
+  const std::size_t n = std::size_t{1} << 21;
+  std::vector<float> buf(n);
+  std::vector<std::uint16_t> bits(n);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (auto& b : bits) b = t == io::Dtype::Float16 ? io::float_to_half(nd(rng)) : io::float_to_bf16(nd(rng));
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::memcpy(reinterpret_cast<std::uint16_t*>(buf.data()) + n, bits.data(), 2 * n);
+    state.ResumeTiming();
+    io::widen_in_place(t, buf.data(), n);
+    benchmark::DoNotOptimize(buf.data());
+  }
+  state.counters["values/s"] =
+      benchmark::Counter(static_cast<double>(n) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_WidenInPlace)->ArgNames({"bf16"})->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace ncsparse

@@ -166,6 +166,8 @@ std::string read_attr_string(hid_t obj, const std::string& name) {
     char* text = nullptr;
     Handle mem(check_id(H5Tcopy(H5T_C_S1), "cannot create a string type"));
     check(H5Tset_size(mem, H5T_VARIABLE), "cannot size a string type");
+    // The file's character set (h5py writes UTF-8): HDF5 converts no string between sets.
+    check(H5Tset_cset(mem, H5Tget_cset(type)), "cannot set a string type's character set");
     check(H5Aread(attr, mem, &text), "cannot read attribute " + name, kExitData);
     std::string value = text ? text : "";
     H5free_memory(text);

@@ -89,6 +89,18 @@ run 3 attend --input "$tmp/good.h5" --window const:4 cert:0.1 --exact --save-lis
   same3 "$tmp/o1.h5" "$tmp/o2.h5" "$tmp/o3.h5" &&
   ok "K, V in place == read by HDF5 == behind a user block (np 3)" || { fail "in-place K, V"; cat "$tmp/err"; }
 rm -f "$tmp"/o[123].h5
+# A chunked float32 file reads as the contiguous one; bfloat16 tagged by h5py (a UTF-8 str
+# attribute) reads as its values widened to float32.
+run 3 attend --input "$tmp/chunked.h5" --window const:4 cert:0.1 --exact --save-lists --out "$tmp/o1.h5" >/dev/null 2>"$tmp/err" &&
+  run 3 attend --input "$tmp/good.h5" --window const:4 cert:0.1 --exact --save-lists --out "$tmp/o2.h5" >/dev/null 2>>"$tmp/err" &&
+  same3 "$tmp/o1.h5" "$tmp/o2.h5" &&
+  ok "chunked float32 == contiguous (np 3)" || { fail "chunked float32"; cat "$tmp/err"; }
+rm -f "$tmp"/o[123].h5
+run 2 attend --input "$tmp/bf16_h5py.h5" --window const:4 cert:0.1 --exact --save-lists --out "$tmp/o1.h5" >/dev/null 2>"$tmp/err" &&
+  run 2 attend --input "$tmp/bf16_as_f32.h5" --window const:4 cert:0.1 --exact --save-lists --out "$tmp/o2.h5" >/dev/null 2>>"$tmp/err" &&
+  same3 "$tmp/o1.h5" "$tmp/o2.h5" &&
+  ok "bfloat16 tagged by h5py (UTF-8 attribute) == its float32 values (np 2)" || { fail "bfloat16 from h5py"; cat "$tmp/err"; }
+rm -f "$tmp"/o[123].h5
 # Grouped-query attention: query head 3 of 4 uses kv head 1 of 2.
 run 2 attend --input "$tmp/gqa.h5" --heads-kv 2 --window const:5 --out "$tmp/o1.h5" --force >/dev/null 2>"$tmp/err" &&
   run 2 attend --input "$tmp/gqa_head3.h5" --window const:5 --out "$tmp/o2.h5" --force >/dev/null 2>>"$tmp/err" &&

@@ -77,6 +77,27 @@ make("gqa_head3.h5", Q=Q4[3], K=K2[1], V=V2[1])
 with h5py.File(os.path.join(out, "userblock.h5"), "w", userblock_size=512) as f:
     f["Q"], f["K"], f["V"] = Q, K, V
 
+# Layouts and element types a user's h5py script writes: chunked float32 (chunks of 7 rows, the
+# last one partial), and bfloat16 as uint16 with the tag as h5py writes a str attribute
+# (variable length, UTF-8), beside the same values widened to float32.
+with h5py.File(os.path.join(out, "chunked.h5"), "w") as f:
+    for key, x in (("Q", Q), ("K", K), ("V", V)):
+        f.create_dataset(key, data=x, chunks=(7, d))
+
+
+def bf16_bits(x):  # round to nearest, ties to even
+    u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+with h5py.File(os.path.join(out, "bf16_h5py.h5"), "w") as f, \
+        h5py.File(os.path.join(out, "bf16_as_f32.h5"), "w") as g:
+    for key, x in (("Q", Q), ("K", K), ("V", V)):
+        bits = bf16_bits(x)
+        f[key] = bits
+        f[key].attrs["ncsparse_dtype"] = "bfloat16"
+        g[key] = (bits.astype(np.uint32) << 16).view(np.float32)
+
 with open(os.path.join(out, "random.h5"), "wb") as f:
     f.write(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
 with open(good, "rb") as f:
