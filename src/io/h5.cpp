@@ -257,10 +257,25 @@ void write_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims,
   check(H5Dwrite(dataset, mem_type, mem, file_space, dxpl, buf), "cannot write " + what);
 }
 
+namespace {
+// The memory space of a read of `rows` rows: the selection's own shape (1 × rows × … with a
+// head), not a flat vector. With a flat one, HDF5's parallel driver maps a chunked dataset
+// to memory element by element (H5S_select_iterate): 78 MB/s against GB/s measured.
+Handle rows_memory_space(const std::vector<hsize_t>& dims, bool headed, hsize_t rows) {
+  std::vector<hsize_t> shape = dims;
+  if (headed) shape[0] = 1;
+  shape[headed ? 1 : 0] = std::max<hsize_t>(rows, 1);
+  Handle space(check_id(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr),
+                        "cannot create a memory dataspace"));
+  if (rows == 0) check(H5Sselect_none(space), "cannot select nothing");
+  return space;
+}
+}  // namespace
+
 void read_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims, bool headed, hsize_t head, hsize_t row0,
                hsize_t rows, void* buf, hid_t dxpl, const std::string& what) {
   Handle file_space = select_rows(dataset, dims, headed, head, row0, rows);
-  Handle mem = memory_space(rows * row_elements(dims, headed));
+  Handle mem = rows_memory_space(dims, headed, rows);
   check(H5Dread(dataset, mem_type, mem, file_space, dxpl, buf), "cannot read " + what, kExitData);
 }
 
