@@ -4,6 +4,8 @@
 #include "ncsparse/engine.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -28,6 +30,65 @@ void timed(double& phase, Fn&& fn) {
   const double t0 = now();
   fn();
   phase += now() - t0;
+}
+
+// The bounds that keep the float32 kernels finite (issue 17: finite inputs must not give
+// non-finite outputs in silence). A score is scale·q·k with |q·k| ≤ ‖q‖·‖k‖ (Cauchy–Schwarz,
+// also for every partial sum of the dot product), and the exponentials take differences of two
+// scores; the exact pass sums up to `tile` products p·v (p ≤ 1) per tile in float32 before
+// folding them into its double state. A quarter of FLT_MAX leaves room for the rounding.
+constexpr double kFloatRoom = 3.4028234663852886e38 / 4;
+
+void check_score_bound(double scale, double q_max, double k_max) {
+  const double bound = std::max(scale, 1.0) * q_max * k_max;
+  if (!(bound <= kFloatRoom)) {
+    char text[320];
+    std::snprintf(text, sizeof text,
+                  "scores can reach %.3g (max(scale, 1)·max‖q‖·max‖k‖ = %.3g·%.3g·%.3g), beyond what float32 "
+                  "kernels keep finite (%.3g): scale Q or K down (or give smaller generator parameters, e.g. --sigma)",
+                  bound, std::max(scale, 1.0), q_max, k_max, kFloatRoom);
+    throw Error(kExitData, text);
+  }
+}
+
+void check_value_bound(double v_max, std::int64_t tile) {
+  const double bound = v_max * static_cast<double>(std::max<std::int64_t>(tile, 1));
+  if (!(bound <= kFloatRoom)) {
+    char text[320];
+    std::snprintf(text, sizeof text,
+                  "values up to max‖v‖ = %.3g: the exact pass sums up to %lld of them per tile in float32, which can "
+                  "reach %.3g, beyond %.3g: scale V down, or use a smaller --tile",
+                  v_max, static_cast<long long>(tile), bound, kFloatRoom);
+    throw Error(kExitData, text);
+  }
+}
+
+// Counts the non-finite values of a block's outputs; names the first in an Error (exit 70: a
+// defect, since the bounds above admit only inputs whose outputs stay finite).
+void check_finite_outputs(const engine::Block& b, std::span<const std::span<double>> sparse,
+                          const std::vector<WindowSpec>& windows) {
+  auto count = [](auto values) {
+    std::size_t n = 0;
+    for (double x : values) n += std::isfinite(x) ? 0 : 1;
+    return n;
+  };
+  std::string named;
+  std::size_t total = count(std::span<const double>(b.o_exact));
+  if (total > 0) named = "O_exact";
+  for (std::size_t w = 0; w < sparse.size(); ++w) {
+    // Approximators mark a row whose denominator was lost with NaN, counted (lost_rows) and
+    // named in a warning of the report: by design, not a defect.
+    if (windows[w]->family() == Family::Approximator) continue;
+    const std::size_t c = count(std::span<const double>(sparse[w]));
+    if (c > 0 && named.empty()) named = "O of " + windows[w]->name();
+    total += c;
+  }
+  if (total > 0) {
+    throw Error(kExitInternal, std::to_string(total) + " non-finite output values in rows " + std::to_string(b.first) +
+                                   ".." + std::to_string(b.first + b.rows) + ", first in " + named +
+                                   ", from finite inputs within the kernels' bounds (a defect: please report it "
+                                   "with the command)");
+  }
 }
 
 // One stage per family present, in the order of their first strategy.
@@ -142,7 +203,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
       k_rows = in.k.data();
       v_rows = in.v.data();
       const Generator* gen = source->generator();
-      res.inputs_on_device = owned > 0 && gen != nullptr && in.backend->generate_shard(*gen, shard.lo, owned, in.k, in.v);
+      res.inputs_on_device =
+          owned > 0 && gen != nullptr && in.backend->generate_shard(*gen, shard.lo, owned, in.k, in.v);
       if (owned > 0 && !res.inputs_on_device) source->keys_values(shard.lo, owned, in.k, in.v);
     });
   });
@@ -168,13 +230,19 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
                   d,
                   L,
                   res.scale};
-  timed(t.generate, [&] { job.v_max = engine::max_row_norm(v_rows, owned, d, config.threads); });
+  double k_max = 0;
+  timed(t.generate, [&] {
+    job.v_max = engine::max_row_norm(v_rows, owned, d, config.threads);
+    k_max = engine::max_row_norm(k_rows, owned, d, config.threads);
+  });
 
   PassParams pass{d, res.scale, config.causal, L, config.exact, config.tile, 0, config.threads};
   if (!config.stream) collective(comm, [&] { in.backend->load_shard(keys, pass); });
   std::vector<std::unique_ptr<engine::Stage>> stages = make_stages(config);
   for (auto& s : stages) timed(t.*s->phase(), [&] { s->prepare(job); });
   job.v_max = res.v_max_norm = comm.allreduce_max(job.v_max);
+  k_max = comm.allreduce_max(k_max);  // 0 with --stream (no shard): the score bound is not checked then
+  if (config.exact && !config.stream) collective(comm, [&] { check_value_bound(job.v_max, config.tile); });
 
   const std::size_t S = config.windows.size(), frow = flash_row_size(du);
   res.strategies.resize(S);
@@ -206,6 +274,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
       collective(comm, [&] { source->query_rows({res.row_ids.data() + b0, ru}, q); });
     });
     b.q = q.data();
+    // Every rank holds the block's queries: the same decision everywhere.
+    collective(comm, [&] { check_score_bound(res.scale, engine::max_row_norm(q.data(), b.rows, d), k_max); });
 
     timed(t.local_pass, [&] {
       lists.assign(ru * static_cast<std::size_t>(L), kEmptyCandidate);
@@ -234,6 +304,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
       for (std::size_t w = 0; w < S; ++w) sparse[w] = {block_sparse.data() + w * ru * du, ru * du};
       for (auto& s : stages) s->statistics(job, b, res.strategies, sparse);
       engine::exact_statistics(job, b, score_max, sparsity_counts);
+      collective(comm, [&] { check_finite_outputs(b, sparse, config.windows); });
       if (config.keep_rows) keep_rows(res, b, block_sparse);
     });
 
