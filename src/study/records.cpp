@@ -127,6 +127,7 @@ Record make_record(const Configuration& c, const JobResult& res, const std::stri
   for (const char* a : kAggregates) stat_fields += (stat_fields.empty() ? "" : ",") + std::string(a);
   r.text["stat_fields"] = stat_fields;
   r.ints["index"] = c.index;
+  r.ints["ranks"] = res.ranks;
   r.ints["n"] = j.n;
   r.ints["d"] = j.model.d;
   r.ints["seed"] = static_cast<std::int64_t>(j.model.seed);
@@ -298,7 +299,8 @@ Record read_record_file(const std::string& path) {
   return read_record_group(g);
 }
 
-bool record_valid(const std::string& path, const std::string& study, const std::string& config, std::string* why) {
+bool record_valid(const std::string& path, const std::string& study, const std::string& config, int ranks,
+                  std::string* why) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     if (why) *why = "missing";
@@ -322,6 +324,11 @@ bool record_valid(const std::string& path, const std::string& study, const std::
       problem = "made by another study";
     } else if (text("config_hash") != config) {
       problem = "holds another configuration";
+    } else if (const auto it = r.ints.find("ranks"); it == r.ints.end() || it->second != ranks) {
+      problem = (it == r.ints.end() ? std::string("made before records held their rank count")
+                                    : "made on " + std::to_string(it->second) + " ranks") +
+                "; this run has " + std::to_string(ranks) +
+                ", and exact-pass floats differ in their last bits between rank counts";
     } else if (text("checksum") != record_checksum(r)) {
       problem = "checksum mismatch";
     }

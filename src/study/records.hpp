@@ -46,9 +46,13 @@ void commit_record(const std::string& dir, const std::string& hash, Record recor
 // Reads a record file's group "/record". Throws Error(kExitData) when unreadable.
 Record read_record_file(const std::string& path);
 Record read_record_group(hid_t group);
-// The record at path is complete and is the one of (study, config): file readable, hashes
-// match, checksum matches. Never throws; `why` says what is wrong.
-bool record_valid(const std::string& path, const std::string& study, const std::string& config, std::string* why);
+// The record at path is complete and is the one of (study, config) computed on `ranks` ranks:
+// file readable, hashes match, rank count matches, checksum matches. Never throws; `why` says
+// what is wrong. The rank count is part of a record's identity because the exact pass's
+// floats (and the statistics made from them) differ in their last bits between rank counts:
+// a study resumed on another count recomputes, so its results never mix counts.
+bool record_valid(const std::string& path, const std::string& study, const std::string& config, int ranks,
+                  std::string* why);
 
 // Rebuilds the combined results file atomically from the given record files (in study
 // order). Rank 0 only.

@@ -224,7 +224,7 @@ std::vector<bool> recorded_configs(const Comm& comm, const std::vector<Configura
   std::vector<double> good(configs.size(), 0.0);
   std::vector<std::string> why(configs.size());
   for (std::size_t i = 0; i < configs.size(); ++i) {
-    good[i] = record_valid(record_path(records, configs[i]), hash, configs[i].hash, &why[i]) ? 1.0 : 0.0;
+    good[i] = record_valid(record_path(records, configs[i]), hash, configs[i].hash, comm.size(), &why[i]) ? 1.0 : 0.0;
   }
   comm.allreduce_sum(good);
   std::vector<bool> done(configs.size());
@@ -278,7 +278,7 @@ void commit_checked(const Comm& comm, const std::string& records, const std::str
   try {
     collective(comm, [&] {
       std::string problem;
-      if (!record_valid(path, hash, c.hash, &problem)) {
+      if (!record_valid(path, hash, c.hash, comm.size(), &problem)) {
         throw Error(kExitIo, path + ": the record just committed does not read back (" + problem +
                                  "); check the file system");
       }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The study command end to end: checkpoint/resume under SIGKILL at random moments, SIGTERM,
 # damaged records, a changed study file, the lock, existing outputs, bad study files.
-# Usage: study_cli.sh MODE NCSPARSE MPIEXEC   (MODE: kill_resume sigterm changed lock force bad_file approx)
+# Usage: study_cli.sh MODE NCSPARSE MPIEXEC   (MODE: kill_resume sigterm changed lock force bad_file approx ranks)
 set -u
 mode=$1
 bin=$2
@@ -267,6 +267,23 @@ for n in (64, 128):
     assert 0.03 < r < 0.06, r
     assert 0 < lin[i[n, "features:16,gaussian"]] < 10 * r, (lin, r)  # O(r)
 ' "$tmp/a.h5"
+  ;;
+ranks)
+  # The rank count is part of a record's identity: a study interrupted on 3 ranks and rerun on
+  # 2 recomputes the 3-rank records, says so, and ends with exactly the 2-rank results.
+  write_study "$tmp/r.toml" "1"
+  timeout 120 "$mpiexec" -q -n 3 "$bin" study "$tmp/r.toml" --out "$tmp/p3.h5" >"$tmp/out" 2>"$tmp/err"
+  check "study on 3 ranks exits 0" test $? -eq 0
+  rm "$tmp/p3.h5"  # as if interrupted after its last record
+  study "$tmp/p3.h5" "$tmp/r.toml"
+  check "rerun on 2 ranks exits 0" test "$rc" -eq 0
+  check "and names the change" contains "$tmp/err" "made on 3 ranks; this run has 2"
+  check "and recomputes every record" contains "$tmp/err" "(3 computed, 0 recorded earlier)"
+  study "$tmp/p2.h5" "$tmp/r.toml"
+  check "uninterrupted run on 2 ranks exits 0" test "$rc" -eq 0
+  report_csv "$tmp/p3.h5" >"$tmp/a.csv"
+  report_csv "$tmp/p2.h5" >"$tmp/b.csv"
+  check "the rerun's report is the 2-rank run's, byte for byte" cmp -s "$tmp/a.csv" "$tmp/b.csv"
   ;;
 *)
   echo "unknown mode $mode"
