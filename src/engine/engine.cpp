@@ -233,7 +233,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   double k_max = 0;
   timed(t.generate, [&] {
     job.v_max = engine::max_row_norm(v_rows, owned, d, config.threads);
-    k_max = engine::max_row_norm(k_rows, owned, d, config.threads);
+    k_max = engine::max_row_norm_bound(k_rows, owned, d, config.threads);
   });
 
   PassParams pass{d, res.scale, config.causal, L, config.exact, config.tile, 0, config.threads};
@@ -275,7 +275,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     });
     b.q = q.data();
     // Every rank holds the block's queries: the same decision everywhere.
-    collective(comm, [&] { check_score_bound(res.scale, engine::max_row_norm(q.data(), b.rows, d), k_max); });
+    collective(comm, [&] { check_score_bound(res.scale, engine::max_row_norm_bound(q.data(), b.rows, d), k_max); });
 
     timed(t.local_pass, [&] {
       lists.assign(ru * static_cast<std::size_t>(L), kEmptyCandidate);

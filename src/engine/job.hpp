@@ -87,6 +87,9 @@ void exact_statistics(const Job& job, const Block& block, std::span<double> scor
 
 // The largest ‖v_j‖₂ over rows × d values.
 double max_row_norm(const float* v, std::int64_t rows, std::int64_t d, int threads = 1);
+// An upper bound within a few ulps of max_row_norm, computed faster (sums in another order):
+// for the overflow checks, which need a bound and not the reported value.
+double max_row_norm_bound(const float* x, std::int64_t rows, std::int64_t d, int threads = 1);
 
 // Memory a rank needs (bytes), for the check in validate.
 double memory_per_rank(const JobConfig& config, int ranks);

@@ -196,18 +196,22 @@ namespace {
 
 // The first non-finite value of x[0, count), or count: a branch-free scan of the exponent bits
 // (vectorised), then a search only where one was found.
-std::size_t first_non_finite(const float* x, std::size_t count) {
+[[gnu::noinline]] std::size_t first_non_finite(const float* x, std::size_t count) {
   constexpr std::uint32_t kExp = 0x7f800000u;
   constexpr std::size_t kStep = std::size_t{1} << 16;
   for (std::size_t i0 = 0; i0 < count; i0 += kStep) {
-    const std::size_t i1 = std::min(count, i0 + kStep);
+    const std::size_t i1 = std::min(count, i0 + kStep), n = i1 - i0;
+    const float* p = x + i0;
+    // Bit 31 of (exponent bits + one exponent step) is set exactly when the exponent is all
+    // ones (Inf or NaN): and, add, or only. The function stays out of line: inlined into
+    // H5Input::map, GCC 12 left this loop scalar (a quarter of attend's samples in perf).
     std::uint32_t any = 0;
-    for (std::size_t i = i0; i < i1; ++i) {
+    for (std::size_t i = 0; i < n; ++i) {
       std::uint32_t b;
-      std::memcpy(&b, x + i, sizeof b);
-      any |= static_cast<std::uint32_t>((b & kExp) == kExp);
+      std::memcpy(&b, p + i, sizeof b);
+      any |= (b & kExp) + 0x00800000u;
     }
-    if (any != 0) {
+    if ((any >> 31) != 0) {
       for (std::size_t i = i0; i < i1; ++i) {
         if (!std::isfinite(x[i])) return i;
       }
