@@ -54,6 +54,10 @@ Runner add_run_command(CLI::App& app) {
         throw usage_error(std::string(flag) + ": not allowed with --input (the file gives n and d; drop " + flag + ")");
       }
     }
+    for (const auto& [flag, name] : {std::pair{"--q", &o->names.q}, {"--k", &o->names.k}, {"--v", &o->names.v}}) {
+      if (name->empty()) throw usage_error(std::string(flag) + ": give a dataset name (e.g. /Q), not an empty one");
+    }
+    if (o->head < 0) throw usage_error("--head: must be >= 0, got " + std::to_string(o->head));
     std::unique_ptr<io::H5Input> in;
     collective(comm, [&] { in = std::make_unique<io::H5Input>(comm, o->input, o->names); });
     if (o->head < 0 || o->head >= in->q_heads()) {

@@ -149,6 +149,8 @@ expect 64 "--queries: 41 is more than the 40 rows" 2 attend --input "$tmp/good.h
 expect 64 "--queries: must be >= 1, got 0" 2 attend --input "$tmp/good.h5" --queries 0 "${w[@]}" --out "$tmp/o.h5"
 expect 64 "--q: give a dataset name" 2 attend --input "$tmp/good.h5" --q '' "${w[@]}" --out "$tmp/o.h5"
 expect 66 "$tmp: is a directory" 2 attend --input "$tmp" "${w[@]}" --out "$tmp/o.h5"
+expect 64 "--v: give a dataset name" 2 run --input "$tmp/good.h5" --v '' "${w[@]}"
+expect 64 "--head: must be >= 0, got -1" 2 run --input "$tmp/good.h5" --head -1 "${w[@]}"
 expect 64 "--dtype: unknown element type 'int8'" 2 generate --n 10 --d 4 --dtype int8 --out "$tmp/g.h5"
 # ---- outputs that cannot be made ----
 for np in 1 2 3; do
