@@ -15,6 +15,7 @@ packages=(
   libtomlplusplus-dev                   # study files
   python3-h5py python3-numpy python3-matplotlib  # plots of study results (launch/plot_study.py)
   python3-faiss python3-torch           # CPU peers of benchmarks/compare_peers.sh (apt: 98 s measured)
+  slurmctld slurmd slurm-client         # a one-node Slurm for tests/slurm (ctest -L slurm)
 )
 
 missing=()
