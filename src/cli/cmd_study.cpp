@@ -20,6 +20,10 @@ Runner add_study_command(CLI::App& app) {
                   "Compute backend of every configuration: cpu, or cuda (one GPU per rank; in builds with the CUDA "
                   "backend). Lists do not depend on it, so a study may resume on the other one")
       ->capture_default_str();
+  cmd->add_option("--threads", o->threads,
+                  "Threads per rank, overriding the file's [engine] threads (not part of the study's identity: "
+                  "a study may resume with another count; e.g. a scheduler's CPUs per task)")
+      ->check(CLI::Range(1, 65536));
   return [o](const Comm& comm) { return study::run_study(comm, *o); };
 }
 

@@ -324,7 +324,10 @@ int run_study(const Comm& comm, const StudyOptions& o) {
   // Every rank reads the same file and finds the same errors, before any communication.
   const StudySpec spec = parse_study_file(o.study_file);
   std::vector<Configuration> configs = expand(spec);
-  for (Configuration& c : configs) c.job.backend = o.backend;
+  for (Configuration& c : configs) {
+    c.job.backend = o.backend;
+    if (o.threads > 0) c.job.threads = o.threads;
+  }
   const std::string hash = study_hash(spec);
   validate_all(comm, o, configs);
   // The backend must be usable (a GPU for cuda) before any output is created.
