@@ -98,14 +98,20 @@ echo "$mode" >"$marker"
 /usr/bin/python3 -c "import numpy, h5py, matplotlib" 2>/dev/null ||
   die 69 "/usr/bin/python3 lacks numpy, h5py or matplotlib (run launch/setup.sh)"
 
-echo "reproduce.sh: building (launch/build.sh)" >&2
-"$root/launch/build.sh"
+# NCSPARSE_LAUNCHER: a command that runs ranks in place of `mpirun -np P` (launch/slurm/step.sh
+# under Slurm); the build must then exist, and nothing is installed or built.
+if [ -z "${NCSPARSE_LAUNCHER:-}" ]; then
+  echo "reproduce.sh: building (launch/build.sh)" >&2
+  "$root/launch/build.sh"
+fi
 bin=${NCSPARSE_BUILD_DIR:-$root/build}/ncsparse
 flags=(-q -np "$np")
 [ "$np" -gt "$(nproc)" ] && flags+=(--oversubscribe)
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
+launcher=(mpirun "${flags[@]}")
+[ -z "${NCSPARSE_LAUNCHER:-}" ] || launcher=("$NCSPARSE_LAUNCHER")
 study_flags=()
 [ $force = 1 ] && study_flags+=(--force)
 [ $restart = 1 ] && study_flags+=(--restart)
@@ -120,7 +126,7 @@ for name in "${names[@]}"; do
     echo "reproduce.sh: [$name] mpirun -np $np ncsparse study ${file#"$root"/} --out $out/$name/results.h5" >&2
     t0=$(date +%s)
     rc=0
-    mpirun "${flags[@]}" "$bin" study "$file" --out "$out/$name/results.h5" ${study_flags[@]+"${study_flags[@]}"} || rc=$?
+    "${launcher[@]}" "$bin" study "$file" --out "$out/$name/results.h5" ${study_flags[@]+"${study_flags[@]}"} || rc=$?
     if [ $rc -ne 0 ]; then
       [ $rc -eq 75 ] && echo "reproduce.sh: interrupted; rerun the same command to resume" >&2
       exit $rc
