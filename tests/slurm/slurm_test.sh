@@ -34,8 +34,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/ncsparse-slurm.XXXXXX")
 ctld_pid="" slurmd_pid=""
 cleanup() {
   trap '' EXIT INT TERM
-  if [ -n "$ctld_pid" ]; then
+  if [ -n "$ctld_pid" ] && kill -0 "$ctld_pid" 2>/dev/null; then
     # Cancel what is left (a failed test), and give the steps a moment to end.
+    # shellcheck disable=SC2046 # one job id a word
     timeout 10 scancel --full $(timeout 10 squeue -h -o %i 2>/dev/null) >/dev/null 2>&1
     for _ in $(seq 1 20); do
       [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break
@@ -120,9 +121,9 @@ slurmd -D -f "$SLURM_CONF" >"$tmp/slurmd.stdout" 2>&1 &
 slurmd_pid=$!
 up=0
 for _ in $(seq 1 60); do
+  { kill -0 "$ctld_pid" && kill -0 "$slurmd_pid"; } 2>/dev/null || break # a daemon died
   state=$(timeout 5 sinfo -h -n "$host" -o %t 2>/dev/null)
   [ "$state" = idle ] && { up=1; break; }
-  kill -0 "$ctld_pid" 2>/dev/null && kill -0 "$slurmd_pid" 2>/dev/null || break
   sleep 0.5
 done
 if [ $up = 0 ]; then
