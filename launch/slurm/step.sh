@@ -23,4 +23,7 @@ while [ $i -lt ${#extra[@]} ]; do
   i=$((i + 2))
 done
 read -r -a srun_flags <<<"${NCSPARSE_SRUN_FLAGS:-}"
+# srun of Slurm 22.05 to 23.02 does not take --cpus-per-task from the batch job: without it a
+# task bound to its CPUs would run its --threads on one CPU.
+[ -z "${SLURM_CPUS_PER_TASK:-}" ] || srun_flags=(--cpus-per-task="$SLURM_CPUS_PER_TASK" ${srun_flags[@]+"${srun_flags[@]}"})
 exec srun --mpi="${NCSPARSE_SRUN_MPI:-pmix}" ${srun_flags[@]+"${srun_flags[@]}"} "${args[@]}"
