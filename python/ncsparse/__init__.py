@@ -159,7 +159,7 @@ def read_results(path):
     """The summary of a study's results file as a pandas DataFrame (the columns of `ncsparse report --format csv`)."""
     import io
     import pandas as pd
-    return pd.read_csv(io.StringIO(_ncsparse.read_results_csv(os.fspath(path))))
+    return pd.read_csv(io.StringIO(_ncsparse.read_results_csv(os.fspath(path))), float_precision="round_trip")
 
 
 def fit(path, confidence=0.95, target_l1=0.0, min_n=0, format="frame"):
@@ -168,10 +168,18 @@ def fit(path, confidence=0.95, target_l1=0.0, min_n=0, format="frame"):
     format="frame": a pandas DataFrame (the csv form); "table", "markdown" or "csv": the text.
     """
     if format == "frame":
+        import csv
         import io
         import pandas as pd
-        return pd.read_csv(io.StringIO(_ncsparse.fit_text(os.fspath(path), float(confidence), float(target_l1),
-                                                         int(min_n), "csv")))
+        text = _ncsparse.fit_text(os.fspath(path), float(confidence), float(target_l1), int(min_n), "csv")
+        rows = list(csv.reader(io.StringIO(text)))
+        header = rows[0]
+        # The last column (a recommended power:A,C) is written without quotes: join what it split into.
+        body = [r[:len(header) - 1] + [",".join(r[len(header) - 1:])] for r in rows[1:] if r]
+        frame = pd.DataFrame(body, columns=header)
+        for c in header:
+            frame[c] = pd.to_numeric(frame[c], errors="ignore")
+        return frame
     return _ncsparse.fit_text(os.fspath(path), float(confidence), float(target_l1), int(min_n), str(format))
 
 
