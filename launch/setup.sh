@@ -16,6 +16,8 @@ packages=(
   python3-h5py python3-numpy python3-matplotlib  # plots of study results (launch/plot_study.py)
   python3-faiss python3-torch           # CPU peers of benchmarks/compare_peers.sh (apt: 98 s measured)
   slurmctld slurmd slurm-client         # a one-node Slurm for tests/slurm (ctest -L slurm)
+  pybind11-dev python3-dev              # the Python module (python/): import ncsparse
+  python3-mpi4py python3-pytest python3-pandas  # its multi-rank use, its tests, its result tables
 )
 
 missing=()
