@@ -24,6 +24,17 @@ void validate(const GenerateConfig& c) {
   if (c.heads < 0) throw usage_error("--heads: must be >= 1, got " + std::to_string(c.heads));
   if (c.out.empty()) throw usage_error("--out: give the output file");
   validate_model(c.model);
+  // The bytes of Q, K and V must be a number at all (the file system's room is checked when the
+  // file's extent is known: OutputFile::flush).
+  const std::int64_t esize = c.dtype == Dtype::Float64 ? 8 : c.dtype == Dtype::Float32 ? 4 : 2;
+  std::int64_t bytes = 0;
+  if (__builtin_mul_overflow(std::int64_t{3} * esize, std::max<std::int64_t>(c.heads, 1), &bytes) ||
+      __builtin_mul_overflow(bytes, c.n, &bytes) || __builtin_mul_overflow(bytes, c.model.d, &bytes)) {
+    throw Error(kExitCantCreate, c.out + ": 3 x " + std::to_string(std::max<std::int64_t>(c.heads, 1)) + " heads x " +
+                                     std::to_string(c.n) + " rows x " + std::to_string(c.model.d) + " x " +
+                                     std::to_string(esize) +
+                                     " bytes overflows a 64-bit size (give a smaller --n, --d or --heads)");
+  }
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,6 +93,14 @@ void OutputFile::flush() {
     if (comm_.rank() != 0 || reserved_) return;
     hsize_t size = 0;
     h5::check(H5Fget_filesize(file_, &size), temp_->path() + ": cannot read the file's size");
+    struct statvfs fs {};
+    if (::statvfs(dir_of(temp_->path()).c_str(), &fs) == 0) {
+      const unsigned long long room = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
+      if (size > room) {
+        throw Error(kExitCantCreate, target_ + ": needs " + std::to_string(size) + " bytes, and its file system has " +
+                                         std::to_string(room) + " free (free space or choose another --out)");
+      }
+    }
     const int fd = ::open(temp_->path().c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) throw write_error(temp_->path(), "the new file", errno);
     const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));

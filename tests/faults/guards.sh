@@ -90,6 +90,9 @@ args)
   expect 64 "q.toml:5" 2 study "$tmp/q.toml" --out "$tmp/q.h5"
   grep -q "study.queries: 600 query rows, but the longest sequence has n = 512" "$tmp/err" &&
     ok "the message names the key and the numbers" || fail "queries message: $(cat "$tmp/err")"
+  # Sizes: more than the file system holds, or more than 64 bits count: 73 with the numbers.
+  expect 73 "bytes, and its file system has" 2 generate --n 1099511627776 --d 16 --out "$tmp/big.h5"
+  expect 73 "overflows a 64-bit size" 1 generate --n 1099511627776 --d 65536 --heads 1000000 --out "$tmp/big.h5"
   # Refused for another reason than the lock (the output holds something else): the records
   # directory and lock it made are gone again.
   printf '[study]\nn = [256]\nd = [8]\nseeds = [1]\nqueries = 8\n[[model]]\nmodel = "paper"\n[windows]\nstrategies = ["const:4"]\n' >"$tmp/s.toml"
