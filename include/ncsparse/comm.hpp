@@ -42,7 +42,8 @@ class Comm {
 
   // Collective agreement on an error. Every rank calls it with its local outcome (code 0 when
   // fine). When any rank failed, every rank throws the same Error: the one of the lowest
-  // failing rank, its message prefixed with that rank. Nothing is printed here.
+  // failing rank, its message prefixed with that rank (unless it starts with "rank R: "
+  // already). Nothing is printed here.
   void agree(int code, const std::string& message) const;
 
   // A copy whose allreduce_topk, allreduce_flash and allreduce_sum run on `device` (NCCL

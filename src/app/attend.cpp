@@ -3,6 +3,7 @@
 #include <memory>
 #include <set>
 
+#include "core/stop_signals.hpp"
 #include "io/h5_output.hpp"
 
 namespace ncsparse::app {
@@ -53,6 +54,7 @@ std::vector<JobResult> attend_file(const Comm& comm, const AttendConfig& c,
   spec.save_cert = c.save_cert;
 
   std::vector<JobResult> results;
+  const StopPolling stop;  // SIGINT/SIGTERM end the job at the next block, without an output
   const std::int64_t group = Hq / Hkv;
   JobWorkspace workspace;  // one shard buffer for every head
   io::write_attend_output(comm, spec, job, [&](std::int64_t h, BlockSink& sink) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/stop_signals.hpp"
 #include "io/h5.hpp"
 #include "io/h5_output.hpp"
 
@@ -23,6 +24,17 @@ void validate(const GenerateConfig& c) {
   if (c.heads < 0) throw usage_error("--heads: must be >= 1, got " + std::to_string(c.heads));
   if (c.out.empty()) throw usage_error("--out: give the output file");
   validate_model(c.model);
+  // The bytes of Q, K and V must be a number at all (the file system's room is checked when the
+  // file's extent is known: OutputFile::flush).
+  const std::int64_t esize = c.dtype == Dtype::Float64 ? 8 : c.dtype == Dtype::Float32 ? 4 : 2;
+  std::int64_t bytes = 0;
+  if (__builtin_mul_overflow(std::int64_t{3} * esize, std::max<std::int64_t>(c.heads, 1), &bytes) ||
+      __builtin_mul_overflow(bytes, c.n, &bytes) || __builtin_mul_overflow(bytes, c.model.d, &bytes)) {
+    throw Error(kExitCantCreate, c.out + ": 3 x " + std::to_string(std::max<std::int64_t>(c.heads, 1)) + " heads x " +
+                                     std::to_string(c.n) + " rows x " + std::to_string(c.model.d) + " x " +
+                                     std::to_string(esize) +
+                                     " bytes overflows a 64-bit size (give a smaller --n, --d or --heads)");
+  }
 }
 
 namespace {
@@ -44,6 +56,7 @@ struct TypedBuffer {
 
 void generate_file(const Comm& comm, const GenerateConfig& c) {
   validate(c);
+  const StopPolling stop;  // SIGINT/SIGTERM end the job at the next round, without an output
   OutputFile out(comm, c.out, c.force);
   const bool headed = c.heads > 0;
   const std::int64_t H = headed ? c.heads : 1, n = c.n, d = c.model.d;
@@ -93,17 +106,20 @@ void generate_file(const Comm& comm, const GenerateConfig& c) {
     }
   });
 
-  // Each rank writes its rows [lo, hi) in chunks; every rank makes the same number of
-  // collective writes (the largest shard's chunk count), with empty selections when done.
+  out.flush();  // the metadata is on disk: a failing raw write leaves nothing for the close to write
+
+  // Each rank writes its rows [lo, hi) in chunks, independently; every rank makes the same
+  // number of rounds (the largest shard's chunk count) and the ranks agree on each round's
+  // writes, so a rank whose write fails stops every rank at the end of that round.
   const ShardRange shard = shard_range(n, comm.size(), comm.rank());
   const std::int64_t chunk = std::max<std::int64_t>(1, (std::int64_t{1} << 20) / d);
   const std::int64_t largest = (n + comm.size() - 1) / comm.size();
   const std::int64_t rounds = (largest + chunk - 1) / chunk;
-  h5::Handle dxpl = h5::transfer(true, out.parallel());
+  h5::Handle dxpl = h5::transfer(false, out.parallel());
   std::vector<float> q, k, v;
   std::vector<std::int64_t> pos;
   TypedBuffer buf;
-  std::string problem;  // found while writing; agreed on after the collective writes
+  std::string problem;  // found while writing; agreed on after the writes
   for (std::int64_t h = 0; h < H; ++h) {
     ModelParams params = c.model;
     params.seed = head_seed(c.model.seed, h);
@@ -120,7 +136,8 @@ void generate_file(const Comm& comm, const GenerateConfig& c) {
         gen.queries(pos, q);
       }
       const std::vector<float>* data[3] = {&q, &k, &v};
-      for (int t = 0; t < 3; ++t) {
+      io::write_agreed(comm, [&] {
+      for (int t = 0; rows > 0 && t < 3; ++t) {
         const std::vector<float>& x = *data[t];
         const void* ptr = x.data();
         if (c.dtype == Dtype::Float64) {
@@ -139,9 +156,11 @@ void generate_file(const Comm& comm, const GenerateConfig& c) {
           ptr = buf.u16.data();
         }
         h5::write_rows(sets[static_cast<std::size_t>(t)], mem_type, dims, headed, static_cast<hsize_t>(h),
-                       static_cast<hsize_t>(r0), static_cast<hsize_t>(rows), ptr, dxpl,
-                       c.out + ": rows of " + names[t]);
+                       static_cast<hsize_t>(r0), static_cast<hsize_t>(rows), ptr, dxpl, out.temp_path(),
+                       std::string("rows of ") + names[t]);
       }
+      });
+      io::stop_if_signalled(comm, c.out);
     }
   }
   collective(comm, [&] {

@@ -62,7 +62,9 @@ Runner add_attend_command(CLI::App& app) {
     for (const auto& [flag, name] : {std::pair{"--q", &config.names.q}, {"--k", &config.names.k}, {"--v", &config.names.v}}) {
       if (name->empty()) throw usage_error(std::string(flag) + ": give a dataset name (e.g. /Q), not an empty one");
     }
-    if (config.only_head < -1) throw usage_error("--head: must be >= 0, got " + std::to_string(config.only_head));
+    if (cmd->count("--head") > 0 && config.only_head < 0) {
+      throw usage_error("--head: must be >= 0, got " + std::to_string(config.only_head) + " (leave it out for every head)");
+    }
     if (config.heads_kv < 0) throw usage_error("--heads-kv: must be >= 1, got " + std::to_string(config.heads_kv));
     bool first = true;
     app::attend_file(comm, config, [&](std::int64_t head, const JobResult& result) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "cli/commands.hpp"
+#include "core/stop_signals.hpp"
 
 namespace {
 
@@ -74,10 +75,17 @@ int main_inner(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // From the first instruction: a signal during MPI start-up or parsing exits 75 with one line.
+  install_stop_signals();
   MPI_Init(&argc, &argv);
+  install_stop_signals();  // again, in case the MPI library installed handlers of its own
   int code = 0;
   try {
     code = main_inner(argc, argv);
+    // The outcome is decided (and any error printed): a signal from now on, such as the one the
+    // launcher sends the ranks still finishing when one of them has exited with an error, ends
+    // the process silently with this code.
+    finish_stop_signals(code);
   } catch (const std::exception& e) {
     // Not agreed on by the other ranks: end them all rather than leave them waiting.
     std::fprintf(stderr, "ncsparse: internal error on rank %d: %s\n", rank_of_world(), e.what());

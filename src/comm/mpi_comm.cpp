@@ -142,7 +142,11 @@ void Comm::agree(int code, const std::string& message) const {
   NCSPARSE_MPI(MPI_Bcast(&length, 1, MPI_INT, first, comm_));
   std::string text = rank_ == first ? message : std::string(static_cast<std::size_t>(length), ' ');
   NCSPARSE_MPI(MPI_Bcast(text.data(), length, MPI_CHAR, first, comm_));
-  throw Error(shared_code, "rank " + std::to_string(first) + ": " + text);
+  // A message that names its rank already (io::write_agreed) is not prefixed twice, nor is an
+  // interruption, which is the whole job's.
+  const std::string prefix = "rank " + std::to_string(first) + ": ";
+  if (shared_code == kExitInterrupted || text.rfind(prefix, 0) == 0) throw Error(shared_code, text);
+  throw Error(shared_code, prefix + text);
 }
 
 }  // namespace ncsparse

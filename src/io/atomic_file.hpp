@@ -6,7 +6,11 @@
 // failure before the move, the temporary file is gone and the target is as it was.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <vector>
+
+#include "ncsparse/error.hpp"
 
 namespace ncsparse::io {
 
@@ -45,6 +49,22 @@ class AtomicFile {
 
 // Writes `bytes` as the whole content of `path`, atomically (no tag: one writer at a time).
 void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// Writes `size` bytes as the whole content of `path` (created or truncated), retrying short
+// writes. Throws write_error(path, what, errno) on the first failing write or close.
+void write_all(const std::string& path, const void* data, std::size_t size, const std::string& what);
+
+// The one message of a failed write: "PATH: cannot write WHAT: STRERROR (errno N); free space
+// on its file system or choose another output, then rerun", Error(kExitIo).
+Error write_error(const std::string& path, const std::string& what, int err);
+
+// Refuses, before anything is computed, an output path that --force may not replace (Error
+// kExitCantCreate, one line naming the problem and the fix): a symbolic link, a directory, a
+// device node, FIFO or socket, or the same file (st_dev and st_ino) as one of `inputs`. An
+// existing regular file is refused without `force`. Also refuses a missing parent directory or
+// one that is not a directory. `flag` names the option in messages ("--out").
+void check_output_target(const std::string& target, bool force, const std::vector<std::string>& inputs,
+                         const std::string& flag = "--out");
 
 // The system calls behind fsync_path and commit, one table so that tests can make one of them
 // fail (tests/io/atomic_file_test.cpp) and restore it; production code never changes it.

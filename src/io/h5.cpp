@@ -1,6 +1,11 @@
 #include "io/h5.hpp"
 
+#include "io/atomic_file.hpp"
+
 #include <sys/stat.h>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <algorithm>
@@ -54,8 +59,41 @@ void Handle::reset() {
 
 Handle file_access(MPI_Comm comm) {
   Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), "cannot create a file access list"));
-  if (comm != MPI_COMM_NULL) check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "cannot set MPI-IO file access");
+  if (comm != MPI_COMM_NULL) {
+    check(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "cannot set MPI-IO file access");
+    // Rank 0 alone writes metadata (HDF5's default spreads it over the ranks): a rank whose
+    // metadata write failed would leave HDF5's collective flush while the others wait in it.
+    // Rank 0's extent is reserved before the first flush (io::OutputFile::flush).
+    H5AC_cache_config_t mdc{};
+    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    check(H5Pget_mdc_config(fapl, &mdc), "cannot read the metadata cache configuration");
+    mdc.metadata_write_strategy = H5AC_METADATA_WRITE_STRATEGY__PROCESS_0_ONLY;
+    check(H5Pset_mdc_config(fapl, &mdc), "cannot set the metadata write strategy");
+  }
   return fapl;
+}
+
+Handle memory_file_access() {
+  Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), "cannot create a file access list"));
+  check(H5Pset_fapl_core(fapl, std::size_t{1} << 20, 0), "cannot set in-memory file access");
+  return fapl;
+}
+
+std::string file_image(hid_t file, const std::string& what) {
+  check(H5Fflush(file, H5F_SCOPE_GLOBAL), what + ": cannot finish the file in memory", kExitInternal);
+  const ssize_t size = H5Fget_file_image(file, nullptr, 0);
+  check(size < 0 ? -1 : 0, what + ": cannot read the file image", kExitInternal);
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  check(H5Fget_file_image(file, bytes.data(), bytes.size()) == size ? 0 : -1, what + ": cannot read the file image",
+        kExitInternal);
+  return bytes;
+}
+
+bool close_file(Handle& file) {
+  if (!file.valid()) return true;
+  const bool ok = H5Fclose(file.release()) >= 0;
+  if (!ok) H5Eclear2(H5E_DEFAULT);
+  return ok;
 }
 
 Handle open_input_file(const std::string& path, MPI_Comm comm) {
@@ -211,7 +249,12 @@ Handle create_dataset(hid_t loc, const std::string& name, hid_t file_type, const
                         "cannot create the dataspace of '" + name + "'", kExitCantCreate));
   Handle lcpl(check_id(H5Pcreate(H5P_LINK_CREATE), "cannot create a link creation list"));
   check(H5Pset_create_intermediate_group(lcpl, 1), "cannot set intermediate group creation");
-  return Handle(check_id(H5Dcreate2(loc, name.c_str(), file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+  // Space allocated now (as parallel HDF5 always does): the file's extent is known before any
+  // raw data is written (OutputFile::flush reserves it), and raw writes change no metadata.
+  Handle dcpl(check_id(H5Pcreate(H5P_DATASET_CREATE), "cannot create a dataset creation list"));
+  check(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "cannot set early allocation");
+  check(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "cannot turn off fill values");
+  return Handle(check_id(H5Dcreate2(loc, name.c_str(), file_type, space, lcpl, dcpl, H5P_DEFAULT),
                          "cannot create dataset '" + name + "'", kExitCantCreate));
 }
 
@@ -251,10 +294,32 @@ hsize_t row_elements(const std::vector<hsize_t>& dims, bool headed) {
 }  // namespace
 
 void write_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims, bool headed, hsize_t head, hsize_t row0,
-                hsize_t rows, const void* buf, hid_t dxpl, const std::string& what) {
+                hsize_t rows, const void* buf, hid_t dxpl, const std::string& file, const std::string& what) {
   Handle file_space = select_rows(dataset, dims, headed, head, row0, rows);
   Handle mem = memory_space(rows * row_elements(dims, headed));
-  check(H5Dwrite(dataset, mem_type, mem, file_space, dxpl, buf), "cannot write " + what);
+  errno = 0;
+  if (H5Dwrite(dataset, mem_type, mem, file_space, dxpl, buf) < 0) {
+    int err = errno;
+    const std::string detail = stack_message();
+    if (err == 0) {
+      // MPI-IO loses the errno of the failed system call: reserving the same bytes tells
+      // whether they are missing (ENOSPC, EDQUOT, EFBIG); other causes stay HDF5's message.
+      const haddr_t base = H5Dget_offset(dataset);
+      Handle type(H5Dget_type(dataset));
+      const hsize_t row = row_elements(dims, headed) * (type.valid() ? H5Tget_size(type) : 0);
+      const hsize_t n = headed ? dims[1] : dims[0];
+      const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+      if (base != HADDR_UNDEF && row > 0 && fd >= 0) {
+        const int probe = ::posix_fallocate(fd, static_cast<off_t>(base + (head * n + row0) * row),
+                                            static_cast<off_t>(rows * row));
+        if (probe == ENOSPC || probe == EDQUOT || probe == EFBIG) err = probe;
+      }
+      if (fd >= 0) ::close(fd);
+    }
+    if (err != 0) throw io::write_error(file, what, err);
+    throw Error(kExitIo, file + ": cannot write " + what + (detail.empty() ? "" : " (HDF5: " + detail + ")") +
+                             "; check the file system (space, quota, health), then rerun");
+  }
 }
 
 namespace {

@@ -40,6 +40,8 @@ class Handle {
   operator hid_t() const { return id_; }
   bool valid() const { return id_ >= 0; }
   void reset();
+  // Gives up the id without closing it.
+  hid_t release() { return std::exchange(id_, H5I_INVALID_HID); }
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -47,6 +49,15 @@ class Handle {
 
 // File access: serial (one process) or MPI-IO over a communicator.
 Handle file_access(MPI_Comm comm);  // MPI_COMM_NULL: serial
+// A file built in memory (the core driver, no backing store): closing it never writes, so it
+// never fails and leaves nothing open however the caller's own writing of the bytes ends.
+Handle memory_file_access();
+// The bytes of such a file after its superblock's base address (the user block, if any, is not
+// part of them: the caller puts it in front), flushed first.
+std::string file_image(hid_t file, const std::string& what);
+// Closes a file and says whether HDF5 closed it cleanly (a failed flush of its last metadata
+// is a failure). The handle is released either way: HDF5 must never be asked to close it again.
+bool close_file(Handle& file);
 // Opens an existing file read-only. Missing file: Error(kExitNoInput); not HDF5: Error(kExitData).
 Handle open_input_file(const std::string& path, MPI_Comm comm);
 // Creates a file, truncating only when `force`; otherwise an existing file is an Error(kExitCantCreate).
@@ -87,9 +98,12 @@ Handle select_rows(hid_t dataset, const std::vector<hsize_t>& dims, bool headed,
 Handle memory_space(hsize_t count);
 
 // Writes or reads rows [row0, row0 + rows) of head `head` (see select_rows); buf holds
-// rows × (product of the dims after the row dim) elements of mem_type.
+// rows × (product of the dims after the row dim) elements of mem_type. A failed write is
+// Error(kExitIo) "FILE: cannot write WHAT: STRERROR (errno N); ..." (io::write_error) when the
+// failing system call left its errno, else with HDF5's message.
 void write_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims, bool headed, hsize_t head,
-                hsize_t row0, hsize_t rows, const void* buf, hid_t dxpl, const std::string& what);
+                hsize_t row0, hsize_t rows, const void* buf, hid_t dxpl, const std::string& file,
+                const std::string& what);
 void read_rows(hid_t dataset, hid_t mem_type, const std::vector<hsize_t>& dims, bool headed, hsize_t head,
                hsize_t row0, hsize_t rows, void* buf, hid_t dxpl, const std::string& what);
 

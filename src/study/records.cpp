@@ -227,29 +227,26 @@ void commit_record(const std::string& dir, const std::string& hash, Record recor
   record.text["checksum"] = record_checksum(record);
   io::AtomicFile temp(dir + "/" + hash + ".h5");
   const std::string& tmp = temp.path();
+  // Built in memory and written with plain checked writes: a full disk fails one write() with
+  // its errno, never an HDF5 flush or close, which would leave the file open until HDF5's own
+  // shutdown at MPI_Finalize.
+  std::string bytes(kUserBlock, '\0');
   {
     h5::silence_errors();
     Handle fcpl(check_id(H5Pcreate(H5P_FILE_CREATE), "cannot create a file creation list"));
     check(H5Pset_userblock(fcpl, kUserBlock), "cannot set the user block");
-    Handle fapl = h5::file_access(MPI_COMM_NULL);
+    Handle fapl = h5::memory_file_access();
     Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, fapl), tmp + ": cannot create the record",
                          kExitCantCreate));
     Handle g = h5::create_group(file, "record");
     write_record_group(g, record);
     g.reset();
-    check(H5Fflush(file, H5F_SCOPE_GLOBAL), tmp + ": cannot flush");
+    bytes += h5::file_image(file, tmp);
   }
   // The user block (which HDF5 skips) carries a checksum of every byte after it, so a damaged
   // file is found with plain reads, before HDF5 parses it.
-  std::string bytes;
-  if (!read_text(tmp, bytes) || bytes.size() < kUserBlock) throw io_error(tmp + ": cannot read back");
-  const std::string header = file_header(bytes);
-  const int fd = ::open(tmp.c_str(), O_WRONLY);
-  if (fd < 0 || ::pwrite(fd, header.data(), header.size(), 0) != static_cast<ssize_t>(header.size())) {
-    if (fd >= 0) ::close(fd);
-    throw io_error(tmp + ": cannot write the record header");
-  }
-  ::close(fd);
+  bytes.replace(0, kUserBlock, file_header(bytes));
+  io::write_all(tmp, bytes.data(), bytes.size(), "the record");
   temp.commit();
 }
 
@@ -344,8 +341,13 @@ void build_results(const std::string& out, const StudySpec& spec, const std::str
                    std::int64_t configurations, const std::vector<std::string>& record_paths) {
   io::AtomicFile temp(out);
   const std::string& tmp = temp.path();
+  std::string bytes;
   {
-    Handle file = h5::create_file(tmp, MPI_COMM_NULL, true);
+    // In memory, then written with checked writes (see commit_record).
+    h5::silence_errors();
+    Handle fapl = h5::memory_file_access();
+    Handle file(check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), tmp + ": cannot create the results",
+                         kExitCantCreate));
     h5::write_attr(file, "format", std::string(kFormat));
     h5::write_attr(file, "study_hash", study_hash);
     h5::write_attr(file, "study_name", spec.name);
@@ -419,8 +421,9 @@ void build_results(const std::string& out, const StudySpec& spec, const std::str
     write_strings(summary, "strategy", s_strategy);
     for (const auto& [k, v] : cols) write_doubles(summary, k, {v.size()}, v);
     summary.reset();
-    check(H5Fflush(file, H5F_SCOPE_GLOBAL), tmp + ": cannot flush");
+    bytes = h5::file_image(file, tmp);
   }
+  io::write_all(tmp, bytes.data(), bytes.size(), "the results");
   temp.commit();
 }
 

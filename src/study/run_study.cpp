@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "core/stop_signals.hpp"
+#include "io/h5_output.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/report.hpp"
 #include "ncsparse/source.hpp"
@@ -20,32 +22,8 @@
 namespace ncsparse::study {
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
-
-extern "C" void on_stop_signal(int sig) { g_stop = sig; }
-
-// Installs the SIGINT/SIGTERM handlers for the life of the study, restoring the old ones.
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop = 0;
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
-
 // Every rank learns whether any rank was asked to stop.
-int agreed_stop(const Comm& comm) { return static_cast<int>(comm.allreduce_max(static_cast<double>(g_stop))); }
+int agreed_stop(const Comm& comm) { return static_cast<int>(comm.allreduce_max(static_cast<double>(stop_signal()))); }
 
 // Checks the stop flag between query blocks (all ranks, in block order, so the all-reduce is
 // matched); the engine agrees on the Error and every rank leaves the job.
@@ -56,16 +34,17 @@ class StopSink final : public BlockSink {
   }
 };
 
-// collective() for work that rank 0 alone does: the message without the "rank 0: " prefix.
+// collective() for work that rank 0 alone does: the message without the "rank 0: " prefix,
+// except for a failed write, whose message always names the rank and the file.
 template <class Fn>
 void on_rank0(const Comm& comm, Fn&& fn) {
   try {
-    collective(comm, [&] {
+    io::write_agreed(comm, [&] {
       if (comm.rank() == 0) fn();
     });
   } catch (const Error& e) {
     std::string msg = e.what();
-    if (msg.rfind("rank 0: ", 0) == 0) msg = msg.substr(8);
+    if (e.code() != kExitIo && msg.rfind("rank 0: ", 0) == 0) msg = msg.substr(8);
     throw Error(e.code(), msg);
   }
 }
@@ -91,7 +70,6 @@ std::string describe(const Configuration& c) {
          " seed=" + std::to_string(c.job.model.seed);
 }
 
-const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
 
 void discard_records(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
@@ -158,17 +136,10 @@ void validate_all(const Comm& comm, const StudyOptions& o, const std::vector<Con
 // Rank 0 alone: creates and locks the records directory, refuses a changed study without
 // --restart and an output that is not this study's without --force, then records the study.
 // The lock goes to the caller, to be held for the whole run.
-void open_records(const StudyOptions& o, const StudySpec& spec, const std::string& hash, const std::string& records,
-                  std::unique_ptr<StudyLock>& lock) {
+// Rank 0, holding the lock: refuses a changed study without --restart and an output that is not
+// this study's without --force, then records the study.
+void check_records(const StudyOptions& o, const StudySpec& spec, const std::string& hash, const std::string& records) {
   struct stat st {};
-  const std::string parent = io::dir_of(o.out);
-  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    throw Error(kExitCantCreate, o.out + ": the directory " + parent + " does not exist (create it first)");
-  }
-  if (::mkdir(records.c_str(), 0755) != 0 && errno != EEXIST) {
-    throw Error(kExitCantCreate, records + ": cannot create the records directory: " + std::strerror(errno));
-  }
-  lock = std::make_unique<StudyLock>(records + "/lock");
   const std::string now_text = canonical_study(spec);
   std::string old_text;
   const bool has_old = read_text(records + "/study.txt", old_text);
@@ -195,6 +166,34 @@ void open_records(const StudyOptions& o, const StudySpec& spec, const std::strin
     std::fprintf(stderr, "study: --restart: discarded the records of the changed study in %s\n", records.c_str());
   }
   io::write_file_atomic(records + "/study.txt", now_text);
+}
+
+void open_records(const StudyOptions& o, const StudySpec& spec, const std::string& hash, const std::string& records,
+                  std::unique_ptr<StudyLock>& lock) {
+  struct stat st {};
+  const std::string parent = io::dir_of(o.out);
+  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Error(kExitCantCreate, o.out + ": the directory " + parent + " does not exist (create it first)");
+  }
+  // The results file is replaced by rename: only a regular file may stand there (not a link, a
+  // directory or a device), whatever --force says.
+  if (::lstat(o.out.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) io::check_output_target(o.out, true, {});
+  const bool made_dir = ::mkdir(records.c_str(), 0755) == 0;
+  if (!made_dir && errno != EEXIST) {
+    throw Error(kExitCantCreate, records + ": cannot create the records directory: " + std::strerror(errno));
+  }
+  const std::string lock_path = records + "/lock";
+  const bool made_lock = ::access(lock_path.c_str(), F_OK) != 0;
+  try {
+    lock = std::make_unique<StudyLock>(lock_path);
+    check_records(o, spec, hash, records);
+  } catch (...) {
+    // Refused: what this process made goes again (the lock first, while it still holds it).
+    if (made_lock && lock) ::unlink(lock_path.c_str());
+    lock.reset();
+    if (made_dir) ::rmdir(records.c_str());
+    throw;
+  }
 }
 
 std::string alignment_line(const StudySpec& spec) {
@@ -250,7 +249,7 @@ struct Tally {
 };
 
 Error interrupted(int sig, const Tally& t, const std::string& out) {
-  return Error(kExitInterrupted, std::string("interrupted by ") + signal_name(sig) + ": " + std::to_string(t.recorded) +
+  return Error(kExitInterrupted, std::string("interrupted by ") + stop_signal_name(sig) + ": " + std::to_string(t.recorded) +
                                      " of " + std::to_string(t.total) + " configurations recorded in " + out +
                                      "; rerun the same command to resume");
 }
@@ -319,6 +318,9 @@ void report_done(Progress& progress, const Tally& t, const std::string& out) {
 }  // namespace
 
 int run_study(const Comm& comm, const StudyOptions& o) {
+  // SIGINT/SIGTERM from here on (main() installed the handler before MPI_Init) end the study
+  // at its next agreement point, resumable.
+  const StopPolling stop;
   Tally tally;
   tally.t_start = now();
   // Every rank reads the same file and finds the same errors, before any communication.
@@ -335,7 +337,6 @@ int run_study(const Comm& comm, const StudyOptions& o) {
   const bool root = comm.rank() == 0;
   const std::string records = o.out + ".records";
   tally.total = static_cast<std::int64_t>(configs.size());
-  StopSignals signals;
   std::unique_ptr<StudyLock> lock;
   on_rank0(comm, [&] { open_records(o, spec, hash, records, lock); });
 

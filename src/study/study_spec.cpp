@@ -180,7 +180,17 @@ void parse_study_section(const Reader& r, const toml::table& root, StudySpec& s)
   s.n = sizes(r, *st, "n", "study.n");
   s.d = sizes(r, *st, "d", "study.d");
   parse_seeds(r, *st, s);
-  if (const toml::node* n = st->get("queries")) s.queries = r.integer(*n, "study.queries", 1);
+  if (const toml::node* n = st->get("queries")) {
+    s.queries = r.integer(*n, "study.queries", 1);
+    // Capped at n per configuration (docs/study.md), but more rows than the longest sequence
+    // has is a mistake, not a cap.
+    const std::int64_t longest = s.n.empty() ? s.queries : *std::max_element(s.n.begin(), s.n.end());
+    if (s.queries > longest) {
+      r.fail(n->source(), "study.queries",
+             std::to_string(s.queries) + " query rows, but the longest sequence has n = " + std::to_string(longest) +
+                 " rows (give queries <= " + std::to_string(longest) + ")");
+    }
+  }
   if (const toml::node* n = st->get("causal")) s.causal = r.boolean(*n, "study.causal");
   if (const toml::node* n = st->get("exact")) s.exact = r.boolean(*n, "study.exact");
   if (const toml::node* n = st->get("scale")) {

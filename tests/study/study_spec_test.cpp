@@ -131,6 +131,11 @@ TEST(StudySpec, QueriesAreCappedAtN) {
   EXPECT_EQ(c[3].job.queries, 2000);
 }
 
+TEST(StudySpec, QueriesBeyondTheLongestNAreRefused) {
+  expect_error(replace(kGood, "queries = 64", "queries = 1000000000"),
+               {"s.toml:", "study.queries", "1000000000 query rows", "longest sequence has n ="});
+}
+
 TEST(BudgetAlignment, WindowKClampsAndCeils) {
   EXPECT_EQ(window_k(parse_window("const:64"), 10), 10);
   EXPECT_EQ(window_k(parse_window("const:64"), 1000), 64);
