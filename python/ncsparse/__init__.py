@@ -168,17 +168,11 @@ def fit(path, confidence=0.95, target_l1=0.0, min_n=0, format="frame"):
     format="frame": a pandas DataFrame (the csv form); "table", "markdown" or "csv": the text.
     """
     if format == "frame":
-        import csv
         import io
         import pandas as pd
         text = _ncsparse.fit_text(os.fspath(path), float(confidence), float(target_l1), int(min_n), "csv")
-        rows = list(csv.reader(io.StringIO(text)))
-        header = rows[0]
-        # The last column (a recommended power:A,C) is written without quotes: join what it split into.
-        body = [r[:len(header) - 1] + [",".join(r[len(header) - 1:])] for r in rows[1:] if r]
-        frame = pd.DataFrame(body, columns=header)
-        for c in header:
-            frame[c] = pd.to_numeric(frame[c], errors="ignore")
+        frame = pd.read_csv(io.StringIO(text), float_precision="round_trip")
+        frame["recommended"] = frame["recommended"].fillna("")
         return frame
     return _ncsparse.fit_text(os.fspath(path), float(confidence), float(target_l1), int(min_n), str(format))
 

@@ -142,35 +142,10 @@ void TensorView::row(std::int64_t head, std::int64_t r, float* out) const {
 
 namespace {
 
-// The first non-finite float of x[0, count), or count. Branch-free over blocks (the exponent
-// bits plus one exponent step carry into bit 31 exactly for Inf and NaN), searched only
-// where a block has one.
-std::size_t first_non_finite(const float* x, std::size_t count) {
-  constexpr std::size_t kBlock = 4096;
-  for (std::size_t i0 = 0; i0 < count; i0 += kBlock) {
-    const std::size_t i1 = std::min(count, i0 + kBlock);
-    std::uint32_t any = 0;
-    for (std::size_t i = i0; i < i1; ++i) {
-      std::uint32_t b;
-      std::memcpy(&b, x + i, 4);
-      any |= (b & 0x7f800000u) + 0x00800000u;
-    }
-    if (any >> 31) {
-      for (std::size_t i = i0; i < i1; ++i) {
-        if (!std::isfinite(x[i])) return i;
-      }
-    }
-  }
-  return count;
-}
-
 Error bad_value(const TensorView& t, std::int64_t head, std::int64_t row, std::int64_t col, const std::string& what,
                 const std::string& where, int ranks) {
-  // As io::H5Input::bad_value words it, with the argument in place of the file's dataset.
-  return Error(kExitData, std::string(ranks == 1 ? "rank 0: " : "") + where + ": " + what + " in " + t.name + " row " +
-                              std::to_string(row) + ", column " + std::to_string(col) +
-                              (t.shape.size() == 3 ? " of head " + std::to_string(head) : "") +
-                              " (ncsparse rejects NaN, Inf and values beyond the float range: clean the input)");
+  return Error(kExitData, (ranks == 1 ? "rank 0: " : "") +
+                              io::bad_value_text(where, what, t.name, row, col, t.shape.size() == 3 ? head : -1));
 }
 
 void check_one_row(const TensorView& t, std::int64_t head, std::int64_t r, std::vector<float>& tmp,
@@ -182,17 +157,13 @@ void check_one_row(const TensorView& t, std::int64_t head, std::int64_t r, std::
       std::memcpy(&x, p + c * t.col_stride, 8);
       if (std::isnan(x)) throw bad_value(t, head, r, c, "NaN", where, ranks);
       if (std::isinf(x)) throw bad_value(t, head, r, c, "Inf", where, ranks);
-      if (std::fabs(x) > FLT_MAX) {
-        char text[64];
-        std::snprintf(text, sizeof text, "value %.6g (beyond the float32 range)", x);
-        throw bad_value(t, head, r, c, text, where, ranks);
-      }
+      if (std::fabs(x) > FLT_MAX) throw bad_value(t, head, r, c, io::beyond_float_text(x), where, ranks);
     }
     return;
   }
   tmp.resize(static_cast<std::size_t>(t.d));
   t.row(head, r, tmp.data());
-  const std::size_t i = first_non_finite(tmp.data(), tmp.size());
+  const std::size_t i = io::first_non_finite(tmp.data(), tmp.size());
   if (i < tmp.size()) {
     throw bad_value(t, head, r, static_cast<std::int64_t>(i), std::isnan(tmp[i]) ? "NaN" : "Inf", where, ranks);
   }
@@ -206,7 +177,7 @@ void check_values(const TensorView& t, std::int64_t head, std::int64_t row0, std
   if (t.in_place()) {
     const float* x = reinterpret_cast<const float*>(t.row_address(head, row0));
     const std::size_t n = static_cast<std::size_t>(count * t.d);
-    const std::size_t i = first_non_finite(x, n);
+    const std::size_t i = io::first_non_finite(x, n);
     if (i < n) {
       throw bad_value(t, head, row0 + static_cast<std::int64_t>(i) / t.d, static_cast<std::int64_t>(i) % t.d,
                       std::isnan(x[i]) ? "NaN" : "Inf", where, ranks);

@@ -61,6 +61,18 @@ inline float half_to_float(std::uint16_t h) {
 void widen(Dtype t, const std::uint16_t* src, float* dst, std::size_t n);
 void widen_in_place(Dtype t, float* buf, std::size_t n);
 
+// The first non-finite value of x[0, count), or count: a branch-free (vectorised) scan of the
+// exponent bits, then a search only where one was found.
+std::size_t first_non_finite(const float* x, std::size_t count);
+
+// The one-line text of a rejected input value, worded alike for files and Python arrays:
+// "<source>: <what> in <tensor> row R, column C[ of head H] (ncsparse rejects ...: clean the input)".
+// source: the file's path or the Python call; tensor: "dataset 'K'" or "k"; head < 0: no head.
+std::string bad_value_text(const std::string& source, const std::string& what, const std::string& tensor,
+                           std::int64_t row, std::int64_t col, std::int64_t head);
+// "value X (beyond the float32 range)": `what` for a float64 input whose magnitude exceeds FLT_MAX.
+std::string beyond_float_text(double x);
+
 // Rounds a float to the nearest value of the type (identity for float32 and float64).
 inline float quantise(float f, Dtype t) {
   switch (t) {

@@ -138,11 +138,10 @@ Dtype H5Input::dtype(char tensor) const { return tensor == 'q' ? q_.dtype : tens
 
 Error H5Input::bad_value(const Tensor& t, hsize_t head, hsize_t row, std::size_t col,
                          const std::string& what_value) const {
-  const std::string rank_prefix = ranks_ == 1 ? "rank 0: " : "";
-  return Error(kExitData, rank_prefix + path_ + ": " + what_value + " in dataset '" + t.name + "' row " +
-                              std::to_string(row) + ", column " + std::to_string(col) +
-                              (t.dims.size() == 3 ? " of head " + std::to_string(head) : "") +
-                              " (ncsparse rejects NaN, Inf and values beyond the float range: clean the input)");
+  return Error(kExitData, (ranks_ == 1 ? "rank 0: " : "") +
+                              bad_value_text(path_, what_value, "dataset '" + t.name + "'", static_cast<std::int64_t>(row),
+                                             static_cast<std::int64_t>(col),
+                                             t.dims.size() == 3 ? static_cast<std::int64_t>(head) : -1));
 }
 
 void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* out) {
@@ -168,9 +167,7 @@ void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* o
                       what);
         for (std::size_t i = 0; i < count; ++i) {
           if (std::isfinite(wide[i]) && std::fabs(wide[i]) > FLT_MAX) {
-            char text[64];
-            std::snprintf(text, sizeof text, "value %.6g (beyond the float32 range)", wide[i]);
-            throw bad(row0 + r0 + i / d, i % d, text);
+            throw bad(row0 + r0 + i / d, i % d, beyond_float_text(wide[i]));
           }
           dst[i] = static_cast<float>(wide[i]);
         }
@@ -192,35 +189,6 @@ void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* o
   }
 }
 
-namespace {
-
-// The first non-finite value of x[0, count), or count: a branch-free scan of the exponent bits
-// (vectorised), then a search only where one was found.
-[[gnu::noinline]] std::size_t first_non_finite(const float* x, std::size_t count) {
-  constexpr std::uint32_t kExp = 0x7f800000u;
-  constexpr std::size_t kStep = std::size_t{1} << 16;
-  for (std::size_t i0 = 0; i0 < count; i0 += kStep) {
-    const std::size_t i1 = std::min(count, i0 + kStep), n = i1 - i0;
-    const float* p = x + i0;
-    // Bit 31 of (exponent bits + one exponent step) is set exactly when the exponent is all
-    // ones (Inf or NaN): and, add, or only. The function stays out of line: inlined into
-    // H5Input::map, GCC 12 left this loop scalar (a quarter of attend's samples in perf).
-    std::uint32_t any = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      std::uint32_t b;
-      std::memcpy(&b, p + i, sizeof b);
-      any |= (b & kExp) + 0x00800000u;
-    }
-    if ((any >> 31) != 0) {
-      for (std::size_t i = i0; i < i1; ++i) {
-        if (!std::isfinite(x[i])) return i;
-      }
-    }
-  }
-  return count;
-}
-
-}  // namespace
 
 H5Input::Mapped::~Mapped() {
   if (addr_ != nullptr) ::munmap(addr_, bytes_);

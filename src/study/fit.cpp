@@ -253,14 +253,23 @@ std::string covering_window(const Measure& m, const PowerLawFit& f) {
   return "const:" + std::to_string(static_cast<std::int64_t>(std::ceil(most)));
 }
 
+// A CSV field in double quotes, its quotes doubled (RFC 4180): regime keys and recommended
+// windows (power:A,C) hold commas.
+std::string csv_quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + '"';
+}
+
 void write_measure_row(std::ostringstream& os, const std::string& key, const std::string& name, const Measure& m,
                        const PowerLawFit& f, const std::string& window, FitFormat format) {
   const std::string range = f.ok ? fmt(f.n_min, "%.0f") + ".." + fmt(f.n_max, "%.0f") : "-";
   if (format == FitFormat::Csv) {
-    os << '"' << key << "\"," << name << ',' << fmt(f.c, "%.6g") << ',' << fmt(f.c_lo, "%.6g") << ','
+    os << csv_quoted(key) << ',' << name << ',' << fmt(f.c, "%.6g") << ',' << fmt(f.c_lo, "%.6g") << ','
        << fmt(f.c_hi, "%.6g") << ',' << fmt(f.se_c, "%.6g") << ',' << fmt(std::exp(f.log_a), "%.6g") << ','
        << fmt(f.r2, "%.6g") << ',' << f.points << ',' << f.skipped << ',' << m.excluded << ','
-       << fmt(f.n_min, "%.0f") << ',' << fmt(f.n_max, "%.0f") << ',' << window << '\n';
+       << fmt(f.n_min, "%.0f") << ',' << fmt(f.n_max, "%.0f") << ',' << (window.empty() ? "" : csv_quoted(window))
+       << '\n';
     return;
   }
   const std::string ci = f.ok ? "[" + fmt(f.c_lo, "%.3f") + ", " + fmt(f.c_hi, "%.3f") + "]" : f.why;

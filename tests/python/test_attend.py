@@ -4,7 +4,9 @@ Run by CTest (label python) with PYTHONPATH at the build tree's python/ and NCSP
 the ncsparse executable; both run on one rank here (tests/python/mpi_attend.py does several).
 """
 
+import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -245,6 +247,24 @@ def test_converted_inputs_warn_and_agree(inputs):
 
 
 # ---------------------------------------------------------------------------------------------
+# MPI's start-up, paid by the process's first job, is that job's `startup` phase (as in the
+# command line's table), once: later calls report none, and every call's phases sum to its total.
+
+def test_first_call_reports_mpi_startup():
+    script = textwrap.dedent("""
+        import json, ncsparse
+        q, k, v = ncsparse.generate(2048, d=16)
+        print(json.dumps([ncsparse.attend(q, k, v, windows=["const:8"]).times[0] for _ in range(2)]))
+    """)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    first, second = json.loads(p.stdout.splitlines()[-1])
+    assert first["startup"] > 0 and second["startup"] == 0
+    for t in (first, second):
+        assert sum(v for name, v in t.items() if name != "total") == pytest.approx(t["total"], rel=1e-9, abs=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
 # Ctrl-C stops a long call between query blocks.
 
 def test_keyboard_interrupt():
@@ -314,6 +334,15 @@ def test_study_read_results_fit(tmp_path):
     assert len(frame) == 3 * 2 * 3
     fit = ncsparse.fit(out)
     assert isinstance(fit, pd.DataFrame) and len(fit) > 0
+    # `fit --format csv` is RFC 4180: every row has the header's fields, the recommended
+    # power:A,C window (with its comma) in one of them.
+    fit_csv = run_cli("fit", out, "--format", "csv")
+    assert fit_csv.returncode == 0, fit_csv.stderr
+    rows = list(csv.reader(io.StringIO(fit_csv.stdout)))
+    assert all(len(r) == len(rows[0]) for r in rows), rows
+    recommended = [w for w in fit["recommended"] if w]
+    assert recommended and all(w.startswith("power:") and "," in w for w in recommended), recommended
+    assert list(fit.columns) == rows[0] and len(fit) == len(rows) - 1
     assert ncsparse.fit(out, format="table") == run_cli("fit", out).stdout
     with pytest.raises(FileNotFoundError):
         ncsparse.read_results(tmp_path / "missing.h5")
