@@ -25,6 +25,10 @@ __version__ = _ncsparse.version
 __all__ = ["attend", "AttendResult", "CopyWarning", "generate", "study", "read_results", "fit", "schema",
            "strategies", "shard_range"]
 
+# MPI starts at import, as with mpi4py: a first call that started it after the process had
+# allocated its arrays was measured 0.45 s slower than a later one (benchmarks/RESULTS.md,
+# issue 20), beyond MPI_Init itself. The first job reports MPI's start-up as its `startup` phase.
+_ncsparse.ensure_mpi()
 # MPI_Finalize at exit when the module initialised MPI (mpi4py finalises what it initialised).
 atexit.register(_ncsparse.finalize_mpi)
 
