@@ -82,10 +82,13 @@ int main(int argc, char** argv) {
   int code = 0;
   try {
     code = main_inner(argc, argv);
-    // The outcome is decided (and any error printed): a signal from now on, such as the one the
-    // launcher sends the ranks still finishing when one of them has exited with an error, ends
-    // the process silently with this code.
-    finish_stop_signals(code);
+    // The ranks return at different moments: a signal between the first's return and the
+    // last's would otherwise end some ranks with this code and the others with 75, and the
+    // launcher with 1 or 75 and no line. So they agree on it (stop_signals.hpp).
+    begin_settling_stop_signals(code);
+    int agreed = stop_signal();
+    if (MPI_Allreduce(MPI_IN_PLACE, &agreed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) agreed = 0;
+    code = settle_stop_signals(code, agreed);
   } catch (const std::exception& e) {
     // Not agreed on by the other ranks: end them all rather than leave them waiting.
     std::fprintf(stderr, "ncsparse: internal error on rank %d: %s\n", rank_of_world(), e.what());

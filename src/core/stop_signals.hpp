@@ -11,10 +11,18 @@ namespace ncsparse {
 
 // Installs the handler for SIGINT and SIGTERM (again after MPI_Init, should MPI have replaced it).
 void install_stop_signals();
-// Once the outcome is decided (and any error printed): a signal from then on ends the process
-// silently with that exit code, e.g. the SIGTERM the launcher sends the ranks still in
-// MPI_Finalize when another rank has exited with an error.
-void finish_stop_signals(int code);
+// The end of a job, in two steps, so that a signal as it finishes gives one outcome on every
+// rank. begin_settling_stop_signals(code), once this rank's command has returned code: a
+// signal from then on is only recorded (and, when code is 0, rank 0 writes at once
+// "interrupted by SIGTERM as the job finished; its outputs are complete", since a rank that
+// was not yet settling ends with 75 at the same signal). Then every rank agrees on the
+// signals received (the maximum of stop_signal()), and settle_stop_signals(code, agreed) gives
+// the exit code: 75 with that line (written once) when code was 0 and some rank was
+// signalled, code otherwise. From then on a signal leaves a success to MPI_Finalize (exiting
+// with it after a grace of 10 s should MPI_Finalize not return) and ends an error silently
+// with its code (the SIGTERM the launcher sends the ranks left when one has exited).
+void begin_settling_stop_signals(int code);
+int settle_stop_signals(int code, int agreed_signal);
 // The signal received so far (SIGINT or SIGTERM), or 0.
 int stop_signal();
 // "SIGINT", "SIGTERM" or "a signal".

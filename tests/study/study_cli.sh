@@ -23,30 +23,7 @@ check() {  # check DESCRIPTION COMMAND...
 }
 contains() { grep -qF -- "$2" "$1" || { echo "    '$2' not in $1:"; sed 's/^/    /' "$1" | head -5; return 1; }; }
 
-# study FILE N_CONFIG_SEEDS: a small study, 3 lengths x SEEDS seeds.
-write_study() {
-  cat >"$1" <<TOML
-[study]
-name = "test"
-n = [2048, 4096, 8192]
-d = [32]
-seeds = [$2]
-queries = 48
-sparsity_eps = [1e-2]
-
-[engine]
-block = 16
-tile = 512
-
-[[model]]
-model = "paper"
-
-[windows]
-align = "const:32"
-aligned = ["log", "power:0.5"]
-strategies = ["cert:1e-2"]
-TOML
-}
+. "$(dirname "$0")/../support/study_jobs.sh"  # write_study, study_bg, ranks_of
 study() {  # study OUT STUDYFILE [FLAGS...]: runs to the end; rc in $rc, stderr in $tmp/err
   local out=$1 file=$2
   shift 2
@@ -54,11 +31,7 @@ study() {  # study OUT STUDYFILE [FLAGS...]: runs to the end; rc in $rc, stderr 
   rc=$?
 }
 report_csv() { "$bin" report "$1" --format csv; }
-start_bg() {  # start_bg OUT STUDYFILE: in the background, pid in $bg
-  "$mpiexec" -q -n 2 "$bin" study "$2" --out "$1" >"$tmp/bg.out" 2>"$tmp/bg.err" &
-  bg=$!
-}
-ranks_of() { pgrep -P "$1"; }
+start_bg() { study_bg 2 "$1" "$2" "$tmp/bg.out" "$tmp/bg.err"; }  # start_bg OUT STUDYFILE: pid in $bg
 
 write_study "$tmp/s.toml" "1, 2, 3"
 case "$mode" in
