@@ -30,6 +30,11 @@ inline bool before(const Candidate& a, const Candidate& b) {
 // and padding with empty slots. out may not alias a or b.
 void merge_sorted(std::span<const Candidate> a, std::span<const Candidate> b, std::span<Candidate> out);
 
+// The same merge of any number of sorted lists (a heap over their heads, O(log lists.size())
+// per entry kept): the first out.size() entries of their union, padded with empty slots. Equal
+// to merging them pairwise with merge_sorted in any order. out may not alias the lists.
+void merge_sorted_many(std::span<const std::span<const Candidate>> lists, std::span<Candidate> out);
+
 // Number of real (non-empty) entries at the front of a sorted, padded list.
 std::size_t count_valid(std::span<const Candidate> list);
 

@@ -21,6 +21,22 @@ namespace ncsparse {
 void mpi_check(int rc, const char* call);
 #define NCSPARSE_MPI(call) ::ncsparse::mpi_check((call), #call)
 
+// How allreduce_topk merges the candidate lists over MPI (docs/scaling.md has their costs and
+// the measurements behind choose_topk_merge). All three give the same list, bit for bit: the
+// merge is associative and commutative under the total order of candidate.hpp.
+enum class TopkMerge {
+  kAllreduce,  // MPI_Allreduce with the merge as a user-defined op, one row per datatype element
+  kTree,       // binomial-tree reduce to rank 0 (point-to-point), then MPI_Bcast
+  kAllgather,  // MPI_Allgather of every rank's lists, then one local P-way merge per row
+};
+const char* to_string(TopkMerge algorithm);
+
+// The algorithm for `ranks` ranks and `bytes` of lists per rank, `oversubscribed` when some
+// node runs more ranks than it has cores: NCSPARSE_MERGE=allreduce, tree or allgather when set
+// (it must be the same on every rank: read once per process; any other value is
+// Error(kExitUsage)), else the rule of docs/scaling.md.
+TopkMerge choose_topk_merge(int ranks, std::size_t bytes, bool oversubscribed);
+
 class Comm {
  public:
   // Sets MPI_ERRORS_RETURN on `comm` (inherited by communicators later made from it), so that
@@ -32,7 +48,11 @@ class Comm {
 
   // All-reduce top-k: `lists` holds rows × L candidates, each row sorted and padded. MPI sees
   // one whole row as one datatype element, so no algorithm that splits buffers cuts a row.
+  // Over MPI it uses choose_topk_merge(size(), lists.size_bytes(), oversubscribed()); the NCCL collectives
+  // all-gather and merge on the device.
   void allreduce_topk(std::span<Candidate> lists, std::int64_t L) const;
+  // The same with the MPI algorithm given (benchmarks and tests; always MPI).
+  void allreduce_topk(std::span<Candidate> lists, std::int64_t L, TopkMerge algorithm) const;
   // Log-sum-exp all-reduce of rows × flash_row_size(d) doubles.
   void allreduce_flash(std::span<double> states, std::int64_t d) const;
   void allreduce_sum(std::span<double> values) const;
@@ -46,6 +66,10 @@ class Comm {
   // already). Nothing is printed here.
   void agree(int code, const std::string& message) const;
 
+  // Whether some node runs more of this communicator's ranks than it has online cores, agreed
+  // by all ranks. Collective on its first call (per Comm object), cached after.
+  bool oversubscribed() const;
+
   // A copy whose allreduce_topk, allreduce_flash and allreduce_sum run on `device` (NCCL
   // between GPUs) instead of MPI; a null `device` keeps MPI. Everything else stays on MPI.
   Comm with_device(std::shared_ptr<DeviceCollectives> device) const;
@@ -56,6 +80,7 @@ class Comm {
   MPI_Comm comm_;
   int rank_ = 0;
   int size_ = 1;
+  mutable int oversubscribed_ = -1;  // unknown until the first oversubscribed()
 };
 
 // The collectives of a job (collective): those between devices that `setup` describes (the

@@ -1,14 +1,26 @@
 #include "ncsparse/comm.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "ncsparse/flash.hpp"
 
 namespace ncsparse {
 namespace {
+
+// The tree merge's messages; collectives never match point-to-point traffic, and nothing else
+// in ncsparse sends any on the job's communicator.
+constexpr int kTreeTag = 0x6e63;
+// choose_topk_merge's rule (docs/scaling.md): the tree up to this many ranks, from these bytes
+// of lists per rank.
+constexpr int kTreeMaxRanks = 8;
+constexpr double kTreeMinBytes = 32.0 * 1024 * 1024;
 
 // The datatype of one row is a contiguous run of bytes; its size tells the op the row length.
 int type_bytes(MPI_Datatype* type) {
@@ -17,16 +29,19 @@ int type_bytes(MPI_Datatype* type) {
   return bytes;
 }
 
-void merge_rows_op(void* in, void* inout, int* len, MPI_Datatype* type) {
-  const std::size_t L = static_cast<std::size_t>(type_bytes(type)) / sizeof(Candidate);
+// inout[r] = the merge of in[r] and inout[r] for `rows` rows of L candidates.
+void merge_rows(const Candidate* a, Candidate* b, std::size_t rows, std::size_t L) {
   thread_local std::vector<Candidate> merged;
   merged.resize(L);
-  auto* a = static_cast<const Candidate*>(in);
-  auto* b = static_cast<Candidate*>(inout);
-  for (int r = 0; r < *len; ++r) {
+  for (std::size_t r = 0; r < rows; ++r) {
     merge_sorted({a + r * L, L}, {b + r * L, L}, merged);
     std::copy(merged.begin(), merged.end(), b + r * L);
   }
+}
+
+void merge_rows_op(void* in, void* inout, int* len, MPI_Datatype* type) {
+  const std::size_t L = static_cast<std::size_t>(type_bytes(type)) / sizeof(Candidate);
+  merge_rows(static_cast<const Candidate*>(in), static_cast<Candidate*>(inout), static_cast<std::size_t>(*len), L);
 }
 
 void merge_flash_op(void* in, void* inout, int* len, MPI_Datatype* type) {
@@ -88,14 +103,90 @@ Comm Comm::with_device(std::shared_ptr<DeviceCollectives> device) const {
   return copy;
 }
 
+const char* to_string(TopkMerge algorithm) {
+  switch (algorithm) {
+    case TopkMerge::kAllreduce:
+      return "allreduce";
+    case TopkMerge::kTree:
+      return "tree";
+    case TopkMerge::kAllgather:
+      return "allgather";
+  }
+  return "?";
+}
+
+TopkMerge choose_topk_merge(int ranks, std::size_t bytes, bool oversubscribed) {
+  static const std::optional<TopkMerge> forced = []() -> std::optional<TopkMerge> {
+    const char* env = std::getenv("NCSPARSE_MERGE");
+    if (env == nullptr || *env == '\0') return std::nullopt;
+    for (TopkMerge a : {TopkMerge::kAllreduce, TopkMerge::kTree, TopkMerge::kAllgather}) {
+      if (std::string(env) == to_string(a)) return a;
+    }
+    throw usage_error(std::string("NCSPARSE_MERGE=") + env + ": expected allreduce, tree or allgather");
+  }();
+  if (forced) return *forced;
+  // docs/scaling.md, measured in benchmarks/RESULTS.md: the library's all-reduce (a segmented
+  // ring over whole rows for large lists) merges about one list per rank whatever P is, in
+  // about 2·bytes/1 MiB messages; the binomial tree merges log2 P lists on rank 0's path in
+  // few messages. Where ranks share cores each message may wait a time slice for its peer, and
+  // the tree won at large lists (P = 2, 4, 8); elsewhere the model prefers the ring. The
+  // all-gather is never chosen: it moves P - 1 lists to every rank, holds P, and measured
+  // slowest at 22 of 24 sizes.
+  return oversubscribed && ranks <= kTreeMaxRanks && static_cast<double>(bytes) >= kTreeMinBytes
+             ? TopkMerge::kTree
+             : TopkMerge::kAllreduce;
+}
+
 void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L) const {
   if (size_ == 1 || lists.empty()) return;
   if (device_) return device_->allreduce_topk(lists, L);
-  const std::size_t rows = lists.size() / static_cast<std::size_t>(L);
-  NCSPARSE_ASSERT(rows * static_cast<std::size_t>(L) == lists.size() && rows <= INT_MAX);
-  RowType row(static_cast<std::size_t>(L) * sizeof(Candidate));
-  const Op op(&merge_rows_op);
-  NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, lists.data(), static_cast<int>(rows), row.type, op.op, comm_));
+  allreduce_topk(lists, L, choose_topk_merge(size_, lists.size_bytes(), oversubscribed()));
+}
+
+void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L, TopkMerge algorithm) const {
+  if (size_ == 1 || lists.empty()) return;
+  const std::size_t Lu = static_cast<std::size_t>(L);
+  const std::size_t rows = lists.size() / Lu;
+  NCSPARSE_ASSERT(rows * Lu == lists.size() && rows <= INT_MAX);
+  RowType row(Lu * sizeof(Candidate));
+  const int count = static_cast<int>(rows);
+  switch (algorithm) {
+    case TopkMerge::kAllreduce: {
+      const Op op(&merge_rows_op);
+      NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, lists.data(), count, row.type, op.op, comm_));
+      return;
+    }
+    case TopkMerge::kTree: {
+      // Binomial tree to rank 0: in round `mask` a rank with that bit set sends its merged lists
+      // to rank - mask and is done; the others receive from rank + mask and merge.
+      thread_local std::vector<Candidate> recv;
+      for (int mask = 1; mask < size_; mask <<= 1) {
+        if ((rank_ & mask) != 0) {
+          NCSPARSE_MPI(MPI_Send(lists.data(), count, row.type, rank_ - mask, kTreeTag, comm_));
+          break;
+        }
+        if (rank_ + mask < size_) {
+          recv.resize(lists.size());
+          NCSPARSE_MPI(MPI_Recv(recv.data(), count, row.type, rank_ + mask, kTreeTag, comm_, MPI_STATUS_IGNORE));
+          merge_rows(recv.data(), lists.data(), rows, Lu);
+        }
+      }
+      NCSPARSE_MPI(MPI_Bcast(lists.data(), count, row.type, 0, comm_));
+      return;
+    }
+    case TopkMerge::kAllgather: {
+      thread_local std::vector<Candidate> all;
+      thread_local std::vector<std::span<const Candidate>> heads;
+      all.resize(lists.size() * static_cast<std::size_t>(size_));
+      NCSPARSE_MPI(MPI_Allgather(lists.data(), count, row.type, all.data(), count, row.type, comm_));
+      heads.resize(static_cast<std::size_t>(size_));
+      for (std::size_t r = 0; r < rows; ++r) {
+        for (std::size_t p = 0; p < heads.size(); ++p) heads[p] = {all.data() + (p * rows + r) * Lu, Lu};
+        merge_sorted_many(heads, lists.subspan(r * Lu, Lu));
+      }
+      return;
+    }
+  }
 }
 
 void Comm::allreduce_flash(std::span<double> states, std::int64_t d) const {
@@ -126,6 +217,21 @@ void Comm::allreduce_max(std::span<double> values) const {
   if (size_ == 1 || values.empty()) return;
   NCSPARSE_ASSERT(values.size() <= INT_MAX);
   NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_MAX, comm_));
+}
+
+bool Comm::oversubscribed() const {
+  if (oversubscribed_ < 0) {
+    MPI_Comm node = MPI_COMM_NULL;
+    NCSPARSE_MPI(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    int local = 1;
+    NCSPARSE_MPI(MPI_Comm_size(node, &local));
+    MPI_Comm_free(&node);
+    const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+    int over = cores > 0 && local > cores ? 1 : 0;
+    NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, &over, 1, MPI_INT, MPI_MAX, comm_));
+    oversubscribed_ = over;
+  }
+  return oversubscribed_ != 0;
 }
 
 void Comm::agree(int code, const std::string& message) const {

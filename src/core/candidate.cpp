@@ -1,6 +1,7 @@
 #include "ncsparse/candidate.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "ncsparse/error.hpp"
 
@@ -17,6 +18,33 @@ void merge_sorted(std::span<const Candidate> a, std::span<const Candidate> b, st
       slot = b[j++];
     } else {
       slot = kEmptyCandidate;
+    }
+  }
+}
+
+void merge_sorted_many(std::span<const std::span<const Candidate>> lists, std::span<Candidate> out) {
+  // heap holds the lists whose head is a real entry; the best head on top.
+  thread_local std::vector<std::size_t> heap, pos;
+  heap.clear();
+  pos.assign(lists.size(), 0);
+  const auto head = [&](std::size_t l) -> const Candidate& { return lists[l][pos[l]]; };
+  const auto worse = [&](std::size_t x, std::size_t y) { return before(head(y), head(x)); };
+  for (std::size_t l = 0; l < lists.size(); ++l) {
+    if (!lists[l].empty() && lists[l][0].index != kNoIndex) heap.push_back(l);
+  }
+  std::make_heap(heap.begin(), heap.end(), worse);
+  for (Candidate& slot : out) {
+    if (heap.empty()) {
+      slot = kEmptyCandidate;
+      continue;
+    }
+    std::pop_heap(heap.begin(), heap.end(), worse);
+    const std::size_t l = heap.back();
+    slot = head(l);
+    if (++pos[l] < lists[l].size() && lists[l][pos[l]].index != kNoIndex) {
+      std::push_heap(heap.begin(), heap.end(), worse);
+    } else {
+      heap.pop_back();
     }
   }
 }

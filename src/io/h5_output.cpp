@@ -18,6 +18,7 @@
 #include <limits>
 
 #include "core/stop_signals.hpp"
+#include "io/shared_dir.hpp"
 #include "ncsparse/schema.hpp"
 
 namespace ncsparse::io {
@@ -64,6 +65,8 @@ OutputFile::OutputFile(const Comm& comm, const std::string& target, bool force, 
   collective(comm, [&] {
     if (comm.rank() == 0) check_output_target(target, force, inputs);
   });
+  // Before the collective create: every rank must see the directory rank 0 writes in.
+  check_shared_directory(comm, dir_of(target), target);
   // One temporary name for all ranks: rank 0's process id.
   long pid = static_cast<long>(::getpid());
   NCSPARSE_MPI(MPI_Bcast(&pid, 1, MPI_LONG, 0, comm.get()));

@@ -13,6 +13,7 @@
 
 #include "core/stop_signals.hpp"
 #include "io/h5_output.hpp"
+#include "io/shared_dir.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/report.hpp"
 #include "ncsparse/source.hpp"
@@ -338,6 +339,9 @@ int run_study(const Comm& comm, const StudyOptions& o) {
   const std::string records = o.out + ".records";
   tally.total = static_cast<std::int64_t>(configs.size());
   std::unique_ptr<StudyLock> lock;
+  // Rank 0 writes the records and every rank reads them back: refused, before the lock or the
+  // records directory is made, when the ranks do not share the output's directory.
+  io::check_shared_directory(comm, io::dir_of(o.out), o.out);
   on_rank0(comm, [&] { open_records(o, spec, hash, records, lock); });
 
   Progress progress(root, tally.total);

@@ -7,6 +7,11 @@
 #   args     arguments are validated before the output path is looked at (attend --head -1 with
 #            an existing output is 64), a study with more queries than its longest n is 64, and
 #            a refused study leaves no lock file it made;
+#   unshared an output directory that is not the same file-system object on every rank (here a
+#            relative --out, each rank started in a different working directory by mpiexec's
+#            -wdir: the same path names different directories) is refused with exit 73 and one
+#            line naming the first rank that does not see it, by generate, attend and study,
+#            leaving nothing behind; the same relative path in one shared directory works;
 #   signals  SIGTERM or SIGINT to the ranks during start-up (MPI initialisation, parsing) exits 75
 #            with one line, at P = 1 and 2; SIGTERM as a 2-rank job finishes exits 0 with no
 #            line or 75 with one (NCSPARSE_LATE_SIGNALS runs, default 8 in CI; 120 were run once, docs/reliability.md §4).
@@ -100,6 +105,54 @@ args)
   expect 73 "something other than study results" 2 study "$tmp/s.toml" --out "$tmp/in.h5"
   [ ! -e "$tmp/in.h5.records" ] && ok "no records directory or lock left by the refused study" ||
     fail "left $(find "$tmp/in.h5.records")"
+  ;;
+unshared)
+  run 2 generate --n 64 --d 8 --out "$tmp/in.h5" >/dev/null 2>&1 || { echo "generate failed"; exit 1; }
+  printf '[study]\nn = [256]\nd = [8]\nseeds = [1]\nqueries = 8\n[[model]]\nmodel = "paper"\n[windows]\nstrategies = ["const:4"]\n' >"$tmp/s.toml"
+  mkdir "$tmp/a" "$tmp/b"
+  # mpmd WDIR... -- ARGS: one rank per WDIR, rank r started in the r-th directory.
+  mpmd() {
+    local dirs=() spec=()
+    while [ "$1" != "--" ]; do dirs+=("$1"); shift; done
+    shift
+    for d in "${dirs[@]}"; do
+      [ ${#spec[@]} -gt 0 ] && spec+=(":")
+      spec+=(-n 1 -wdir "$tmp/$d" "$bin" "$@")
+    done
+    timeout 60 "$mpiexec" -q --oversubscribe "${spec[@]}"
+  }
+  # refused RANK DIRS... -- ARGS: exit 73, one line naming RANK and the fix, $tmp unchanged.
+  refused() {
+    local rank=$1 before why=""
+    shift
+    before=$(state)
+    mpmd "$@" >"$tmp/stdout" 2>"$tmp/err"
+    local rc=$?
+    [ "$rc" -eq 124 ] && why="hung"
+    [ -z "$why" ] && [ "$rc" -ne 73 ] && why="exit code $rc, expected 73"
+    [ -z "$why" ] && [ "$(grep -c . "$tmp/err")" -ne 1 ] && why="$(grep -c . "$tmp/err") lines on stderr, expected 1"
+    [ -z "$why" ] && ! grep -q "rank $rank: .* is not shared by all ranks.*a path on a file system every rank shares" "$tmp/err" &&
+      why="stderr does not name rank $rank and the shared directory"
+    [ -z "$why" ] && [ "$before" != "$(state)" ] && why="files in the test directory changed"
+    if [ -n "$why" ]; then
+      fail "ncsparse $* : $why"
+      sed 's/^/    stderr: /' "$tmp/err" | head -n 5
+    else
+      ok "ncsparse $* -> 73: $(cat "$tmp/err")"
+    fi
+  }
+  attend=(attend --input "$tmp/in.h5" --window const:4 --out out.h5)
+  refused 1 a b -- generate --n 64 --d 8 --out out.h5
+  refused 1 a b -- "${attend[@]}"
+  refused 2 a a b -- "${attend[@]}"
+  refused 1 a b a -- study "$tmp/s.toml" --out res.h5
+  # The check itself passes where the directory is shared: the same relative paths, one directory.
+  if mpmd a a -- "${attend[@]}" >/dev/null 2>"$tmp/err" && mpmd a a a -- study "$tmp/s.toml" --out res.h5 >/dev/null 2>>"$tmp/err" &&
+    [ -f "$tmp/a/out.h5" ] && [ -f "$tmp/a/res.h5" ] && [ -z "$(find "$tmp" -name '.ncsparse-shared-*')" ]; then
+    ok "a shared working directory: attend and study write their outputs, no probe file is left"
+  else
+    fail "shared directory: $(head -c 300 "$tmp/err")"
+  fi
   ;;
 signals)
   # The ranks get the signal at several moments of their start-up (the launcher forwards what

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <numeric>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "ncsparse/candidate.hpp"
@@ -305,6 +306,33 @@ TEST(MergeSorted, ManyWayMergeInRandomTreesMatchesSort) {
       lists.erase(lists.begin() + static_cast<std::ptrdiff_t>(j));
     }
     ASSERT_TRUE(lists_equal(lists[0], reference_top(all, L))) << "trial " << trial;
+  }
+}
+
+// merge_sorted_many (the all-gather merge's) equals the pairwise merge of the same lists, on
+// lists with ties, empty lists, lists of different lengths and outputs shorter or longer.
+TEST(MergeSortedMany, EqualsPairwiseMerges) {
+  std::mt19937_64 rng(77);
+  for (int trial = 0; trial < 300; ++trial) {
+    const std::size_t parts = rng() % 11;  // 0 lists too
+    const std::size_t lout = rng() % 24;
+    std::vector<std::vector<Candidate>> lists;
+    std::vector<Candidate> all;
+    std::int64_t index = 0;
+    for (std::size_t p = 0; p < parts; ++p) {
+      const std::size_t L = rng() % 16, count = rng() % (L + 1);
+      std::vector<Candidate> e(count);
+      for (auto& c : e) c = Candidate{tied_score(rng, 3), index++};
+      all.insert(all.end(), e.begin(), e.end());
+      lists.push_back(sorted_padded(e, L));
+    }
+    std::vector<std::span<const Candidate>> spans(lists.begin(), lists.end());
+    std::vector<Candidate> got(lout, Candidate{7.0f, 7});
+    merge_sorted_many(spans, got);
+    std::vector<Candidate> pairwise(lout, kEmptyCandidate);
+    for (const auto& l : lists) pairwise = merge(pairwise, l, lout);
+    ASSERT_TRUE(lists_equal(got, pairwise)) << "trial " << trial;
+    ASSERT_TRUE(lists_equal(got, reference_top(all, lout))) << "trial " << trial;
   }
 }
 
