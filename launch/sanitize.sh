@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds ncsparse with AddressSanitizer + UndefinedBehaviorSanitizer (-DNCSPARSE_SANITIZE=ON)
 # in its own folder (build-asan/, or NCSPARSE_SANITIZE_BUILD_DIR) and runs tests under them.
-#   launch/sanitize.sh          CI's subset (docs/reliability.md): unit, mpi, io and cli tests
-#                               but the slow ones listed below
-#   launch/sanitize.sh --full   every unit, mpi, io, cli and study test (nightly; ~longer)
+#   launch/sanitize.sh          unit, mpi, io and cli tests but cli.bad_input (docs/reliability.md §6)
+#   launch/sanitize.sh --full   every unit, mpi, io, cli and study test (the nightly command;
+#                               cli.bad_input and the study.cli tests outlast their limits under ASan)
 # Extra arguments go to ctest. No CUDA, benchmarks, Python, Slurm or fault-injection tests
 # here (the fault shim is preloaded into mpirun, which is not instrumented). Any ASan or UBSan
 # report ends its process with a non-zero status and so fails its test; leaks are reported
@@ -41,5 +41,6 @@ cd "$build"
 if [ $full -eq 1 ]; then
   ctest --output-on-failure -j "$(nproc)" -L 'unit|mpi|io|cli|study' -LE 'python|slurm|gpu|faults' "$@"
 else
-  ctest --output-on-failure -j "$(nproc)" -L 'unit|mpi|io|cli' -LE 'python|slurm|gpu|faults' "$@"
+  # cli.bad_input (about 80 mpiexec runs) outlasts its 600 s limit under ASan: --full only.
+  ctest --output-on-failure -j "$(nproc)" -L 'unit|mpi|io|cli' -LE 'python|slurm|gpu|faults' -E '^cli\.bad_input$' "$@"
 fi
