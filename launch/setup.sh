@@ -18,6 +18,7 @@ packages=(
   slurmctld slurmd slurm-client         # a one-node Slurm for tests/slurm (ctest -L slurm)
   pybind11-dev python3-dev              # the Python module (python/): import ncsparse
   python3-mpi4py python3-pytest python3-pandas  # its multi-rank use, its tests, its result tables
+  clang libclang-rt-14-dev libomp-dev   # the libFuzzer harnesses (launch/fuzz.sh): clang 14, its fuzzer runtime, its OpenMP
 )
 
 missing=()

@@ -1,5 +1,6 @@
 #include "io/dtype.hpp"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -46,8 +47,10 @@ __attribute__((target("avx,f16c"))) void widen_half_f16c(const std::uint16_t* sr
 
 bool have_f16c() {
   static const bool f16c = [] {
+    // F16C from CPUID itself: clang 14's __builtin_cpu_supports does not know "f16c".
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
   }();
   return f16c;
 }
