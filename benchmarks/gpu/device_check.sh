@@ -3,14 +3,19 @@
 # (bench_cuda: the local pass against its floors and the bare GEMM; torch_topk.py: cuBLAS GEMM +
 # torch.topk on the same data), and writes the logs into $OUT (default ./gpu-out).
 #
-#   benchmarks/gpu/device_check.sh [--quick] [--no-bench] [--engine] [--engine-only] [--big] [--cpu-probe]
+#   benchmarks/gpu/device_check.sh [--quick] [--no-bench] [--engine] [--engine-only] [--big] [--cpu-probe] [--precision]
 #
 # --engine also runs the whole engine (ncsparse run, 1-3 ranks) with --backend cuda against cpu
 # (benchmarks/gpu/engine_check.py), from .gpu/engine.tar.xz made here by pack_engine.sh: a built
 # ncsparse with the Debian libraries it needs and OpenMPI's launcher. --engine-only builds
 # nothing there: it runs the gpu tests carried in the same archive (when packed), then the engine
 # check; --big adds its large cases (n = 2^20 compared, n = 2^22 timed on the GPU), --cpu-probe
-# the CPU's thread scaling on that machine (engine_check.py says what each does).
+# the CPU's thread scaling on that machine, --precision the tensor-core filters (--score-precision
+# tf32, bf16) against the CPU and their timings (engine_check.py says what each does).
+#
+# The prepared check for the GPU issue (about 8 minutes of device time, from a warm start):
+#   benchmarks/gpu/pack_engine.sh   # here, once: .gpu/engine.tar.xz with the gpu tests
+#   run (carry [".gpu"]): OUT=$OUT benchmarks/gpu/device_check.sh --engine-only --big --precision
 #
 # Needs: nvcc, CMake, a C++ compiler, and either Debian's OpenBLAS, Random123 and GoogleTest
 # packages or the same carried as .gpu/deps.tar.xz (benchmarks/gpu/pack_deps.sh makes it on a
@@ -22,12 +27,12 @@ out=${OUT:-$root/gpu-out}
 quick="" bench=1 engine=0 tests=1 check_args=()
 for a in "$@"; do
   case $a in
-    --big|--cpu-probe) check_args+=("$a") ;;
+    --big|--cpu-probe|--precision) check_args+=("$a") ;;
     --quick) quick=--quick ;;
     --no-bench) bench=0 ;;
     --engine) engine=1 ;;
     --engine-only) engine=1 bench=0 tests=0 ;;
-    *) echo "usage: device_check.sh [--quick] [--no-bench] [--engine] [--engine-only] [--big] [--cpu-probe]" >&2; exit 64 ;;
+    *) echo "usage: device_check.sh [--quick] [--no-bench] [--engine] [--engine-only] [--big] [--cpu-probe] [--precision]" >&2; exit 64 ;;
   esac
 done
 mkdir -p "$out"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The whole engine on a GPU: `ncsparse run --backend cuda` against `--backend cpu`.
 
-    engine_check.py NCSPARSE MPIRUN [--big] [--cpu-probe]
+    engine_check.py NCSPARSE MPIRUN [--big] [--cpu-probe] [--precision]
 
 For each case it runs the same job on both backends (JSON output) and checks that every
 strategy's window sizes are identical (same top-k lists) and every error statistic agrees within
@@ -14,6 +14,11 @@ collectives each run used, where K and V were generated, and the engine's phase 
 --big adds a compared case at n = 2^20, d = 128, 256 rows (CPU with all cores) and a GPU-only
 timing case at n = 2^22, d = 128, 1024 rows with the windows of the GPU issue's target, timed
 from outside the process as well (total against local pass).
+--precision also runs the compared cases marked below with --score-precision tf32 and bf16 on
+the GPU (the filter GEMM on tensor cores): window sizes must be identical to the CPU's and the
+statistics agree as in fp32 (the exact pass stays fp32). With --big it also times the n = 2^22
+case in each precision, with and without the exact pass, and prints the synchronised profile
+(scores and filter phases) of each.
 --cpu-probe measures the CPU local pass's thread scaling on this machine (n = 2^20, d = 128,
 256 rows, const:64 const:2048): 1, 4 and all threads, all threads with OMP_WAIT_POLICY=passive,
 and as many concurrent one-thread processes as cores (the machine's raw parallel capacity).
@@ -28,9 +33,11 @@ import time
 STATS = ["kept_mass", "attn_l1", "attn_l2", "attn_linf", "out_l2", "out_rel"]
 
 
-def run(mpirun, binary, ranks, args, backend, threads=1, env=None):
+def run(mpirun, binary, ranks, args, backend, threads=1, env=None, precision="fp32"):
     cmd = [mpirun, "-q", "-np", str(ranks), "--oversubscribe", binary, "run", *args,
            "--backend", backend, "--threads", str(threads), "--format", "json"]
+    if precision != "fp32":
+        cmd += ["--score-precision", precision]
     t0 = time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     wall = time.monotonic() - t0
@@ -116,6 +123,9 @@ def main():
         raise SystemExit(__doc__)
     binary, mpirun = sys.argv[1], sys.argv[2]
     big = "--big" in sys.argv[3:]
+    precisions = ["fp32", "tf32", "bf16"] if "--precision" in sys.argv[3:] else ["fp32"]
+    # Cases also run in tf32 and bf16 with --precision: one and several ranks, causal, ties.
+    precision_cases = {"1 rank", "2 ranks on one GPU", "3 ranks, causal", "1 rank, gaussian model, tied"}
     windows = ["--window", "const:64", "power:1,0.5", "cert:1e-2", "sink:4,60"]
     target = ["--window", "const:64", "const:2048", "power:1,0.5", "sink:4,60", "cert:1e-3"]
     cases = [
@@ -151,6 +161,20 @@ def main():
         failed += bool(problems)
         print(f"{status:4} {label}: collectives cpu={cpu['config'].get('collectives')} "
               f"cuda={gpu['config'].get('collectives')}")
+        for precision in precisions[1:] if label in precision_cases else []:
+            try:
+                low = run(mpirun, binary, ranks, args, "cuda", env=dict(os.environ, NCSPARSE_CUDA_GATHER="1"),
+                          precision=precision)
+            except SystemExit as e:
+                print(f"FAIL {label} ({precision}): {e}")
+                failed += 1
+                continue
+            lp = compare(cpu, low)
+            failed += bool(lp)
+            print(f"{'ok' if not lp else 'FAIL':4} {label} --score-precision {precision}: local_pass "
+                  f"{low['seconds']['local_pass']:.3f} s (fp32 {gpu['seconds']['local_pass']:.3f} s)")
+            for p in lp[:10]:
+                print("     " + p)
         print(f"     cpu ({threads} threads/rank) times: {times(cpu)}")
         print(f"     cuda times: {times(gpu)}")
         if not gpu.get("inputs_on_device"):
@@ -173,12 +197,28 @@ def main():
                   f"{', NCSPARSE_CUDA_GATHER=1' if env else ''}, run {rep + 1}): {times(gpu)}")
             print(f"     total / local pass = {sec['total'] / sec['local_pass']:.1f}, process / local pass = "
                   f"{gpu['wall'] / sec['local_pass']:.1f}, inputs on device: {bool(gpu.get('inputs_on_device'))}")
-        # Where the time of the generation and the local pass goes (synchronised phases).
+        # Where the time of the generation and the local pass goes (synchronised phases), in each
+        # precision asked for, with the exact pass and without (where the filter alone scores).
         env = dict(os.environ, NCSPARSE_CUDA_PROFILE="1")
-        p = subprocess.run([binary, "run", *args, "--backend", "cuda", "--threads", str(cores), "--format", "json"],
-                           capture_output=True, text=True, timeout=300, env=env)
-        lines = [l for l in p.stderr.splitlines() if l.startswith("cuda")]
-        print("profile (NCSPARSE_CUDA_PROFILE=1):\n     " + "\n     ".join(lines[:12]))
+        no_exact = ["--n", "4194304", "--d", "128", "--queries", "1024", "--no-exact", "--window", "const:64",
+                    "const:2048", "power:1,0.5", "sink:4,60"]
+        for precision in precisions:
+            for label, a in (("exact on", args), ("--no-exact", no_exact)):
+                cmd = [binary, "run", *a, "--backend", "cuda", "--threads", str(cores), "--format", "json"]
+                if precision != "fp32":
+                    cmd += ["--score-precision", precision]
+                t0 = time.monotonic()
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+                wall = time.monotonic() - t0
+                if p.returncode != 0:
+                    print(f"FAIL profile {precision} {label}: {p.stderr.strip()[:300]}")
+                    failed += 1
+                    continue
+                sec = json.loads(p.stdout)["seconds"]
+                lines = [l for l in p.stderr.splitlines() if l.startswith("cuda")]
+                print(f"profile {precision} {label} (NCSPARSE_CUDA_PROFILE=1, synchronised): local_pass "
+                      f"{sec['local_pass']:.3f} total {sec['total']:.3f} process {wall:.3f}\n     " +
+                      "\n     ".join(lines[:6]))
     if "--cpu-probe" in sys.argv[3:]:
         cpu_probe(binary)
     print("engine check:", "all passed" if not failed else f"{failed} case(s) failed")

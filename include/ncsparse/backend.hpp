@@ -15,6 +15,7 @@
 #include "ncsparse/candidate.hpp"
 #include "ncsparse/collectives.hpp"
 #include "ncsparse/generator.hpp"
+#include "ncsparse/precision.hpp"
 
 namespace ncsparse {
 
@@ -40,6 +41,9 @@ struct PassParams {
   std::int64_t tile = 2048;      // keys per score tile (CPU backend)
   std::int64_t device_tile = 0;  // CUDA backend: keys per score tile; 0 = its own growing tiles
   int threads = 1;
+  // CUDA backend: the precision of the score GEMM that filters candidates (lists do not depend
+  // on it; the exact pass always scores in FP32). The CPU backend scores in FP32 only.
+  ScorePrecision score_precision = ScorePrecision::FP32;
 };
 
 // Output of a local pass for a block of `rows` queries.

@@ -31,6 +31,8 @@ struct JobConfig {
   std::int64_t tile = 2048;   // keys per score tile
   std::int64_t max_k = 8192;  // cap on adaptive windows (eps, mass, cert)
   std::string backend = "cpu";
+  // --score-precision: the filter GEMM's precision (fp32, tf32, bf16; the last two on cuda only).
+  std::string score_precision = "fp32";
   // Stream K/V tile by tile from the source instead of holding the shard: memory independent of
   // n. Only for the approximators (taylor, features), whose state does not need the keys again.
   bool stream = false;

@@ -68,7 +68,7 @@ class AttendResult:
         self.score_max = list(raw["score_max"])
         self.warnings = list(raw["warnings"])
         for key in ("n", "d", "heads", "kv_heads", "headed", "queries", "ranks", "shard", "scale", "list_length",
-                    "backend", "collectives"):
+                    "backend", "score_precision", "collectives"):
             setattr(self, key, raw[key])
 
     def to_pandas(self):
@@ -98,7 +98,7 @@ class AttendResult:
 
 def attend(q, k, v, windows=("const:256", "cert:1e-3"), causal=False, exact=True, queries=None, scale=None,
            backend="cpu", threads=1, save_lists=False, comm=None, block=None, tile=2048, max_k=8192,
-           sparsity_eps=(1e-2, 1e-3, 1e-4)):
+           sparsity_eps=(1e-2, 1e-3, 1e-4), score_precision="fp32"):
     """Sparse (and with exact=True exact) attention of q, k, v for every window strategy.
 
     q, k, v: numpy arrays or torch CPU tensors of shape (n, d) or (heads, n, d), float32, float16,
@@ -109,13 +109,15 @@ def attend(q, k, v, windows=("const:256", "cert:1e-3"), causal=False, exact=True
     windows: strategy specs as on the command line (strategies() lists the forms).
     queries: evaluate an evenly strided sample of this many rows of q (None: every row).
     scale: the score scale (None: 1/sqrt(d)). Ctrl-C stops the call between query blocks.
+    score_precision: "fp32", or "tf32"/"bf16" with backend="cuda" (the filter GEMM on tensor
+    cores; lists are the same in every precision, the exact pass stays fp32).
     """
     if isinstance(windows, str):
         windows = windows.split()
     raw = _ncsparse.attend(q, k, v, list(windows), bool(causal), bool(exact), 0 if queries is None else int(queries),
                            0.0 if scale is None else float(scale), str(backend), int(threads), bool(save_lists),
                            comm, 0 if block is None else int(block), int(tile), int(max_k),
-                           [float(e) for e in sparsity_eps])
+                           [float(e) for e in sparsity_eps], str(score_precision))
     result = AttendResult(raw)
     converted = [t for t in ("k", "v") if result.copied[t]]
     if converted:

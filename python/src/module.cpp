@@ -204,7 +204,7 @@ py::array_t<T> zeros(std::vector<py::ssize_t> shape) {
 py::dict attend(py::object q_obj, py::object k_obj, py::object v_obj, const std::vector<std::string>& windows,
                 bool causal, bool exact, std::int64_t queries, double scale, const std::string& backend, int threads,
                 bool save_lists, const py::object& comm_obj, std::int64_t block, std::int64_t tile, std::int64_t max_k,
-                const std::vector<double>& sparsity_eps) {
+                const std::vector<double>& sparsity_eps, const std::string& score_precision) {
   const Comm comm = make_comm(comm_obj);
   const int P = comm.size();
 
@@ -225,6 +225,7 @@ py::dict attend(py::object q_obj, py::object k_obj, py::object v_obj, const std:
   job.exact = exact;
   job.scale = scale;
   job.backend = backend;
+  job.score_precision = score_precision;
   job.threads = threads;
   job.block = block > 0 ? block : std::max<std::int64_t>(256, 64 * std::int64_t{std::max(threads, 1)});
   job.tile = tile;
@@ -407,6 +408,7 @@ py::dict attend(py::object q_obj, py::object k_obj, py::object v_obj, const std:
   out["scale"] = result_scale;
   out["list_length"] = L;
   out["backend"] = backend;
+  out["score_precision"] = score_precision;
   out["collectives"] = collectives;
   return out;
 }
@@ -581,7 +583,7 @@ PYBIND11_MODULE(_ncsparse, m) {
   m.def("attend", &attend, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("windows"), py::arg("causal"),
         py::arg("exact"), py::arg("queries"), py::arg("scale"), py::arg("backend"), py::arg("threads"),
         py::arg("save_lists"), py::arg("comm"), py::arg("block"), py::arg("tile"), py::arg("max_k"),
-        py::arg("sparsity_eps"));
+        py::arg("sparsity_eps"), py::arg("score_precision"));
   m.def("generate", &generate, py::arg("n"), py::arg("d"), py::arg("heads"), py::arg("dtype"), py::arg("model"),
         py::arg("x_dist"), py::arg("B"), py::arg("R"), py::arg("sigma"), py::arg("seed"), py::arg("rope_theta"),
         py::arg("sinks"), py::arg("sink_strength"), py::arg("tied"), py::arg("out"), py::arg("force"),

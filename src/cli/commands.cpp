@@ -91,6 +91,11 @@ void add_job_options(CLI::App& cmd, JobOptions& o, const std::vector<std::string
   cmd.add_option("--backend", j.backend,
                  "Compute backend: cpu, or cuda (one GPU per rank; in builds with the CUDA backend)")
       ->capture_default_str();
+  cmd.add_option("--score-precision", j.score_precision,
+                 "Precision of the score GEMM that filters candidates: fp32, or tf32/bf16 on the cuda backend's tensor "
+                 "cores. Lists are the same in every precision (survivors are re-scored exactly); the exact pass "
+                 "stays fp32")
+      ->capture_default_str();
 }
 
 JobConfig finish_job_options(const JobOptions& o) {

@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ncsparse/precision.hpp"
+
 // Functions that host code and CUDA device code both call (the rounding margin here, the
 // radix keys of src/cuda/plan.hpp).
 #if defined(__CUDACC__)
@@ -52,10 +54,6 @@ NCSPARSE_HD inline float score_margin_of_bound(double dot_bound, std::int64_t d,
 inline float score_margin(double q_norm, double k_norm_max, std::int64_t d, double scale, double magnitude) {
   return score_margin_of_bound(scale * q_norm * k_norm_max, d, magnitude);
 }
-
-// Precisions a filter GEMM may score in (the GPU's tensor cores). Only the filter: a key that
-// passes is re-scored canonically, so lists never depend on it.
-enum class ScorePrecision { FP32, TF32, BF16 };
 
 // How a precision rounds: q and k are each converted with relative error at most `input`, their
 // products are exact in float (11- and 8-bit significands), and the float accumulation has a

@@ -11,8 +11,17 @@
 // re-scored) to a size that fills the device (cuda/plan.hpp). At the end one segmented radix
 // sort (CUB) orders each row's list on the device. No m × n score matrix exists: one rows × tile
 // tile at a time.
+//
+// --score-precision tf32|bf16 (PassParams::score_precision) scores the filter GEMM on the tensor
+// cores: TF32 from the float inputs (cuBLAS's fast-TF32 compute type), BF16 from copies of K
+// (converted once per shard) and Q (per block) rounded to nearest. The filter's margin is then
+// the one derived for that precision (score_margin_of_bound in core/score.hpp, with the proof),
+// and survivors are re-scored canonically as in FP32, so lists are the same in every precision.
+// The exact pass does not use the reduced scores: it scores the tile again in FP32 and takes its
+// chunk maxima from there, so its error is the FP32 pass's whatever the filter's precision.
 #include <cub/device/device_segmented_radix_sort.cuh>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -105,6 +114,7 @@ struct TileArgs {
   double scale;
   float* part_max;    // rows × chunks: maximum GEMM score of each chunk (exact only)
   double* part_sum;   // rows × chunks × 2: Σ p and Σ p² of each chunk (exact only)
+  ScorePrecision precision;  // of the scores in `scores` when filter_chunk reads them
 };
 
 __device__ std::int64_t visible_keys(const TileArgs& a, int row) {
@@ -113,9 +123,10 @@ __device__ std::int64_t visible_keys(const TileArgs& a, int row) {
   return limit < 0 ? 0 : (limit > a.tc ? a.tc : limit);
 }
 
-// The rounding margin of src/core/score.hpp for a row of bound `base` at threshold t.
-__device__ float margin_of(float base, float threshold, std::int64_t d) {
-  return score_margin_of_bound(double(base), d, fabs(double(threshold)));
+// The rounding margin of src/core/score.hpp for a row of bound `base` at threshold t, for GEMM
+// scores of precision p.
+__device__ float margin_of(float base, float threshold, std::int64_t d, ScorePrecision p) {
+  return score_margin_of_bound(double(base), d, fabs(double(threshold)), p);
 }
 
 // Re-scores the keys flagged in `mask` (bit l: key first + l·stride of the tile), four at a time,
@@ -167,7 +178,7 @@ __global__ void filter_chunk(TileArgs a, RowBuffers b) {
   const std::int64_t hi = limit < lo + cuda::kChunk ? limit : lo + cuda::kChunk;
   const float* s = a.scores + row * a.tc;
   const float t = b.threshold[row];
-  const float cut = isfinite(t) ? t - margin_of(a.margin_base[row], t, a.d) : t;
+  const float cut = isfinite(t) ? t - margin_of(a.margin_base[row], t, a.d, a.precision) : t;
   const float* qr = a.q + row * a.d;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
   float local_max = -INFINITY;
@@ -193,6 +204,33 @@ __global__ void filter_chunk(TileArgs a, RowBuffers b) {
   if (!a.exact) return;
   local_max = block_max(local_max, fshared);
   if (threadIdx.x == 0) a.part_max[row * a.chunks + blockIdx.x] = local_max;
+}
+
+// The chunk maxima of the FP32 scores (block (chunk, row)) over the visible keys, as filter_chunk
+// takes them in FP32: for the exact pass when the filter scored in another precision.
+__global__ void chunk_max(TileArgs a) {
+  __shared__ float fshared[32];
+  const int row = blockIdx.y;
+  const std::int64_t lo = std::int64_t(blockIdx.x) * cuda::kChunk;
+  const std::int64_t limit = visible_keys(a, row);
+  const std::int64_t hi = limit < lo + cuda::kChunk ? limit : lo + cuda::kChunk;
+  const float* s = a.scores + row * a.tc;
+  float x = -INFINITY;
+  for (std::int64_t j = lo + threadIdx.x; j < hi; j += blockDim.x) x = fmaxf(x, s[j]);
+  x = block_max(x, fshared);
+  if (threadIdx.x == 0) a.part_max[row * a.chunks + blockIdx.x] = x;
+}
+
+// Floats to bfloat16, rounded to nearest (the conversion error bound of core/score.hpp's BF16).
+__global__ void to_bf16(std::int64_t count, const float* from, __nv_bfloat16* to) {
+  const std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
+  if (i < count) to[i] = __float2bfloat16_rn(from[i]);
+}
+
+void convert_bf16(std::int64_t count, const float* from, __nv_bfloat16* to) {
+  if (count == 0) return;
+  to_bf16<<<unsigned((count + 255) / 256), 256>>>(count, from, to);
+  NCSPARSE_CUDA_LAUNCH();
 }
 
 // The row's maximum after this tile: the state's m and every chunk's maximum. The same in every
@@ -486,6 +524,7 @@ class CudaBackend final : public Backend {
     loaded_ = KeyShard{k.data(), v.data(), begin, count};
     loaded_d_ = gen.params().d;
     generated_ = true;
+    k_bf16_valid_ = false;
     return true;
   }
 
@@ -496,6 +535,7 @@ class CudaBackend final : public Backend {
       return;
     }
     generated_ = false;
+    k_bf16_valid_ = false;
     const std::size_t values = static_cast<std::size_t>(keys.count * p.d);
     k_.resize(values);
     v_.resize(values);
@@ -530,6 +570,32 @@ class CudaBackend final : public Backend {
   void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, LocalOutput out) override;
 
  private:
+  // scores (rows × tc, row-major) = alpha·Q·K_tileᵀ in `precision`: row-major S is column-major
+  // Sᵀ = K_tile·Qᵀ. For BF16, q16 and k16 are the bfloat16 copies of q and of the whole shard.
+  void score_tile(ScorePrecision precision, std::int64_t t0, std::int64_t tc, std::int64_t rows, std::int64_t d,
+                  float alpha, float* scores) {
+    const float zero = 0.0f;
+    switch (precision) {
+      case ScorePrecision::FP32:
+        cuda::check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(tc), int(rows), int(d), &alpha, k_.get() + t0 * d,
+                                int(d), q_.get(), int(d), &zero, scores, int(tc)),
+                    "cublasSgemm (scores)");
+        break;
+      case ScorePrecision::TF32:
+        cuda::check(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(tc), int(rows), int(d), &alpha,
+                                 k_.get() + t0 * d, CUDA_R_32F, int(d), q_.get(), CUDA_R_32F, int(d), &zero, scores,
+                                 CUDA_R_32F, int(tc), CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
+                    "cublasGemmEx (TF32 scores)");
+        break;
+      case ScorePrecision::BF16:
+        cuda::check(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(tc), int(rows), int(d), &alpha,
+                                 k_bf16_.get() + t0 * d, CUDA_R_16BF, int(d), q_bf16_.get(), CUDA_R_16BF, int(d),
+                                 &zero, scores, CUDA_R_32F, int(tc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                    "cublasGemmEx (BF16 scores)");
+        break;
+    }
+  }
+
   // Device to host through two pinned staging buffers (the host destination is pageable): the
   // copy of one chunk into its place (by `threads` threads: the first touch of the pages is
   // most of its cost) overlaps the transfer of the next.
@@ -578,6 +644,8 @@ class CudaBackend final : public Backend {
   KeyShard loaded_{};
   std::int64_t loaded_d_ = -1;
   bool generated_ = false;  // loaded_ came from generate_shard
+  bool k_bf16_valid_ = false;  // k_bf16_ holds the loaded shard (BF16 filter)
+  DeviceArray<__nv_bfloat16> k_bf16_, q_bf16_;
   double k_norm_max_ = 0;
   DeviceArray<float> q_, scores_, pv_, margin_, cand_s_, tmp_s_, thr_;
   DeviceArray<std::int64_t> pos_, cand_i_, tmp_i_;
@@ -596,6 +664,13 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
   // The device sort packs a global index into 32 bits.
   if (keys.begin + keys.count > (std::int64_t(1) << 32) - 1) {
     throw Error(kExitUnavailable, "--backend cuda: key indices beyond 2^32 - 1 are not supported (use --backend cpu)");
+  }
+  // BF16 filter: the shard's bfloat16 copy, made once per shard, before the plan counts free memory.
+  const ScorePrecision precision = p.score_precision;
+  if (precision == ScorePrecision::BF16 && !k_bf16_valid_) {
+    k_bf16_.resize(keys.count * d);
+    convert_bf16(keys.count * d, k_.get(), k_bf16_.get());
+    k_bf16_valid_ = true;
   }
   std::size_t free_bytes = 0, total_bytes = 0;
   NCSPARSE_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -629,6 +704,7 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
   NCSPARSE_CUDA(cub::DeviceSegmentedRadixSort::SortKeysDescending(nullptr, sort_bytes, keys_in_.get(), keys_out_.get(),
                                                                   R * L, R, offsets_.get(), offsets_.get() + 1));
   sort_tmp_.resize(sort_bytes);
+  if (precision == ScorePrecision::BF16) q_bf16_.resize(R * d);
 
   std::vector<float> margin(R);
   PhaseProfile prof;
@@ -644,6 +720,7 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
       max_pos = std::max(max_pos, queries.positions[r0 + i]);
     }
     NCSPARSE_CUDA(cudaMemcpy(margin_.get(), margin.data(), rows * sizeof(float), cudaMemcpyHostToDevice));
+    if (precision == ScorePrecision::BF16) convert_bf16(rows * d, q_.get(), q_bf16_.get());
     init_rows<<<rows, cuda::kRowThreads>>>(int(rows), width, L, b);
     NCSPARSE_CUDA_LAUNCH();
     prof.end(PhaseProfile::kUpload);
@@ -654,22 +731,29 @@ void CudaBackend::local_pass(const QueryBlock& queries, const KeyShard& keys, co
       if (p.causal && g0 > max_pos) break;
       const std::int64_t chunks = (tc + cuda::kChunk - 1) / cuda::kChunk;
       const float alpha = float(p.scale), zero = 0.0f, one = 1.0f;
-      // Row-major S (rows × tc) is column-major Sᵀ = K_tile · Qᵀ.
-      cuda::check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(tc), int(rows), int(d), &alpha, k_.get() + t0 * d,
-                             int(d), q_.get(), int(d), &zero, scores_.get(), int(tc)),
-                 "cublasSgemm (scores)");
+      score_tile(precision, t0, tc, rows, d, alpha, scores_.get());
       prof.end(PhaseProfile::kScores);
       TileArgs a{scores_.get(), tc,          g0,      d,        chunks,          pos_.get(),     p.causal,
-                 p.exact,       q_.get(),    k_.get() + t0 * d, margin_.get(), p.scale, part_max_.get(), part_sum_.get()};
+                 p.exact,       q_.get(),    k_.get() + t0 * d, margin_.get(), p.scale, part_max_.get(), part_sum_.get(),
+                 precision};
+      // The filter takes the exact pass's chunk maxima only from FP32 scores.
+      TileArgs fa = a;
+      fa.exact = p.exact && precision == ScorePrecision::FP32;
       const dim3 grid{unsigned(chunks), unsigned(rows)};
       if (tc % 4 == 0) {
-        filter_chunk<4><<<grid, cuda::kRowThreads>>>(a, b);
+        filter_chunk<4><<<grid, cuda::kRowThreads>>>(fa, b);
       } else {
-        filter_chunk<1><<<grid, cuda::kRowThreads>>>(a, b);
+        filter_chunk<1><<<grid, cuda::kRowThreads>>>(fa, b);
       }
       NCSPARSE_CUDA_LAUNCH();
       prof.end(PhaseProfile::kFilter);
       if (p.exact) {
+        if (precision != ScorePrecision::FP32) {  // the exact pass scores in FP32
+          score_tile(ScorePrecision::FP32, t0, tc, rows, d, alpha, scores_.get());
+          a.precision = ScorePrecision::FP32;
+          chunk_max<<<grid, cuda::kRowThreads>>>(a);
+          NCSPARSE_CUDA_LAUNCH();
+        }
         exp_chunk<<<grid, cuda::kRowThreads>>>(a, b, width);
         NCSPARSE_CUDA_LAUNCH();
         tile_finalize<<<unsigned(rows), cuda::kRowThreads>>>(a, b, width);

@@ -236,7 +236,8 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     k_max = engine::max_row_norm_bound(k_rows, owned, d, config.threads);
   });
 
-  PassParams pass{d, res.scale, config.causal, L, config.exact, config.tile, 0, config.threads};
+  PassParams pass{d, res.scale, config.causal, L, config.exact, config.tile, 0, config.threads,
+                  parse_precision(config.score_precision).value_or(ScorePrecision::FP32)};
   if (!config.stream) collective(comm, [&] { in.backend->load_shard(keys, pass); });
   std::vector<std::unique_ptr<engine::Stage>> stages = make_stages(config);
   for (auto& s : stages) timed(t.*s->phase(), [&] { s->prepare(job); });

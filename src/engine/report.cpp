@@ -53,7 +53,9 @@ std::string table(const JobResult& r) {
   std::ostringstream os;
   os << "ncsparse run: n=" << c.n << " d=" << c.model.d << " queries=" << c.queries
      << (c.queries == c.n ? " (all rows)" : " (sampled rows)") << " ranks=" << r.ranks << " threads/rank=" << c.threads
-     << " backend=" << c.backend << " collectives=" << r.collectives << "\n"
+     << " backend=" << c.backend << " collectives=" << r.collectives
+     << (c.score_precision != "fp32" ? " score-precision=" + c.score_precision + " (filter only)" : std::string())
+     << "\n"
      << "  model " << model_text(c) << ", seed " << c.model.seed << ", scale " << num(r.scale, "%.6g") << ", "
      << (c.causal ? "causal" : "not causal") << ", candidate list K+1=" << r.list_length << ", exact pass "
      << (c.exact ? "on" : "off") << "\n";
@@ -149,6 +151,7 @@ std::string json(const JobResult& r) {
   os << "{\n  \"ncsparse_version\": " << json_str(NCSPARSE_VERSION) << ",\n  \"config\": {\"n\": " << c.n
      << ", \"d\": " << m.d << ", \"queries\": " << c.queries << ", \"ranks\": " << r.ranks
      << ", \"threads\": " << c.threads << ", \"backend\": " << json_str(c.backend)
+     << ", \"score_precision\": " << json_str(c.score_precision)
      << ", \"collectives\": " << json_str(r.collectives) << ", \"model\": " << json_str(to_string(m.model))
      << ", \"x_dist\": " << json_str(to_string(m.x_dist)) << ", \"B\": " << json_num(m.bound)
      << ", \"R\": " << json_num(m.weight_norm) << ", \"sigma\": " << json_num(m.sigma)

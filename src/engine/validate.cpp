@@ -6,6 +6,7 @@
 
 #include "engine/job.hpp"
 #include "ncsparse/engine.hpp"
+#include "ncsparse/precision.hpp"
 #include "ncsparse/report.hpp"
 
 namespace ncsparse {
@@ -39,6 +40,14 @@ void validate_sizes(const JobConfig& c) {
   if (c.windows.empty()) throw usage_error("--window: give at least one window strategy (e.g. --window const:256)");
   if (c.backend != "cpu" && c.backend != "cuda") {
     throw usage_error("--backend: unknown backend '" + c.backend + "' (use cpu or cuda)");
+  }
+  const std::optional<ScorePrecision> precision = parse_precision(c.score_precision);
+  if (!precision) {
+    throw usage_error("--score-precision: unknown precision '" + c.score_precision + "' (use fp32, tf32 or bf16)");
+  }
+  if (*precision != ScorePrecision::FP32 && c.backend != "cuda") {
+    throw usage_error("--score-precision " + c.score_precision +
+                      ": only the cuda backend scores in reduced precision (use fp32, or --backend cuda)");
   }
   if (c.threads < 1) throw usage_error("--threads: must be >= 1, got " + std::to_string(c.threads));
   if (c.block < 1) throw usage_error("--block: must be >= 1, got " + std::to_string(c.block));

@@ -92,6 +92,8 @@ expect 64 "--bogus" 2 run "${small[@]}" --bogus 3
 expect 64 "each rank needs about" 2 run --n 100000000000 --queries 10 --d 64
 expect 69 "--backend cuda" 2 run "${small[@]}" --backend cuda
 expect 64 "--backend: unknown backend 'tpu'" 2 run "${small[@]}" --backend tpu
+expect 64 "--score-precision: unknown precision 'fp16'" 2 run "${small[@]}" --score-precision fp16
+expect 64 "--score-precision tf32: only the cuda backend" 2 run "${small[@]}" --score-precision tf32
 # study checks the backend before it creates anything (no results file, no records).
 study_file=$(cd "$(dirname "$0")/../.." && pwd)/data/studies/quickstart.toml
 expect 69 "--backend cuda" 2 study "$study_file" --out "$tmp/study.h5" --backend cuda

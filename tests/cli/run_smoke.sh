@@ -82,7 +82,7 @@ assert r["score_max"]["count"] == 24
 "$mpiexec" -q -n 1 "$bin" run --help >"$tmp/help" 2>&1
 check "run --help exits 0" test $? -eq 0
 for flag in --n --d --queries --window --model --x-dist --B --R --sigma --seed --scale --causal --no-exact \
-            --threads --block --tile --max-k --sparsity-eps --backend --format --stream --tied; do
+            --threads --block --tile --max-k --sparsity-eps --backend --score-precision --format --stream --tied; do
   check "help documents $flag" grep -qE -- "^ +$flag( |,)" "$tmp/help"
 done
 check "help shows defaults" grep -q "1048576" "$tmp/help"

@@ -10,6 +10,7 @@
 #include "ncsparse/backend.hpp"
 #include "ncsparse/flash.hpp"
 #include "ncsparse/generator.hpp"
+#include "ncsparse/precision.hpp"
 
 namespace ncsparse {
 namespace {
@@ -29,6 +30,7 @@ struct Case {
   std::uint64_t seed = 99;
   std::int64_t begin = 0;  // global index of the shard's first key
   std::int64_t query_offset = 0;  // query positions are sampled in [0, n) and shifted by this
+  ScorePrecision precision = ScorePrecision::FP32;  // of the CUDA backend's filter GEMM
 };
 
 void compare(const Case& c) {
@@ -53,6 +55,8 @@ void compare(const Case& c) {
   p.list_length = c.L;
   p.tile = c.tile > 0 ? c.tile : 2048;
   p.device_tile = c.tile;
+  PassParams pg = p;  // the CPU backend scores in FP32 only
+  pg.score_precision = c.precision;
   const std::size_t width = flash_row_size(c.d);
   // Poisoned outputs: every entry must be written.
   std::vector<Candidate> lc(c.rows * c.L, Candidate{1.5f, -7}), lg(lc.size(), Candidate{2.5f, -9});
@@ -62,12 +66,12 @@ void compare(const Case& c) {
   auto cpu = make_backend("cpu");
   auto gpu = make_backend("cuda");
   cpu->load_shard(shard, p);
-  gpu->load_shard(shard, p);
+  gpu->load_shard(shard, pg);
   cpu->local_pass(block, shard, p, {lc, fc});
-  gpu->local_pass(block, shard, p, {lg, fg});
+  gpu->local_pass(block, shard, pg, {lg, fg});
   for (std::size_t i = 0; i < lc.size(); ++i) {
-    ASSERT_EQ(lg[i].index, lc[i].index) << "entry " << i;
-    ASSERT_EQ(lg[i].score, lc[i].score) << "entry " << i;
+    ASSERT_EQ(lg[i].index, lc[i].index) << "entry " << i << " (" << precision_name(c.precision) << ")";
+    ASSERT_EQ(lg[i].score, lc[i].score) << "entry " << i << " (" << precision_name(c.precision) << ")";
   }
   // Flash states: m is each backend's largest GEMM score (cuBLAS and OpenBLAS round differently),
   // so m within rounding, and l, l2, o within 1e-5 relative once brought to the same m.
@@ -111,6 +115,33 @@ TEST(CudaBackend, FullyMaskedRows) { compare({4000, 12, 17, 16, 0, true, true, I
 // Some rows see part of the shard, some none (the shard starts at 3000).
 TEST(CudaBackend, PartlyMaskedShard) {
   compare({8000, 40, 129, 32, 1024, true, true, InputModel::Gaussian, 3.0, 6, 3000});
+}
+
+// Tensor-core filters (--score-precision tf32, bf16): the lists are the CPU's, ties included, and
+// the exact pass (scored again in FP32) agrees as in FP32. Paper inputs with B = 3 put many keys
+// inside the wider margins; B = 1e-3 makes every score tie.
+TEST(CudaBackend, ReducedPrecisionFiltersKeepTheLists) {
+  for (const ScorePrecision precision : {ScorePrecision::TF32, ScorePrecision::BF16}) {
+    SCOPED_TRACE(precision_name(precision));
+    Case c{20000, 64, 65, 64, 2048, false, true, InputModel::Paper, 3.0};
+    c.precision = precision;
+    compare(c);
+    c = {9000, 37, 129, 32, 512, true, true, InputModel::Gaussian, 3.0};
+    c.precision = precision;
+    compare(c);
+    c = {5000, 16, 200, 3, 256, false, true, InputModel::Paper, 1e-3};
+    c.precision = precision;
+    compare(c);
+    c = {70000, 8, 4097, 64, 0, false, false, InputModel::Paper, 3.0};
+    c.precision = precision;
+    compare(c);
+    c = {30000, 20, 300, 37, 0, false, true, InputModel::Paper, 3.0};  // d not a multiple of 8
+    c.precision = precision;
+    compare(c);
+    c = {8000, 40, 129, 32, 1024, true, true, InputModel::Gaussian, 3.0, 6, 3000};  // partly masked shard
+    c.precision = precision;
+    compare(c);
+  }
 }
 
 }  // namespace

@@ -156,6 +156,8 @@ USAGE = [
     (dict(windows=["const:8"], queries=-1), ["--window", "const:8", "--queries", "-1"]),
     (dict(windows=["const:8"], threads=0), ["--window", "const:8", "--threads", "0"]),
     (dict(windows=["const:8"], backend="tpu"), ["--window", "const:8", "--backend", "tpu"]),
+    (dict(windows=["const:8"], score_precision="fp16"), ["--window", "const:8", "--score-precision", "fp16"]),
+    (dict(windows=["const:8"], score_precision="bf16"), ["--window", "const:8", "--score-precision", "bf16"]),
     (dict(windows=["const:8"], scale=float("nan")), ["--window", "const:8", "--scale", "nan"]),
 ]
 
