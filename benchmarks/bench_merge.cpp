@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   std::vector<long> ms{256}, Ks{256, 1024, 4096, 16384};
   int reps = 7;
-  std::vector<std::string> names{"allreduce", "tree", "allgather"};
+  std::vector<std::string> names{"allreduce", "tree", "allgather", "rowowner"};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--m") {
@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
       for (const std::string& name : names) {
         const TopkMerge algo = name == "tree"        ? TopkMerge::kTree
                                : name == "allgather" ? TopkMerge::kAllgather
+                               : name == "rowowner"  ? TopkMerge::kRowOwner
                                                      : TopkMerge::kAllreduce;
         std::vector<double> times;
         for (int rep = 0; rep <= reps; ++rep) {  // repetition 0 warms up

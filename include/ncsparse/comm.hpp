@@ -22,20 +22,22 @@ void mpi_check(int rc, const char* call);
 #define NCSPARSE_MPI(call) ::ncsparse::mpi_check((call), #call)
 
 // How allreduce_topk merges the candidate lists over MPI (docs/scaling.md has their costs and
-// the measurements behind choose_topk_merge). All three give the same list, bit for bit: the
+// the measurements behind choose_topk_merge). All four give the same list, bit for bit: the
 // merge is associative and commutative under the total order of candidate.hpp.
 enum class TopkMerge {
   kAllreduce,  // MPI_Allreduce with the merge as a user-defined op, one row per datatype element
   kTree,       // binomial-tree reduce to rank 0 (point-to-point), then MPI_Bcast
   kAllgather,  // MPI_Allgather of every rank's lists, then one local P-way merge per row
+  kRowOwner,   // rows split over ranks: MPI_Alltoallv sends each row to its owner, the owner
+               // merges its rows P ways, MPI_Allgatherv returns them (the ring's reduce-scatter
+               // generalised to fewer rows than ranks)
 };
 const char* to_string(TopkMerge algorithm);
 
-// The algorithm for `ranks` ranks and `bytes` of lists per rank, `oversubscribed` when some
-// node runs more ranks than it has cores: NCSPARSE_MERGE=allreduce, tree or allgather when set
-// (it must be the same on every rank: read once per process; any other value is
-// Error(kExitUsage)), else the rule of docs/scaling.md.
-TopkMerge choose_topk_merge(int ranks, std::size_t bytes, bool oversubscribed);
+// The algorithm for `ranks` ranks and `bytes` of lists per rank: NCSPARSE_MERGE=allreduce, tree,
+// allgather or rowowner when set (it must be the same on every rank: read once per process; any
+// other value is Error(kExitUsage)), else the rule of docs/scaling.md.
+TopkMerge choose_topk_merge(int ranks, std::size_t bytes);
 
 class Comm {
  public:
@@ -48,7 +50,7 @@ class Comm {
 
   // All-reduce top-k: `lists` holds rows × L candidates, each row sorted and padded. MPI sees
   // one whole row as one datatype element, so no algorithm that splits buffers cuts a row.
-  // Over MPI it uses choose_topk_merge(size(), lists.size_bytes(), oversubscribed()); the NCCL collectives
+  // Over MPI it uses choose_topk_merge(size(), lists.size_bytes()); the NCCL collectives
   // all-gather and merge on the device.
   void allreduce_topk(std::span<Candidate> lists, std::int64_t L) const;
   // The same with the MPI algorithm given (benchmarks and tests; always MPI).
@@ -67,7 +69,8 @@ class Comm {
   void agree(int code, const std::string& message) const;
 
   // Whether some node runs more of this communicator's ranks than it has online cores, agreed
-  // by all ranks. Collective on its first call (per Comm object), cached after.
+  // by all ranks. Collective on its first call (per Comm object), cached after. (The merge
+  // rule no longer uses it: the row owner won with and without oversubscription.)
   bool oversubscribed() const;
 
   // A copy whose allreduce_topk, allreduce_flash and allreduce_sum run on `device` (NCCL

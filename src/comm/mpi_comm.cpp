@@ -17,10 +17,11 @@ namespace {
 // The tree merge's messages; collectives never match point-to-point traffic, and nothing else
 // in ncsparse sends any on the job's communicator.
 constexpr int kTreeTag = 0x6e63;
-// choose_topk_merge's rule (docs/scaling.md): the tree up to this many ranks, from these bytes
-// of lists per rank.
-constexpr int kTreeMaxRanks = 8;
-constexpr double kTreeMinBytes = 32.0 * 1024 * 1024;
+// choose_topk_merge's rule (docs/scaling.md): the row-owner merge from these bytes of lists per
+// rank, or from kRowOwnerBytes on kRowOwnerRanks ranks or more; the library's all-reduce below.
+constexpr double kRowOwnerAnyRanksBytes = 32.0 * 1024 * 1024;
+constexpr double kRowOwnerBytes = 1024.0 * 1024;
+constexpr int kRowOwnerRanks = 4;
 
 // The datatype of one row is a contiguous run of bytes; its size tells the op the row length.
 int type_bytes(MPI_Datatype* type) {
@@ -111,36 +112,38 @@ const char* to_string(TopkMerge algorithm) {
       return "tree";
     case TopkMerge::kAllgather:
       return "allgather";
+    case TopkMerge::kRowOwner:
+      return "rowowner";
   }
   return "?";
 }
 
-TopkMerge choose_topk_merge(int ranks, std::size_t bytes, bool oversubscribed) {
+TopkMerge choose_topk_merge(int ranks, std::size_t bytes) {
   static const std::optional<TopkMerge> forced = []() -> std::optional<TopkMerge> {
     const char* env = std::getenv("NCSPARSE_MERGE");
     if (env == nullptr || *env == '\0') return std::nullopt;
-    for (TopkMerge a : {TopkMerge::kAllreduce, TopkMerge::kTree, TopkMerge::kAllgather}) {
+    for (TopkMerge a : {TopkMerge::kAllreduce, TopkMerge::kTree, TopkMerge::kAllgather, TopkMerge::kRowOwner}) {
       if (std::string(env) == to_string(a)) return a;
     }
-    throw usage_error(std::string("NCSPARSE_MERGE=") + env + ": expected allreduce, tree or allgather");
+    throw usage_error(std::string("NCSPARSE_MERGE=") + env + ": expected allreduce, tree, allgather or rowowner");
   }();
   if (forced) return *forced;
-  // docs/scaling.md, measured in benchmarks/RESULTS.md: the library's all-reduce (a segmented
-  // ring over whole rows for large lists) merges about one list per rank whatever P is, in
-  // about 2·bytes/1 MiB messages; the binomial tree merges log2 P lists on rank 0's path in
-  // few messages. Where ranks share cores each message may wait a time slice for its peer, and
-  // the tree won at large lists (P = 2, 4, 8); elsewhere the model prefers the ring. The
-  // all-gather is never chosen: it moves P - 1 lists to every rank, holds P, and measured
-  // slowest at 22 of 24 sizes.
-  return oversubscribed && ranks <= kTreeMaxRanks && static_cast<double>(bytes) >= kTreeMinBytes
-             ? TopkMerge::kTree
-             : TopkMerge::kAllreduce;
+  // docs/scaling.md, measured in benchmarks/RESULTS.md ("... with the row owner"): the row
+  // owner moves each list about twice in two collectives and merges each row once, P ways; it
+  // was the fastest or within noise of it from 1 MiB per rank at P = 4 and 8, and at 64 MiB on
+  // every P (2.2-4.6x the all-reduce, 1.2-1.5x the tree), and the model keeps it ahead to 1,024
+  // ranks. Below 1 MiB, or 32 MiB on 2-3 ranks, the library's all-reduce (recursive doubling or
+  // a ring) was as fast or faster. The tree and the all-gather are never chosen: the tree
+  // merges log2 P whole lists on rank 0's path, the all-gather moves and holds P lists.
+  const double b = static_cast<double>(bytes);
+  return b >= kRowOwnerAnyRanksBytes || (ranks >= kRowOwnerRanks && b >= kRowOwnerBytes) ? TopkMerge::kRowOwner
+                                                                                          : TopkMerge::kAllreduce;
 }
 
 void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L) const {
   if (size_ == 1 || lists.empty()) return;
   if (device_) return device_->allreduce_topk(lists, L);
-  allreduce_topk(lists, L, choose_topk_merge(size_, lists.size_bytes(), oversubscribed()));
+  allreduce_topk(lists, L, choose_topk_merge(size_, lists.size_bytes()));
 }
 
 void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L, TopkMerge algorithm) const {
@@ -184,6 +187,36 @@ void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L, TopkMerge 
         for (std::size_t p = 0; p < heads.size(); ++p) heads[p] = {all.data() + (p * rows + r) * Lu, Lu};
         merge_sorted_many(heads, lists.subspan(r * Lu, Lu));
       }
+      return;
+    }
+    case TopkMerge::kRowOwner: {
+      // Rank p owns rows [first[p], first[p + 1]) (contiguous, sizes differ by at most one;
+      // with fewer rows than ranks some own none). Each rank sends every owner its copy of the
+      // owner's rows, merges the P copies of its own rows with one heap per row, and the
+      // all-gather puts every merged row back in place on every rank.
+      const int P = size_;
+      thread_local std::vector<int> first, counts, recv_counts, recv_displs;
+      first.resize(static_cast<std::size_t>(P) + 1);
+      counts.resize(static_cast<std::size_t>(P));
+      for (int p = 0; p <= P; ++p) first[p] = static_cast<int>(rows * static_cast<std::size_t>(p) / static_cast<std::size_t>(P));
+      for (int p = 0; p < P; ++p) counts[p] = first[p + 1] - first[p];
+      const int mine = counts[rank_];
+      recv_counts.assign(static_cast<std::size_t>(P), mine);
+      recv_displs.resize(static_cast<std::size_t>(P));
+      for (int p = 0; p < P; ++p) recv_displs[p] = p * mine;
+      thread_local std::vector<Candidate> copies;
+      copies.resize(static_cast<std::size_t>(mine) * static_cast<std::size_t>(P) * Lu);
+      NCSPARSE_MPI(MPI_Alltoallv(lists.data(), counts.data(), first.data(), row.type, copies.data(),
+                                 recv_counts.data(), recv_displs.data(), row.type, comm_));
+      thread_local std::vector<std::span<const Candidate>> heads;
+      heads.resize(static_cast<std::size_t>(P));
+      const std::size_t own = static_cast<std::size_t>(mine);
+      for (std::size_t r = 0; r < own; ++r) {
+        for (std::size_t p = 0; p < heads.size(); ++p) heads[p] = {copies.data() + (p * own + r) * Lu, Lu};
+        merge_sorted_many(heads, lists.subspan((static_cast<std::size_t>(first[rank_]) + r) * Lu, Lu));
+      }
+      NCSPARSE_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, lists.data(), counts.data(), first.data(),
+                                  row.type, comm_));
       return;
     }
   }

@@ -43,7 +43,7 @@ void check_all_algorithms(std::size_t rows, std::size_t L, unsigned seed) {
       std::copy(merged.begin(), merged.end(), want.begin() + static_cast<std::ptrdiff_t>(r * L));
     }
   }
-  for (TopkMerge algo : {TopkMerge::kAllreduce, TopkMerge::kTree, TopkMerge::kAllgather}) {
+  for (TopkMerge algo : {TopkMerge::kAllreduce, TopkMerge::kTree, TopkMerge::kAllgather, TopkMerge::kRowOwner}) {
     std::vector<Candidate> got = rank_lists(comm.rank(), P, rows, L, seed);
     comm.allreduce_topk(got, static_cast<std::int64_t>(L), algo);
     for (std::size_t i = 0; i < got.size(); ++i) {
@@ -57,18 +57,23 @@ TEST(TopkMerge, AlgorithmsAgreeOneEntry) { check_all_algorithms(9, 1, 1); }
 TEST(TopkMerge, AlgorithmsAgreeShortLists) { check_all_algorithms(31, 7, 2); }
 TEST(TopkMerge, AlgorithmsAgreeLongerLists) { check_all_algorithms(13, 129, 3); }
 TEST(TopkMerge, AlgorithmsAgreeOneRow) { check_all_algorithms(1, 1000, 4); }
+// Fewer rows than ranks (row owner: some ranks own none) and rows not a multiple of P.
+TEST(TopkMerge, AlgorithmsAgreeFewRows) { check_all_algorithms(3, 33, 5); }
+TEST(TopkMerge, AlgorithmsAgreeRaggedRows) { check_all_algorithms(37, 17, 6); }
 
-// The rule without NCSPARSE_MERGE (docs/scaling.md): the tree for large lists on a few ranks
-// that share cores, the all-reduce otherwise; never the all-gather.
+// The rule without NCSPARSE_MERGE (docs/scaling.md): the row owner from 1 MiB per rank on 4 or
+// more ranks and from 32 MiB on any, the all-reduce otherwise; never the tree or the all-gather.
 TEST(TopkMerge, ChoiceBySizeAndRanks) {
   if (std::getenv("NCSPARSE_MERGE") != nullptr) GTEST_SKIP() << "NCSPARSE_MERGE is set";
   const std::size_t big = std::size_t{256} * 16385 * 16;
-  EXPECT_EQ(choose_topk_merge(2, 16 * 1024, true), TopkMerge::kAllreduce);
-  EXPECT_EQ(choose_topk_merge(8, 4 << 20, true), TopkMerge::kAllreduce);
-  EXPECT_EQ(choose_topk_merge(2, big, true), TopkMerge::kTree);
-  EXPECT_EQ(choose_topk_merge(8, big, true), TopkMerge::kTree);
-  EXPECT_EQ(choose_topk_merge(8, big, false), TopkMerge::kAllreduce);
-  EXPECT_EQ(choose_topk_merge(1024, big, true), TopkMerge::kAllreduce);
+  EXPECT_EQ(choose_topk_merge(2, 16 * 1024), TopkMerge::kAllreduce);
+  EXPECT_EQ(choose_topk_merge(1024, 16 * 1024), TopkMerge::kAllreduce);
+  EXPECT_EQ(choose_topk_merge(2, 4 << 20), TopkMerge::kAllreduce);
+  EXPECT_EQ(choose_topk_merge(3, 4 << 20), TopkMerge::kAllreduce);
+  EXPECT_EQ(choose_topk_merge(4, 1 << 20), TopkMerge::kRowOwner);
+  EXPECT_EQ(choose_topk_merge(8, 4 << 20), TopkMerge::kRowOwner);
+  EXPECT_EQ(choose_topk_merge(2, big), TopkMerge::kRowOwner);
+  EXPECT_EQ(choose_topk_merge(1024, big), TopkMerge::kRowOwner);
 }
 
 // Every rank agrees on whether the job is oversubscribed; here (2 cores) from 3 ranks on.
