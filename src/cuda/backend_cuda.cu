@@ -123,6 +123,12 @@ __device__ std::int64_t visible_keys(const TileArgs& a, int row) {
   return limit < 0 ? 0 : (limit > a.tc ? a.tc : limit);
 }
 
+// The end of the visible keys of the chunk starting at key lo (block (chunk, row)).
+__device__ std::int64_t visible_chunk_end(const TileArgs& a, int row, std::int64_t lo) {
+  const std::int64_t limit = visible_keys(a, row);
+  return limit < lo + cuda::kChunk ? limit : lo + cuda::kChunk;
+}
+
 // The rounding margin of src/core/score.hpp for a row of bound `base` at threshold t, for GEMM
 // scores of precision p.
 __device__ float margin_of(float base, float threshold, std::int64_t d, ScorePrecision p) {
@@ -173,9 +179,7 @@ template <int V>
 __global__ void filter_chunk(TileArgs a, RowBuffers b) {
   __shared__ float fshared[32];
   const int row = blockIdx.y;
-  const std::int64_t lo = std::int64_t(blockIdx.x) * cuda::kChunk;
-  const std::int64_t limit = visible_keys(a, row);
-  const std::int64_t hi = limit < lo + cuda::kChunk ? limit : lo + cuda::kChunk;
+  const std::int64_t lo = std::int64_t(blockIdx.x) * cuda::kChunk, hi = visible_chunk_end(a, row, lo);
   const float* s = a.scores + row * a.tc;
   const float t = b.threshold[row];
   const float cut = isfinite(t) ? t - margin_of(a.margin_base[row], t, a.d, a.precision) : t;
@@ -211,9 +215,7 @@ __global__ void filter_chunk(TileArgs a, RowBuffers b) {
 __global__ void chunk_max(TileArgs a) {
   __shared__ float fshared[32];
   const int row = blockIdx.y;
-  const std::int64_t lo = std::int64_t(blockIdx.x) * cuda::kChunk;
-  const std::int64_t limit = visible_keys(a, row);
-  const std::int64_t hi = limit < lo + cuda::kChunk ? limit : lo + cuda::kChunk;
+  const std::int64_t lo = std::int64_t(blockIdx.x) * cuda::kChunk, hi = visible_chunk_end(a, row, lo);
   const float* s = a.scores + row * a.tc;
   float x = -INFINITY;
   for (std::int64_t j = lo + threadIdx.x; j < hi; j += blockDim.x) x = fmaxf(x, s[j]);
