@@ -93,8 +93,15 @@ fault() {
   took=""
   study_bg "$np" "$out" "$tmp/s.toml" /dev/null "$tmp/err"
   if [ "$kind" = term ] || { [ "$kind" = rank ] && [ "$startup_rank_kills" = no ]; }; then
-    # "During a block": once the study has taken its lock, at a random moment of the rest.
-    for _ in $(seq 400); do [ -s "$out.records/lock" ] && break; sleep 0.01; done
+    # "During a block": once this job has taken the study's lock (the lock names its holder's
+    # pid: a resume finds the killed job's lock file already there, and a rank killed while
+    # the new job is still in MPI start-up can deadlock the launcher, docs/reliability.md §6),
+    # at a random moment of the rest.
+    for _ in $(seq 400); do
+      holder=$(sed -n 's/^pid \([0-9]*\) .*/\1/p' "$out.records/lock" 2>/dev/null)
+      [ -n "$holder" ] && ranks_of "$bg" | grep -qx "$holder" && break
+      sleep 0.01
+    done
     delay=$(uniform 0 "$(echo "${full[$np]} * $span * 0.6" | bc)")
   else
     delay=$(uniform 0 "$(echo "${full[$np]} * $span" | bc)")  # start-up included
