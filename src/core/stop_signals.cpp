@@ -86,6 +86,12 @@ int settle_stop_signals(int code, int agreed_signal) {
   if (code == 0 && agreed_signal != 0) {
     say_finished(agreed_signal);
     code = 75;
+  } else if (code == 0 && g_said.exchange(true)) {
+    // Rank 0 was signalled inside the agreement after every rank had given its part (so the
+    // agreement says no signal), and has already written the line: the line stands, and so
+    // does 75 (the launcher reports a rank's 75 beside the others' 0). Taking the flag here
+    // otherwise also keeps a signal from now until g_final is set from writing the line.
+    code = 75;
   }
   g_final = code;
   return code;

@@ -18,7 +18,8 @@ void install_stop_signals();
 // was not yet settling ends with 75 at the same signal). Then every rank agrees on the
 // signals received (the maximum of stop_signal()), and settle_stop_signals(code, agreed) gives
 // the exit code: 75 with that line (written once) when code was 0 and some rank was
-// signalled, code otherwise. From then on a signal leaves a success to MPI_Finalize (exiting
+// signalled, or rank 0 wrote the line (a signal that came after every rank's part of the
+// agreement), code otherwise. From then on a signal leaves a success to MPI_Finalize (exiting
 // with it after a grace of 10 s should MPI_Finalize not return) and ends an error silently
 // with its code (the SIGTERM the launcher sends the ranks left when one has exited).
 void begin_settling_stop_signals(int code);
