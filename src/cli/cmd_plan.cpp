@@ -66,7 +66,7 @@ plan::Prediction total_at(const std::vector<Item>& items, int P, const plan::Pro
     if (each) each->push_back(p);
     sum.startup += p.startup, sum.inputs += p.inputs, sum.local_pass += p.local_pass, sum.merge += p.merge;
     sum.exact += p.exact;
-    sum.sparse += p.sparse, sum.stats += p.stats, sum.total += p.total;
+    sum.sparse += p.sparse, sum.stats += p.stats, sum.other += p.other, sum.total += p.total;
     sum.memory = std::max(sum.memory, p.memory);
     sum.memory_limit = p.memory_limit;
     sum.oversubscription = p.oversubscription;
@@ -78,7 +78,7 @@ plan::Prediction total_at(const std::vector<Item>& items, int P, const plan::Pro
 std::string phases_json(const plan::Prediction& p) {
   std::ostringstream os;
   os << "{\"startup\": " << p.startup << ", \"inputs\": " << p.inputs << ", \"local_pass\": " << p.local_pass
-     << ", \"exact_in_local_pass\": " << p.exact << ", \"merge\": " << p.merge << ", \"sparse\": " << p.sparse << ", \"stats\": " << p.stats
+     << ", \"exact_in_local_pass\": " << p.exact << ", \"merge\": " << p.merge << ", \"sparse\": " << p.sparse << ", \"stats\": " << p.stats << ", \"other\": " << p.other
      << ", \"total\": " << p.total << "}";
   return os.str();
 }
@@ -103,6 +103,7 @@ Runner add_plan_command(CLI::App& app) {
     std::string profile;
     std::string mem_per_rank;
     int ranks_per_node = 0;
+    double background = 0;
     std::string format = "table";
   };
   auto o = std::make_shared<Options>();
@@ -119,6 +120,11 @@ Runner add_plan_command(CLI::App& app) {
   cmd->add_option("--ranks-per-node", o->ranks_per_node,
                   "Ranks sharing one node (default: its cores / --threads); more ranks x threads than cores slows "
                   "every compute phase by their ratio");
+  cmd->add_option("--background-load", o->background,
+                  "Runnable threads of other work on each node (a shared node): with the ranks' threads they share "
+                  "its cores evenly")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   cmd->add_option("--format", o->format, "Output: table or json")->capture_default_str();
   cmd->add_option("--n", o->job.job.n, "run's --n: keys")->capture_default_str();
   cmd->add_option("--queries", o->job.job.queries, "run's --queries: evaluated query rows")->capture_default_str();
@@ -143,7 +149,7 @@ Runner add_plan_command(CLI::App& app) {
           const std::string name = opt->get_name();
           if (opt->count() == 0 || name.rfind("--", 0) != 0) continue;
           if (name == "--ranks" || name == "--profile" || name == "--mem-per-rank" || name == "--ranks-per-node" ||
-              name == "--format" || name == "--threads") {
+              name == "--format" || name == "--threads" || name == "--background-load") {
             continue;
           }
           throw usage_error(name + ": not allowed with a study file (the file gives the job; only --threads overrides it)");
@@ -170,6 +176,7 @@ Runner add_plan_command(CLI::App& app) {
       node.ranks_per_node = o->ranks_per_node > 0 ? o->ranks_per_node : std::max(1, node.cores / std::max(1, threads));
       node.memory_per_node = plan::memory_available();
       node.memory_per_rank = mem_per_rank;
+      node.background = o->background;
 
       std::vector<plan::Prediction> each;
       const plan::Prediction at_p = total_at(items, o->ranks, prof, node, &each);
@@ -214,6 +221,7 @@ Runner add_plan_command(CLI::App& app) {
          << " rank" << (o->ranks == 1 ? "" : "s") << " x " << threads << " thread" << (threads == 1 ? "" : "s") << " ("
          << nodes << " node" << (nodes == 1 ? "" : "s") << " of " << node.cores << " cores, " << node.ranks_per_node
          << " ranks per node";
+      if (o->background > 0) os << "; " << fmt(o->background) << " threads of other work per node";
       if (at_p.oversubscription > 1) os << "; oversubscribed " << fmt(at_p.oversubscription) << "x";
       os << ")\n";
       if (prof.builtin) {
@@ -223,15 +231,16 @@ Runner add_plan_command(CLI::App& app) {
            << prof.ranks << " rank(s) x " << prof.threads << " thread(s)" << (prof.quick ? ", --quick" : "") << ")\n";
       }
       char line[512];
-      const char* head = "%-40s %8s %8s %10s %7s %8s %8s %8s %9s  %s\n";
+      const char* head = "%-40s %8s %8s %10s %7s %8s %8s %8s %8s %9s  %s\n";
       std::snprintf(line, sizeof line, head, "predicted seconds", "start-up", "inputs", "local pass", "(exact)", "merge",
-                    "sparse", "stats", "total", "memory per rank");
+                    "sparse", "stats", "other", "total", "memory per rank");
       os << line;
       auto row = [&](const std::string& label, const plan::Prediction& p) {
-        std::snprintf(line, sizeof line, "%-40s %8s %8s %10s %7s %8s %8s %8s %9s  %s of %s: %s\n",
+        std::snprintf(line, sizeof line, "%-40s %8s %8s %10s %7s %8s %8s %8s %8s %9s  %s of %s: %s\n",
                       label.substr(0, 40).c_str(), fmt(p.startup).c_str(), fmt(p.inputs).c_str(),
                       fmt(p.local_pass).c_str(), fmt(p.exact).c_str(), fmt(p.merge).c_str(),
-                      fmt(p.sparse).c_str(), fmt(p.stats).c_str(), fmt(p.total).c_str(), gib(p.memory).c_str(),
+                      fmt(p.sparse).c_str(), fmt(p.stats).c_str(), fmt(p.other).c_str(), fmt(p.total).c_str(),
+                      gib(p.memory).c_str(),
                       gib(p.memory_limit).c_str(), p.fits ? "fits" : "DOES NOT FIT");
         os << line;
       };

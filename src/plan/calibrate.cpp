@@ -81,7 +81,7 @@ struct Sizes {
 Sizes sizes_for(bool quick) {
   if (quick) return {1 << 12, 64, 1, {32, 64, 128}, {65, 513}, 1 << 11, 8u << 20, 1 << 20, 1 << 14, {17, 257}, {32, 256}, 3, 1025};
   return {1 << 16, 256, 2, {32, 64, 128}, {257, 2049, 8193}, 1 << 15, 128u << 20, 1 << 23, 1 << 19,
-          {17, 257, 2049}, {32, 256, 2048}, 7, 8193};
+          {17, 257, 2049, 8193}, {32, 256, 2048}, 7, 8193};
 }
 
 // The CPU backend's local pass over `keys` generated keys for a block of `rows` queries: the
@@ -166,28 +166,45 @@ void probe_memory(const Comm& comm, const Sizes& s, Profile& p) {
   p.first_touch = static_cast<double>(s.mem_bytes) / touch;
   const double copy = best_of(comm, 3, [&] { std::memcpy(b.data(), a.data(), count * sizeof(float)); });
   p.bandwidth = 2.0 * static_cast<double>(s.mem_bytes) / copy;
-  // Rows of V gathered at random and added with a weight into a double row, prefetched 12 rows
-  // ahead: the prefix stage's Σ p_j v_j over a row's list (stage_prefix.cpp, gather_row).
-  const std::size_t d = 64, rows = count / d, gathers = std::min<std::size_t>(rows, 1 << 16);
-  std::vector<std::size_t> idx(gathers);
+  // Rows of V gathered at random and added with a weight into a double row per strategy, in the
+  // form of the prefix stage's loop (stage_prefix.cpp, gather_row): rows prefetched 12 ahead,
+  // one fetch per row, one weighted add of the row per strategy whose window reaches it (here
+  // 3 strategies, every row). Seconds per value added.
+  const std::int64_t d = 64, rows = static_cast<std::int64_t>(count) / d;
+  const std::int64_t gathers = std::min<std::int64_t>(rows, 1 << 15), strategies = 3;
+  std::vector<Candidate> list(static_cast<std::size_t>(gathers));
   std::uint64_t x = 88172645463325252ull + static_cast<std::uint64_t>(comm.rank());
-  for (std::size_t& i : idx) {
+  for (Candidate& c : list) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    i = static_cast<std::size_t>(x % rows);
+    c = {1.0f, static_cast<std::int64_t>(x % static_cast<std::uint64_t>(rows))};
   }
-  std::vector<double> acc(d, 0.0);
-  constexpr std::size_t kAhead = 12;
+  std::vector<double> weights(list.size(), 0.5), out(static_cast<std::size_t>(strategies * d), 0.0);
+  std::vector<std::int64_t> k(static_cast<std::size_t>(strategies), gathers);
+  const float* v = a.data();
+  auto owned_row = [&](std::int64_t j) -> const float* {
+    const std::int64_t idx = list[static_cast<std::size_t>(j)].index;
+    return idx >= 0 && idx < rows ? v + idx * d : nullptr;
+  };
+  constexpr std::int64_t kAhead = 12;
   const double gather = best_of(comm, 3, [&] {
-    for (std::size_t j = 0; j < gathers; ++j) {
+    for (std::int64_t j = 0; j < gathers; ++j) {
       if (j + kAhead < gathers) {
-        for (std::size_t c = 0; c < d; c += 16) __builtin_prefetch(a.data() + idx[j + kAhead] * d + c);
+        if (const float* r = owned_row(j + kAhead)) {
+          for (std::int64_t c = 0; c < d; c += 16) __builtin_prefetch(r + c);
+        }
       }
-      const float* row = a.data() + idx[j] * d;
-      const double w = 1.0 / static_cast<double>(j + 1);
-      for (std::size_t c = 0; c < d; ++c) acc[c] += w * row[c];
+      const float* vr = owned_row(j);
+      if (vr == nullptr) continue;
+      for (std::int64_t si = 0; si < strategies; ++si) {
+        if (j >= k[static_cast<std::size_t>(si)]) continue;
+        const double w = weights[static_cast<std::size_t>(j)] * 0.25;
+        double* o = out.data() + si * d;
+        for (std::int64_t c = 0; c < d; ++c) o[c] += w * vr[c];
+      }
     }
   });
-  p.gather_seconds = gather / static_cast<double>(gathers * d) + (acc[0] == 12345 ? 1e-30 : 0);
+  p.gather_seconds =
+      gather / static_cast<double>(gathers * d * strategies) + (out[0] == 12345 ? 1e-30 : 0);
 }
 
 // The per-row statistics' walk over a list: the certificate's bounds (window.hpp), per entry.
@@ -222,6 +239,42 @@ void probe_contention(const Comm& comm, const Sizes& s, int threads, Profile& p)
   }
   p.contention_compute = std::max(1.0, pass[1] / pass[0]);
   p.contention_memory = std::max(1.0, mem[1] / mem[0]);
+}
+
+// The rates as on a node without other work: a probe run by `threads` threads (rank 0 alone)
+// beside `background` runnable threads of other work on `cores` cores got max(1, (threads +
+// background) / cores) times less than a core each (the scheduler shares cores evenly); the
+// contention probe's all-rank run likewise with ranks × threads.
+void unload(Profile& p, int ranks, int threads) {
+  const double solo_share = std::max(1.0, (threads + p.background) / p.cores);
+  const double all_share = std::max(1.0, (ranks * threads + p.background) / p.cores);
+  for (auto* table : {&p.score, &p.exact, &p.gen_paper, &p.gen_gaussian}) {
+    for (PerD& e : *table) e.seconds /= solo_share;
+  }
+  for (double* t : {&p.selection, &p.exp_seconds, &p.stats_seconds, &p.gather_seconds}) *t /= solo_share;
+  for (auto& pt : p.selection_points) pt.second /= solo_share;
+  p.bandwidth *= solo_share;
+  p.first_touch *= solo_share;
+  if (ranks > 1) {
+    p.contention_compute = std::max(1.0, p.contention_compute * solo_share / all_share);
+    p.contention_memory = std::max(1.0, p.contention_memory * solo_share / all_share);
+  }
+}
+
+// What a job costs whatever its size: a tiny job of the engine (1,024 keys, 16 queries,
+// const:1) end to end, best of three: validation, the backend and stages set up, one block,
+// the reductions of the statistics and phase times.
+void probe_job(const Comm& comm, int threads, Profile& p) {
+  JobConfig job;
+  job.n = 1024;
+  job.queries = 16;
+  job.block = 16;
+  job.threads = threads;
+  job.windows = {parse_window("const:1")};
+  run_job(comm, job);  // warm
+  double best = 1e300;
+  for (int r = 0; r < 3; ++r) best = std::min(best, timed(comm, [&] { run_job(comm, job); }));
+  p.job_seconds = best;
 }
 
 void probe_exp(const Comm& comm, const Sizes& s, Profile& p) {
@@ -374,6 +427,10 @@ Profile calibrate(const Comm& comm, const CalibrateConfig& c) {
   p.threads = c.threads;
   p.quick = c.quick;
   p.startup = c.startup;
+  // Other work on the node: sampled by rank 0 while the other ranks wait in a collective
+  // (OpenMPI polls: runnable), so they are not counted.
+  if (comm.rank() == 0) p.background = std::max(0.0, runnable_threads() - (comm.size() - 1));
+  NCSPARSE_MPI(MPI_Bcast(&p.background, 1, MPI_DOUBLE, 0, comm.get()));
   solo = true;  // the rates of one rank with the node to itself
   collective(comm, [&] { probe_memory(comm, s, p); });
   collective(comm, [&] { probe_exp(comm, s, p); });
@@ -382,6 +439,8 @@ Profile calibrate(const Comm& comm, const CalibrateConfig& c) {
   collective(comm, [&] { probe_local_pass(comm, s, c.threads, p); });
   collective(comm, [&] { probe_contention(comm, s, c.threads, p); });
   solo = false;
+  unload(p, comm.size(), c.threads);
+  probe_job(comm, c.threads, p);
   probe_hdf5(comm, s, c.tmpdir, p);
   probe_collectives(comm, s, p);
   return p;

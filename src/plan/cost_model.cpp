@@ -45,7 +45,7 @@ Prediction predict(const JobConfig& c, int P, const Profile& prof, const NodeSha
   const double L = static_cast<double>(list_length(c.windows, c.n, c.max_k));
   const double T = std::max(1, c.threads);
   const int on_node = std::max(1, std::min(P, node.ranks_per_node));
-  out.oversubscription = std::max(1.0, on_node * T / std::max(1, node.cores));
+  out.oversubscription = std::max(1.0, (on_node * T + node.background) / std::max(1, node.cores));
   const double over = out.oversubscription;
   // Ranks computing at once on a node slow each other (shared caches, memory, and whatever else
   // runs there): the profile's ratio at its rank count, interpolated from 1 on one rank.
@@ -99,8 +99,10 @@ Prediction predict(const JobConfig& c, int P, const Profile& prof, const NodeSha
   // window (kept mass and errors).
   out.stats = over * cc * m * (L * prof.stats_seconds + gathered * prof.exp_seconds) / T;
 
+  // Other: what every job costs beyond its work (the profile's tiny job), on a shared node too.
+  out.other = over * prof.job_seconds;
   out.startup = with_startup ? prof.startup : 0;
-  out.total = out.startup + out.inputs + out.local_pass + out.merge + out.sparse + out.stats;
+  out.total = out.startup + out.inputs + out.local_pass + out.merge + out.sparse + out.stats + out.other;
 
   out.memory = engine::memory_per_rank(c, P);
   out.memory_limit = node.memory_per_rank > 0 ? node.memory_per_rank : node.memory_per_node / on_node;

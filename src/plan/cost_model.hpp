@@ -19,14 +19,15 @@ struct NodeShape {
   int cores = 1;
   double memory_per_node = 0;  // bytes a node offers its ranks (MemAvailable)
   double memory_per_rank = 0;  // > 0: given (--mem-per-rank), else memory_per_node / ranks on it
+  double background = 0;       // runnable threads of other work on each node (a shared node)
 };
 
 struct Prediction {
   int ranks = 1;
   // Seconds, the phases of run's report (total = their sum).
-  double startup = 0, inputs = 0, local_pass = 0, merge = 0, sparse = 0, stats = 0, total = 0;
+  double startup = 0, inputs = 0, local_pass = 0, merge = 0, sparse = 0, stats = 0, other = 0, total = 0;
   double exact = 0;  // the exact pass's share of local_pass (its exponentials and P·V; run reports it there)
-  double oversubscription = 1;  // ranks × threads over cores on a node (>= 1)
+  double oversubscription = 1;  // (ranks × threads + background) over cores on a node (>= 1)
   double memory = 0;            // bytes per rank (the engine's memory plan)
   double memory_limit = 0;      // bytes a rank may use
   bool fits = true;

@@ -260,8 +260,9 @@ std::string to_json(const Profile& p) {
      << ", \"gather_seconds_per_value\": " << num(p.gather_seconds) << "}"
      << ",\n  \"generator_seconds_per_row\": {\"paper\": " << per_d(p.gen_paper) << ", \"gaussian\": "
      << per_d(p.gen_gaussian) << "}"
-     << ",\n  \"hdf5_read_bytes_per_second\": " << num(p.hdf5_read) << ",\n  \"startup_seconds\": " << num(p.startup)
-     << ",\n  \"contention\": {\"compute\": " << num(p.contention_compute) << ", \"memory\": " << num(p.contention_memory) << "}"
+     << ",\n  \"hdf5_read_bytes_per_second\": " << num(p.hdf5_read) << ",\n  \"startup_seconds\": " << num(p.startup) << ",\n  \"job_seconds\": " << num(p.job_seconds)
+     << ",\n  \"contention\": {\"compute\": " << num(p.contention_compute) << ", \"memory\": " << num(p.contention_memory)
+     << "},\n  \"background_threads\": " << num(p.background)
      << ",\n  \"allreduce_topk\": " << collective(p.topk) << ",\n  \"allreduce_flash\": " << collective(p.flash)
      << "\n}\n";
   return os.str();
@@ -302,9 +303,11 @@ Profile parse_profile(const std::string& text, const std::string& path) {
   p.gen_gaussian = g.per_d("gaussian");
   p.hdf5_read = r.rate(root, "hdf5_read_bytes_per_second", "hdf5_read_bytes_per_second");
   p.startup = r.rate(root, "startup_seconds", "startup_seconds");
+  p.job_seconds = r.rate(root, "job_seconds", "job_seconds");
   const Json& con = r.get(root, "contention", Json::Object, "contention");
   p.contention_compute = r.rate(con, "compute", "contention.compute");
   p.contention_memory = r.rate(con, "memory", "contention.memory");
+  p.background = r.rate(root, "background_threads", "background_threads", true);
   p.topk = r.collective("allreduce_topk");
   p.flash = r.collective("allreduce_flash");
   return p;
@@ -339,6 +342,7 @@ Profile default_profile() {
   p.gen_gaussian = {{32, 1.5e-8}, {64, 3e-8}, {128, 6e-8}};
   p.hdf5_read = 1.5e9;
   p.startup = 0.15;
+  p.job_seconds = 0.01;
   p.topk = {2, 5e-5, 2e-9, {}};
   p.flash = {2, 2e-5, 1e-9, {}};
   return p;
@@ -369,6 +373,26 @@ void describe_machine(Profile& p) {
   if (p.cpu_model.empty()) p.cpu_model = "unknown";
   p.cores = std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
   p.memory_bytes = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+double runnable_threads(int samples) {
+  double sum = 0;
+  int got = 0;
+  for (int i = 0; i < samples; ++i) {
+    std::ifstream in("/proc/stat");
+    std::string key;
+    double value = 0;
+    while (in >> key) {
+      if (key == "procs_running" && in >> value) {
+        sum += value;
+        ++got;
+        break;
+      }
+      in.ignore(1 << 20, '\n');
+    }
+    if (i + 1 < samples) usleep(20000);
+  }
+  return got > 0 ? std::max(0.0, sum / got - 1) : 0;
 }
 
 double memory_available() {

@@ -52,9 +52,14 @@ struct Profile {
   std::vector<PerD> gen_paper, gen_gaussian;  // seconds per key row (K and V) on one thread
   double hdf5_read = 0;            // bytes/s, float32 rows of a temporary file
   double startup = 0;              // seconds from the process's start to the command's
+  double job_seconds = 0;          // a tiny job end to end: what every job costs beyond its work
   // The rates above are of rank 0 with the node to itself; with all `ranks` ranks computing at
   // once each is this much slower (the local pass; a copy of memory). 1 on one rank.
   double contention_compute = 1, contention_memory = 1;
+  // Other work's runnable threads on the node while calibrating (runnable_threads, less the
+  // other ranks): the rates above are corrected for it as plan models a loaded node, i.e.
+  // divided by max(1, (threads of the probe + background) / cores).
+  double background = 0;
   CollectiveFit topk, flash;       // Comm::allreduce_topk, Comm::allreduce_flash
 
   // Seconds of a table at d: linear interpolation between measured d, proportional to d
@@ -76,5 +81,8 @@ Profile default_profile();
 void describe_machine(Profile& p);
 // MemAvailable of /proc/meminfo in bytes (0 when unreadable).
 double memory_available();
+// Runnable threads of the machine other than the caller: procs_running of /proc/stat, sampled
+// `samples` times 20 ms apart, averaged, less 1 (the caller). 0 when unreadable.
+double runnable_threads(int samples = 25);
 
 }  // namespace ncsparse::plan

@@ -38,7 +38,7 @@ for key in ("paper", "gaussian"):
     for e in p["generator_seconds_per_row"][key]: pos(e["seconds"], key)
 pos(p["selection"]["seconds_per_insertion"], "selection")
 assert len(p["selection"]["points"]) >= 2
-for key in ("exp_seconds", "stats_seconds_per_entry", "hdf5_read_bytes_per_second", "startup_seconds"):
+for key in ("exp_seconds", "stats_seconds_per_entry", "hdf5_read_bytes_per_second", "startup_seconds", "job_seconds"):
     pos(p[key], key)
 for key in ("bandwidth_bytes_per_second", "first_touch_bytes_per_second", "gather_seconds_per_value"):
     pos(p["memory"][key], key)
