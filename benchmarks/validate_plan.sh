@@ -15,8 +15,8 @@
 #    "compute" time (the sum of its configurations' jobs) against plan's total without start-up.
 # The 1-minute load average before each run (/proc/loadavg) and the runnable threads of other
 # work sampled just before it (procs_running of /proc/stat over 1 s) are in the table: on a
-# shared machine other work slows every phase. plan is given the latter (--background-load,
-# the mean over the runs at that P), as a user would give the load of a shared node.
+# shared machine other work slows every phase. plan is not told of it (the profile was measured
+# beside whatever ran then): the table shows how far that carries.
 #
 # Verdicts: a phase is judged when it takes at least 10% of the measured total; "ok" when the
 # prediction is within ±25% of the median measured, "off" otherwise.
@@ -68,15 +68,11 @@ for P in $ranks; do
     echo "$(load) $(background)" >"$dir/load_job_${P}_$r"
     "$mpiexec" -q -np "$P" --oversubscribe "$bin" run --format json >"$dir/run_job_${P}_$r.json"
   done
-  # The other work measured before the runs, averaged: plan models the node as shared with it.
-  bg=$(cat "$dir"/load_job_"${P}"_* | awk '{s += $2} END {printf "%.2f", s / NR}')
-  "$bin" plan --ranks "$P" --ranks-per-node "$P" --background-load "$bg" --profile "$dir/profile.json" --format json \
-    >"$dir/plan_job_$P.json"
+  "$bin" plan --ranks "$P" --ranks-per-node "$P" --profile "$dir/profile.json" --format json >"$dir/plan_job_$P.json"
   if [ "$study" -eq 1 ]; then
     rm -rf "$dir/study_$P.h5" "$dir/study_$P.h5.records"
     echo "$(load) $(background)" >"$dir/load_study_$P"
-    bg=$(awk '{print $2}' "$dir/load_study_$P")
-    "$bin" plan "$root/data/studies/quickstart.toml" --ranks "$P" --ranks-per-node "$P" --background-load "$bg" \
+    "$bin" plan "$root/data/studies/quickstart.toml" --ranks "$P" --ranks-per-node "$P" \
       --profile "$dir/profile.json" --format json >"$dir/plan_study_$P.json"
     "$mpiexec" -q -np "$P" --oversubscribe "$bin" study "$root/data/studies/quickstart.toml" --out "$dir/study_$P.h5" \
       >/dev/null 2>"$dir/study_$P.log"

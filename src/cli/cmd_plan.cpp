@@ -121,8 +121,8 @@ Runner add_plan_command(CLI::App& app) {
                   "Ranks sharing one node (default: its cores / --threads); more ranks x threads than cores slows "
                   "every compute phase by their ratio");
   cmd->add_option("--background-load", o->background,
-                  "Runnable threads of other work on each node (a shared node): with the ranks' threads they share "
-                  "its cores evenly")
+                  "Runnable threads of other work on each node beyond what ran there while calibrating (a shared "
+                  "node): with the ranks' threads they share its cores evenly")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
   cmd->add_option("--format", o->format, "Output: table or json")->capture_default_str();

@@ -231,34 +231,16 @@ void probe_contention(const Comm& comm, const Sizes& s, int threads, Profile& p)
   std::memset(a.data(), 1, count * sizeof(float));
   std::memset(b.data(), 2, count * sizeof(float));
   auto copy = [&] { std::memcpy(b.data(), a.data(), count * sizeof(float)); };
-  double pass[2], mem[2];
-  for (int all = 0; all < 2; ++all) {
-    solo = all == 0;
-    pass[all] = probe.seconds(1, true, s.reps);
-    mem[all] = best_of(comm, 3, copy);
+  double pass[2] = {1e300, 1e300}, mem[2] = {1e300, 1e300};
+  for (int round = 0; round < 2; ++round) {  // interleaved: a change of load falls on both
+    for (int all = 0; all < 2; ++all) {
+      solo = all == 0;
+      pass[all] = std::min(pass[all], probe.seconds(1, true, s.reps));
+      mem[all] = std::min(mem[all], best_of(comm, 3, copy));
+    }
   }
   p.contention_compute = std::max(1.0, pass[1] / pass[0]);
   p.contention_memory = std::max(1.0, mem[1] / mem[0]);
-}
-
-// The rates as on a node without other work: a probe run by `threads` threads (rank 0 alone)
-// beside `background` runnable threads of other work on `cores` cores got max(1, (threads +
-// background) / cores) times less than a core each (the scheduler shares cores evenly); the
-// contention probe's all-rank run likewise with ranks × threads.
-void unload(Profile& p, int ranks, int threads) {
-  const double solo_share = std::max(1.0, (threads + p.background) / p.cores);
-  const double all_share = std::max(1.0, (ranks * threads + p.background) / p.cores);
-  for (auto* table : {&p.score, &p.exact, &p.gen_paper, &p.gen_gaussian}) {
-    for (PerD& e : *table) e.seconds /= solo_share;
-  }
-  for (double* t : {&p.selection, &p.exp_seconds, &p.stats_seconds, &p.gather_seconds}) *t /= solo_share;
-  for (auto& pt : p.selection_points) pt.second /= solo_share;
-  p.bandwidth *= solo_share;
-  p.first_touch *= solo_share;
-  if (ranks > 1) {
-    p.contention_compute = std::max(1.0, p.contention_compute * solo_share / all_share);
-    p.contention_memory = std::max(1.0, p.contention_memory * solo_share / all_share);
-  }
 }
 
 // What a job costs whatever its size: a tiny job of the engine (1,024 keys, 16 queries,
@@ -439,7 +421,6 @@ Profile calibrate(const Comm& comm, const CalibrateConfig& c) {
   collective(comm, [&] { probe_local_pass(comm, s, c.threads, p); });
   collective(comm, [&] { probe_contention(comm, s, c.threads, p); });
   solo = false;
-  unload(p, comm.size(), c.threads);
   probe_job(comm, c.threads, p);
   probe_hdf5(comm, s, c.tmpdir, p);
   probe_collectives(comm, s, p);

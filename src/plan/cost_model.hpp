@@ -19,7 +19,7 @@ struct NodeShape {
   int cores = 1;
   double memory_per_node = 0;  // bytes a node offers its ranks (MemAvailable)
   double memory_per_rank = 0;  // > 0: given (--mem-per-rank), else memory_per_node / ranks on it
-  double background = 0;       // runnable threads of other work on each node (a shared node)
+  double background = 0;       // runnable threads of other work on each node beyond the profile's
 };
 
 struct Prediction {

@@ -316,9 +316,9 @@ Profile parse_profile(const std::string& text, const std::string& path) {
 Profile load_profile(const std::string& path) { return parse_profile(read_text(path), path); }
 
 Profile default_profile() {
-  // Reference rates: rounded from `ncsparse calibrate` at 2 ranks, 1 thread, on the machine the
-  // project is developed on (benchmarks/RESULTS.md, "The cost model of plan"). They stand in
-  // for a machine's own profile and are labelled as such wherever they are used.
+  // Reference rates: rounded from `ncsparse calibrate` at 2 ranks x 1 thread on the 2-core AMD
+  // EPYC VM the project is developed on, 2026-12-05 21:41 UTC (benchmarks/RESULTS.md, "The cost
+  // model of plan"). They stand in for a machine's own profile and are labelled as such.
   Profile p;
   p.builtin = true;
   p.source = "built-in default profile (reference rates of a 2-core AMD EPYC VM, 2026-12-05; not this machine: "
@@ -326,25 +326,28 @@ Profile default_profile() {
   p.version = NCSPARSE_VERSION;
   p.date = "2026-12-05";
   p.cpu_model = "AMD EPYC (reference)";
+  p.cpu_flags = {"avx2", "fma", "avx512f"};
   p.cores = 2;
   p.ranks = 2;
   p.threads = 1;
-  p.score = {{32, 1.0e-10}, {64, 1.6e-10}, {128, 2.9e-10}};
-  p.exact = {{32, 1.0e-10}, {64, 1.4e-10}, {128, 2.2e-10}};
-  p.selection = 3e-9;
+  p.score = {{32, 4.8e-10}, {64, 1.1e-9}, {128, 1.9e-9}};
+  p.exact = {{32, 1.0e-9}, {64, 1.5e-9}, {128, 2.6e-9}};
+  p.selection = 4e-8;
   p.selection_keys = 1 << 16;
-  p.exp_seconds = 5e-9;
-  p.stats_seconds = 1e-8;
-  p.bandwidth = 8e9;
-  p.first_touch = 1.5e9;
-  p.gather_seconds = 1e-9;
-  p.gen_paper = {{32, 3e-8}, {64, 8e-8}, {128, 2.4e-7}};
-  p.gen_gaussian = {{32, 1.5e-8}, {64, 3e-8}, {128, 6e-8}};
-  p.hdf5_read = 1.5e9;
-  p.startup = 0.15;
-  p.job_seconds = 0.01;
-  p.topk = {2, 5e-5, 2e-9, {}};
-  p.flash = {2, 2e-5, 1e-9, {}};
+  p.exp_seconds = 2.5e-9;
+  p.stats_seconds = 1.7e-8;
+  p.bandwidth = 4.6e10;
+  p.first_touch = 4.2e9;
+  p.gather_seconds = 3.9e-10;
+  p.gen_paper = {{32, 4.2e-8}, {64, 1.8e-7}, {128, 3.6e-7}};
+  p.gen_gaussian = {{32, 3.2e-8}, {64, 6.5e-8}, {128, 1.2e-7}};
+  p.hdf5_read = 2.6e9;
+  p.startup = 0.35;
+  p.job_seconds = 0.004;
+  p.contention_compute = 1.5;
+  p.contention_memory = 2.2;
+  p.topk = {2, 0, 1.4e-9, {}};
+  p.flash = {2, 8.4e-6, 1.5e-10, {}};
   return p;
 }
 

@@ -57,8 +57,7 @@ struct Profile {
   // once each is this much slower (the local pass; a copy of memory). 1 on one rank.
   double contention_compute = 1, contention_memory = 1;
   // Other work's runnable threads on the node while calibrating (runnable_threads, less the
-  // other ranks): the rates above are corrected for it as plan models a loaded node, i.e.
-  // divided by max(1, (threads of the probe + background) / cores).
+  // other ranks), for the record: the rates above are as measured beside it.
   double background = 0;
   CollectiveFit topk, flash;       // Comm::allreduce_topk, Comm::allreduce_flash
 
