@@ -262,6 +262,10 @@ Runner add_plan_command(CLI::App& app) {
         for (const WindowSpec& w : it.job.windows) approx = approx || w.approximator();
       }
       if (approx) os << "note: the approximators (taylor, features) are not modelled: their passes are not predicted\n";
+      if (items.front().job.backend != "cpu") {
+        os << "note: --backend " << items.front().job.backend
+           << " is not modelled: the predictions are for the CPU backend's kernels\n";
+      }
       return os.str();
     });
     return 0;

@@ -32,13 +32,29 @@ double now() { return MPI_Wtime(); }
 // the node to itself. The contention probe then runs them on every rank at once.
 bool solo = false;
 
-// The slowest rank's seconds of fn, all ranks starting together (rank 0 alone when solo).
+// Waits for every rank without polling a core: OpenMPI's blocking collectives spin, and a
+// spinning rank slows rank 0's solo probe wherever two cores share a physical one.
+void quiet_barrier(const Comm& comm) {
+  MPI_Request request;
+  NCSPARSE_MPI(MPI_Ibarrier(comm.get(), &request));
+  int done = 0;
+  while (true) {
+    NCSPARSE_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) break;
+    usleep(500);
+  }
+}
+
+// The slowest rank's seconds of fn, all ranks starting together (rank 0 alone when solo, the
+// others asleep meanwhile).
 template <class Fn>
 double timed(const Comm& comm, Fn&& fn) {
   NCSPARSE_MPI(MPI_Barrier(comm.get()));
   const double t0 = now();
   if (!solo || comm.rank() == 0) fn();
-  return comm.allreduce_max(now() - t0);
+  const double t = now() - t0;
+  if (solo) quiet_barrier(comm);
+  return comm.allreduce_max(t);
 }
 
 // The smallest of `reps` slowest-rank times: the probe's rate with the least interference.
