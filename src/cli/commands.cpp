@@ -21,6 +21,8 @@ std::vector<Command> add_commands(CLI::App& app) {
   add(&add_report_command);
   add(&add_schema_command);
   add(&add_fit_command);
+  add(&add_calibrate_command);
+  add(&add_plan_command);
   return commands;
 }
 

@@ -31,6 +31,8 @@ Runner add_schema_command(CLI::App& app);  // cmd_report.cpp
 Runner add_fit_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
 Runner add_attend_command(CLI::App& app);
+Runner add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
+Runner add_plan_command(CLI::App& app);       // cmd_plan.cpp
 
 // Options of the input generator (--model, --x-dist, --B, --R, --sigma, --seed, --d).
 struct ModelOptions {
