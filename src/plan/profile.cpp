@@ -57,11 +57,14 @@ struct Json {
   bool boolean = false;
   std::string text;
   std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
+  // An object's members as two parallel vectors: std::pair<std::string, Json> would need Json
+  // complete inside its own definition (clang with libstdc++ 12 refuses it).
+  std::vector<std::string> keys;
+  std::vector<Json> values;
 
   const Json* find(const std::string& key) const {
-    for (const auto& [k, v] : members) {
-      if (k == key) return &v;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return &values[i];
     }
     return nullptr;
   }
@@ -124,7 +127,9 @@ class Parser {
           skip();
           std::string key = string_literal();
           expect(':');
-          v.members.emplace_back(std::move(key), value());
+          Json member = value();
+          v.keys.push_back(std::move(key));
+          v.values.push_back(std::move(member));
         } while (eat(','));
         expect('}');
       }
