@@ -83,14 +83,6 @@ std::string phases_json(const plan::Prediction& p) {
   return os.str();
 }
 
-std::string json_text(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out + "\"";
-}
 
 }  // namespace
 
@@ -195,13 +187,13 @@ Runner add_plan_command(CLI::App& app) {
 
       std::ostringstream os;
       if (o->format == "json") {
-        os << "{\n  \"profile\": " << json_text(prof.builtin ? "built-in default" : prof.source)
+        os << "{\n  \"profile\": " << json_string(prof.builtin ? "built-in default" : prof.source)
            << ", \"builtin_profile\": " << (prof.builtin ? "true" : "false") << ",\n  \"ranks\": " << o->ranks
            << ", \"threads\": " << threads << ", \"ranks_per_node\": " << node.ranks_per_node
            << ", \"cores_per_node\": " << node.cores << ", \"oversubscription\": " << at_p.oversubscription
            << ",\n  \"configurations\": [";
         for (std::size_t i = 0; i < items.size(); ++i) {
-          os << (i ? "," : "") << "\n    {\"label\": " << json_text(items[i].label)
+          os << (i ? "," : "") << "\n    {\"label\": " << json_string(items[i].label)
              << ", \"seconds\": " << phases_json(each[i]) << ", \"memory_per_rank\": " << each[i].memory
              << ", \"fits\": " << (each[i].fits ? "true" : "false") << "}";
         }

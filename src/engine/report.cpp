@@ -12,27 +12,6 @@ namespace {
 
 std::string num(double x, const char* fmt = "%.3g") { return format_number(x, fmt); }
 
-std::string json_num(double x) {
-  if (!std::isfinite(x)) return "null";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", x);
-  return buf;
-}
-
-std::string json_str(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
 
 std::string model_text(const JobConfig& c) {
   std::ostringstream os;
@@ -125,12 +104,12 @@ std::string csv(const JobResult& r) {
   os << "\n";
   for (const StrategyResult& s : r.strategies) {
     os << '"' << s.spec.text << '"' << ',' << s.rows.size();
-    for (const StrategyColumn& c : strategy_columns()) os << ',' << json_num(s.*c.field);
+    for (const StrategyColumn& c : strategy_columns()) os << ',' << json_number(s.*c.field);
     for (const RowStatistic& m : row_statistics()) {
       const Summary& x = s.*m.summary;
       for (std::size_t a = 0; a < kAggregateCount; ++a) {
         const double v = aggregate(x, a);
-        os << ',' << (std::isnan(v) ? "" : json_num(v));
+        os << ',' << (std::isnan(v) ? "" : json_number(v));
       }
     }
     os << "\n";
@@ -139,56 +118,78 @@ std::string csv(const JobResult& r) {
 }
 
 std::string summary_json(const Summary& s) {
-  return "{\"count\": " + std::to_string(s.count) + ", \"mean\": " + json_num(s.mean) +
-         ", \"min\": " + json_num(s.min) + ", \"p50\": " + json_num(s.p50) + ", \"p90\": " + json_num(s.p90) +
-         ", \"p99\": " + json_num(s.p99) + ", \"max\": " + json_num(s.max) + "}";
+  return "{\"count\": " + std::to_string(s.count) + ", \"mean\": " + json_number(s.mean) +
+         ", \"min\": " + json_number(s.min) + ", \"p50\": " + json_number(s.p50) + ", \"p90\": " + json_number(s.p90) +
+         ", \"p99\": " + json_number(s.p99) + ", \"max\": " + json_number(s.max) + "}";
 }
 
 std::string json(const JobResult& r) {
   const JobConfig& c = r.config;
   const ModelParams& m = c.model;
   std::ostringstream os;
-  os << "{\n  \"ncsparse_version\": " << json_str(NCSPARSE_VERSION) << ",\n  \"config\": {\"n\": " << c.n
+  os << "{\n  \"ncsparse_version\": " << json_string(NCSPARSE_VERSION) << ",\n  \"config\": {\"n\": " << c.n
      << ", \"d\": " << m.d << ", \"queries\": " << c.queries << ", \"ranks\": " << r.ranks
-     << ", \"threads\": " << c.threads << ", \"backend\": " << json_str(c.backend)
-     << ", \"score_precision\": " << json_str(c.score_precision)
-     << ", \"collectives\": " << json_str(r.collectives) << ", \"model\": " << json_str(to_string(m.model))
-     << ", \"x_dist\": " << json_str(to_string(m.x_dist)) << ", \"B\": " << json_num(m.bound)
-     << ", \"R\": " << json_num(m.weight_norm) << ", \"sigma\": " << json_num(m.sigma)
-     << ", \"rope_theta\": " << json_num(m.rope_theta) << ", \"sinks\": " << m.sinks
-     << ", \"sink_strength\": " << json_num(m.sink_strength) << ", \"tied\": " << (m.tied ? "true" : "false")
-     << ", \"seed\": " << m.seed << ", \"scale\": " << json_num(r.scale)
+     << ", \"threads\": " << c.threads << ", \"backend\": " << json_string(c.backend)
+     << ", \"score_precision\": " << json_string(c.score_precision)
+     << ", \"collectives\": " << json_string(r.collectives) << ", \"model\": " << json_string(to_string(m.model))
+     << ", \"x_dist\": " << json_string(to_string(m.x_dist)) << ", \"B\": " << json_number(m.bound)
+     << ", \"R\": " << json_number(m.weight_norm) << ", \"sigma\": " << json_number(m.sigma)
+     << ", \"rope_theta\": " << json_number(m.rope_theta) << ", \"sinks\": " << m.sinks
+     << ", \"sink_strength\": " << json_number(m.sink_strength) << ", \"tied\": " << (m.tied ? "true" : "false")
+     << ", \"seed\": " << m.seed << ", \"scale\": " << json_number(r.scale)
      << ", \"causal\": " << (c.causal ? "true" : "false") << ", \"exact\": " << (c.exact ? "true" : "false")
      << ", \"block\": " << c.block << ", \"tile\": " << c.tile << ", \"max_k\": " << c.max_k
      << ", \"list_length\": " << r.list_length << ", \"stream\": " << (c.stream ? "true" : "false")
-     << "},\n  \"v_max_norm\": " << json_num(r.v_max_norm) << ",\n  \"score_max\": " << summary_json(r.score_max)
+     << "},\n  \"v_max_norm\": " << json_number(r.v_max_norm) << ",\n  \"score_max\": " << summary_json(r.score_max)
      << ",\n  \"strategies\": [";
   for (std::size_t i = 0; i < r.strategies.size(); ++i) {
     const StrategyResult& s = r.strategies[i];
-    os << (i ? "," : "") << "\n    {\"strategy\": " << json_str(s.spec.text) << ", \"rows\": " << s.rows.size();
-    for (const StrategyColumn& c : strategy_columns()) os << ", " << json_str(c.name) << ": " << json_num(s.*c.field);
+    os << (i ? "," : "") << "\n    {\"strategy\": " << json_string(s.spec.text) << ", \"rows\": " << s.rows.size();
+    for (const StrategyColumn& c : strategy_columns()) os << ", " << json_string(c.name) << ": " << json_number(s.*c.field);
     for (const RowStatistic& mt : row_statistics())
-      os << ", " << json_str(mt.name) << ": " << summary_json(s.*mt.summary);
+      os << ", " << json_string(mt.name) << ": " << summary_json(s.*mt.summary);
     os << "}";
   }
   os << "\n  ],\n  \"sparsity\": [";
   for (std::size_t i = 0; i < r.sparsity.size(); ++i) {
     const SparsityResult& s = r.sparsity[i];
-    os << (i ? ", " : "") << "{\"eps\": " << json_num(s.eps) << ", \"uncovered_rows\": " << s.uncovered_rows
+    os << (i ? ", " : "") << "{\"eps\": " << json_number(s.eps) << ", \"uncovered_rows\": " << s.uncovered_rows
        << ", \"count\": " << summary_json(s.count) << "}";
   }
   os << "],\n  \"seconds\": {";
   for (const PhaseTime& p : phase_times()) {
-    os << (p.field == phase_times()[0].field ? "" : ", ") << json_str(p.name) << ": " << json_num(r.times.*p.field);
+    os << (p.field == phase_times()[0].field ? "" : ", ") << json_string(p.name) << ": " << json_number(r.times.*p.field);
   }
   os << "}";
-  if (!r.cpu_fallback.empty()) os << ",\n  \"cpu_fallback\": " << json_str(r.cpu_fallback);
+  if (!r.cpu_fallback.empty()) os << ",\n  \"cpu_fallback\": " << json_string(r.cpu_fallback);
   if (r.inputs_on_device) os << ",\n  \"inputs_on_device\": true";
   os << "\n}\n";
   return os.str();
 }
 
 }  // namespace
+
+std::string json_number(double x) {
+  if (!std::isfinite(x)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
 
 std::string format_number(double x, const char* fmt) {
   if (std::isnan(x)) return "-";

@@ -9,30 +9,15 @@
 #include <sstream>
 
 #include "ncsparse/error.hpp"
+#include "ncsparse/report.hpp"
 
 namespace ncsparse::plan {
 namespace {
 
-std::string num(double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.6g", x);
-  return buf;
-}
-
-std::string str(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string per_d(const std::vector<PerD>& t) {
   std::string out = "[";
   for (std::size_t i = 0; i < t.size(); ++i) {
-    out += (i ? ", " : "") + std::string("{\"d\": ") + std::to_string(t[i].d) + ", \"seconds\": " + num(t[i].seconds) + "}";
+    out += (i ? ", " : "") + std::string("{\"d\": ") + std::to_string(t[i].d) + ", \"seconds\": " + json_number(t[i].seconds) + "}";
   }
   return out + "]";
 }
@@ -40,14 +25,14 @@ std::string per_d(const std::vector<PerD>& t) {
 std::string pairs(const std::vector<std::pair<double, double>>& t, const char* a, const char* b) {
   std::string out = "[";
   for (std::size_t i = 0; i < t.size(); ++i) {
-    out += (i ? ", " : "") + std::string("{\"") + a + "\": " + num(t[i].first) + ", \"" + b + "\": " + num(t[i].second) + "}";
+    out += (i ? ", " : "") + std::string("{\"") + a + "\": " + json_number(t[i].first) + ", \"" + b + "\": " + json_number(t[i].second) + "}";
   }
   return out + "]";
 }
 
 std::string collective(const CollectiveFit& c) {
-  return "{\"ranks\": " + std::to_string(c.ranks) + ", \"alpha_seconds\": " + num(c.alpha) +
-         ", \"beta_seconds_per_byte\": " + num(c.beta) + ", \"points\": " + pairs(c.points, "bytes", "seconds") + "}";
+  return "{\"ranks\": " + std::to_string(c.ranks) + ", \"alpha_seconds\": " + json_number(c.alpha) +
+         ", \"beta_seconds_per_byte\": " + json_number(c.beta) + ", \"points\": " + pairs(c.points, "bytes", "seconds") + "}";
 }
 
 // A JSON value, enough for the profile: objects, arrays, numbers, strings, true/false/null.
@@ -187,7 +172,7 @@ class Reader {
   // A positive finite number (or >= 0 with zero_ok).
   double rate(const Json& obj, const std::string& key, const std::string& name, bool zero_ok = false) const {
     const double x = get(obj, key, Json::Number, name).number;
-    if (!std::isfinite(x) || x < 0 || (x == 0 && !zero_ok)) fail(name, "must be a positive finite number, got " + num(x));
+    if (!std::isfinite(x) || x < 0 || (x == 0 && !zero_ok)) fail(name, "must be a positive finite number, got " + format_number(x, "%.6g"));
     return x;
   }
   std::vector<PerD> per_d(const std::string& key) const {
@@ -251,23 +236,23 @@ double Profile::at_d(const std::vector<PerD>& t, std::int64_t d) {
 
 std::string to_json(const Profile& p) {
   std::ostringstream os;
-  os << "{\n  \"ncsparse_profile\": 1,\n  \"ncsparse_version\": " << str(p.version) << ",\n  \"date\": " << str(p.date)
-     << ",\n  \"machine\": {\"cpu_model\": " << str(p.cpu_model) << ", \"cpu_flags\": [";
-  for (std::size_t i = 0; i < p.cpu_flags.size(); ++i) os << (i ? ", " : "") << str(p.cpu_flags[i]);
-  os << "], \"cores\": " << p.cores << ", \"memory_bytes\": " << num(p.memory_bytes) << "},\n  \"ranks\": " << p.ranks
+  os << "{\n  \"ncsparse_profile\": 1,\n  \"ncsparse_version\": " << json_string(p.version) << ",\n  \"date\": " << json_string(p.date)
+     << ",\n  \"machine\": {\"cpu_model\": " << json_string(p.cpu_model) << ", \"cpu_flags\": [";
+  for (std::size_t i = 0; i < p.cpu_flags.size(); ++i) os << (i ? ", " : "") << json_string(p.cpu_flags[i]);
+  os << "], \"cores\": " << p.cores << ", \"memory_bytes\": " << json_number(p.memory_bytes) << "},\n  \"ranks\": " << p.ranks
      << ",\n  \"threads\": " << p.threads << ",\n  \"quick\": " << (p.quick ? "true" : "false")
      << ",\n  \"score_seconds_per_row_key\": " << per_d(p.score)
      << ",\n  \"exact_seconds_per_row_key\": " << per_d(p.exact)
-     << ",\n  \"selection\": {\"seconds_per_insertion\": " << num(p.selection) << ", \"keys\": " << p.selection_keys
+     << ",\n  \"selection\": {\"seconds_per_insertion\": " << json_number(p.selection) << ", \"keys\": " << p.selection_keys
      << ", \"points\": " << pairs(p.selection_points, "L", "seconds_per_row") << "}"
-     << ",\n  \"exp_seconds\": " << num(p.exp_seconds) << ",\n  \"stats_seconds_per_entry\": " << num(p.stats_seconds) << ",\n  \"memory\": {\"bandwidth_bytes_per_second\": "
-     << num(p.bandwidth) << ", \"first_touch_bytes_per_second\": " << num(p.first_touch)
-     << ", \"gather_seconds_per_value\": " << num(p.gather_seconds) << "}"
+     << ",\n  \"exp_seconds\": " << json_number(p.exp_seconds) << ",\n  \"stats_seconds_per_entry\": " << json_number(p.stats_seconds) << ",\n  \"memory\": {\"bandwidth_bytes_per_second\": "
+     << json_number(p.bandwidth) << ", \"first_touch_bytes_per_second\": " << json_number(p.first_touch)
+     << ", \"gather_seconds_per_value\": " << json_number(p.gather_seconds) << "}"
      << ",\n  \"generator_seconds_per_row\": {\"paper\": " << per_d(p.gen_paper) << ", \"gaussian\": "
      << per_d(p.gen_gaussian) << "}"
-     << ",\n  \"hdf5_read_bytes_per_second\": " << num(p.hdf5_read) << ",\n  \"startup_seconds\": " << num(p.startup) << ",\n  \"job_seconds\": " << num(p.job_seconds)
-     << ",\n  \"contention\": {\"compute\": " << num(p.contention_compute) << ", \"memory\": " << num(p.contention_memory)
-     << "},\n  \"background_threads\": " << num(p.background)
+     << ",\n  \"hdf5_read_bytes_per_second\": " << json_number(p.hdf5_read) << ",\n  \"startup_seconds\": " << json_number(p.startup) << ",\n  \"job_seconds\": " << json_number(p.job_seconds)
+     << ",\n  \"contention\": {\"compute\": " << json_number(p.contention_compute) << ", \"memory\": " << json_number(p.contention_memory)
+     << "},\n  \"background_threads\": " << json_number(p.background)
      << ",\n  \"allreduce_topk\": " << collective(p.topk) << ",\n  \"allreduce_flash\": " << collective(p.flash)
      << "\n}\n";
   return os.str();
