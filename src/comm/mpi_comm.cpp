@@ -17,9 +17,8 @@ namespace {
 // The tree merge's messages; collectives never match point-to-point traffic, and nothing else
 // in ncsparse sends any on the job's communicator.
 constexpr int kTreeTag = 0x6e63;
-// choose_topk_merge's rule (docs/scaling.md): the row-owner merge from these bytes of lists per
-// rank, or from kRowOwnerBytes on kRowOwnerRanks ranks or more; the library's all-reduce below.
-constexpr double kRowOwnerAnyRanksBytes = 32.0 * 1024 * 1024;
+// choose_topk_merge's rule (docs/scaling.md): the row-owner merge from kRowOwnerBytes of lists
+// per rank on kRowOwnerRanks ranks or more; the library's all-reduce otherwise.
 constexpr double kRowOwnerBytes = 1024.0 * 1024;
 constexpr int kRowOwnerRanks = 4;
 
@@ -130,14 +129,14 @@ TopkMerge choose_topk_merge(int ranks, std::size_t bytes) {
   if (forced) return *forced;
   // docs/scaling.md, measured in benchmarks/RESULTS.md ("... with the row owner"): the row
   // owner moves each list about twice in two collectives and merges each row once, P ways; it
-  // was the fastest or within noise of it from 1 MiB per rank at P = 4 and 8, and at 64 MiB on
-  // every P (2.2-4.6x the all-reduce, 1.2-1.5x the tree), and the model keeps it ahead to 1,024
-  // ranks. Below 1 MiB, or 32 MiB on 2-3 ranks, the library's all-reduce (recursive doubling or
-  // a ring) was as fast or faster. The tree and the all-gather are never chosen: the tree
-  // merges log2 P whole lists on rank 0's path, the all-gather moves and holds P lists.
-  const double b = static_cast<double>(bytes);
-  return b >= kRowOwnerAnyRanksBytes || (ranks >= kRowOwnerRanks && b >= kRowOwnerBytes) ? TopkMerge::kRowOwner
-                                                                                          : TopkMerge::kAllreduce;
+  // was the fastest or within noise of it from 1 MiB per rank at P = 4 and 8, and the model
+  // keeps it ahead to 1,024 ranks. On 2 ranks the default job (33.6 MB of lists, one merge per
+  // process) was 3% slower with it, whole process (its copies' fresh pages, which a repeated
+  // benchmark does not see), so below 4 ranks, or 1 MiB, the library's all-reduce. The tree and
+  // the all-gather are never chosen: the tree merges log2 P whole lists on rank 0's path, the
+  // all-gather moves and holds P lists.
+  return ranks >= kRowOwnerRanks && static_cast<double>(bytes) >= kRowOwnerBytes ? TopkMerge::kRowOwner
+                                                                                  : TopkMerge::kAllreduce;
 }
 
 void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L) const {

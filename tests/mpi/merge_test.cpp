@@ -62,7 +62,7 @@ TEST(TopkMerge, AlgorithmsAgreeFewRows) { check_all_algorithms(3, 33, 5); }
 TEST(TopkMerge, AlgorithmsAgreeRaggedRows) { check_all_algorithms(37, 17, 6); }
 
 // The rule without NCSPARSE_MERGE (docs/scaling.md): the row owner from 1 MiB per rank on 4 or
-// more ranks and from 32 MiB on any, the all-reduce otherwise; never the tree or the all-gather.
+// more ranks, the all-reduce otherwise; never the tree or the all-gather.
 TEST(TopkMerge, ChoiceBySizeAndRanks) {
   if (std::getenv("NCSPARSE_MERGE") != nullptr) GTEST_SKIP() << "NCSPARSE_MERGE is set";
   const std::size_t big = std::size_t{256} * 16385 * 16;
@@ -72,7 +72,9 @@ TEST(TopkMerge, ChoiceBySizeAndRanks) {
   EXPECT_EQ(choose_topk_merge(3, 4 << 20), TopkMerge::kAllreduce);
   EXPECT_EQ(choose_topk_merge(4, 1 << 20), TopkMerge::kRowOwner);
   EXPECT_EQ(choose_topk_merge(8, 4 << 20), TopkMerge::kRowOwner);
-  EXPECT_EQ(choose_topk_merge(2, big), TopkMerge::kRowOwner);
+  EXPECT_EQ(choose_topk_merge(2, big), TopkMerge::kAllreduce);
+  EXPECT_EQ(choose_topk_merge(3, big), TopkMerge::kAllreduce);
+  EXPECT_EQ(choose_topk_merge(4, big), TopkMerge::kRowOwner);
   EXPECT_EQ(choose_topk_merge(1024, big), TopkMerge::kRowOwner);
 }
 
