@@ -18,6 +18,7 @@
 
 #include "app/generate.hpp"
 #include "arrays.hpp"
+#include "comm/mpi_startup.hpp"
 #include "ncsparse/engine.hpp"
 #include "ncsparse/report.hpp"
 #include "ncsparse/schema.hpp"
@@ -45,6 +46,7 @@ void ensure_mpi() {
   if (finalised) throw Error(kExitInternal, "MPI is already finalised: ncsparse cannot run after MPI_Finalize");
   MPI_Initialized(&initialised);
   if (!initialised) {
+    prepare_mpi_startup();  // as the CLI does (src/comm/mpi_startup.hpp)
     int provided = 0;
     const auto t0 = std::chrono::steady_clock::now();
     if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "cli/commands.hpp"
+#include "comm/mpi_startup.hpp"
 #include "core/stop_signals.hpp"
 
 namespace {
@@ -77,6 +78,7 @@ int main_inner(int argc, char** argv) {
 int main(int argc, char** argv) {
   // From the first instruction: a signal during MPI start-up or parsing exits 75 with one line.
   install_stop_signals();
+  prepare_mpi_startup();  // the PML for one node: MPI_Init in 0.03 s instead of 0.3 (mpi_startup.hpp)
   MPI_Init(&argc, &argv);
   install_stop_signals();  // again, in case the MPI library installed handlers of its own
   int code = 0;

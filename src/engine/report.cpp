@@ -1,5 +1,6 @@
 #include "ncsparse/report.hpp"
 
+#include "comm/mpi_startup.hpp"
 #include "ncsparse/schema.hpp"
 
 #include <algorithm>
@@ -131,7 +132,8 @@ std::string json(const JobResult& r) {
      << ", \"d\": " << m.d << ", \"queries\": " << c.queries << ", \"ranks\": " << r.ranks
      << ", \"threads\": " << c.threads << ", \"backend\": " << json_string(c.backend)
      << ", \"score_precision\": " << json_string(c.score_precision)
-     << ", \"collectives\": " << json_string(r.collectives) << ", \"model\": " << json_string(to_string(m.model))
+     << ", \"collectives\": " << json_string(r.collectives)
+     << ", \"mpi_startup\": " << json_string(mpi_startup_description()) << ", \"model\": " << json_string(to_string(m.model))
      << ", \"x_dist\": " << json_string(to_string(m.x_dist)) << ", \"B\": " << json_number(m.bound)
      << ", \"R\": " << json_number(m.weight_norm) << ", \"sigma\": " << json_number(m.sigma)
      << ", \"rope_theta\": " << json_number(m.rope_theta) << ", \"sinks\": " << m.sinks

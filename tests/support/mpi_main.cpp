@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "comm/mpi_startup.hpp"
+
 int main(int argc, char** argv) {
+  ncsparse::prepare_mpi_startup();  // as ncsparse itself starts MPI
   MPI_Init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
   int rank = 0;
