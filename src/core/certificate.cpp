@@ -16,18 +16,20 @@ void certificate_mass_bounds(std::span<const Candidate> list, std::int64_t n, st
   // Keys not in the list score at most the last listed score.
   const double unseen = static_cast<double>(n - static_cast<std::int64_t>(count)) *
                         std::exp(static_cast<double>(list[count - 1].score) - top);
-  // tail[k] = Σ_{j>k} e^{s_j − top} over listed entries, built from the back.
-  double tail = 0;
-  std::vector<double> kept(count);
+  // e[j] = e^{s_j − top}, once; kept[j] = Σ_{i≤j} e_i from the front, the tail Σ_{i>k} e_i
+  // from the back (each exponential computed once, the sums in the same order as always).
+  std::vector<double> e(count), kept(count);
   double sum = 0;
   for (std::size_t j = 0; j < count; ++j) {
-    sum += std::exp(static_cast<double>(list[j].score) - top);
+    e[j] = std::exp(static_cast<double>(list[j].score) - top);
+    sum += e[j];
     kept[j] = sum;
   }
+  double tail = 0;
   for (std::size_t k = count; k-- > 0;) {
     const double upper = tail + unseen;
     bound[k] = upper / (kept[k] + upper);
-    tail += std::exp(static_cast<double>(list[k].score) - top);
+    tail += e[k];
   }
 }
 

@@ -12,24 +12,25 @@ namespace ncsparse {
 namespace {
 
 // Adds the dropped part and normalises; kept* describe the set, listed entries flagged out of
-// the set are summed exactly, unlisted ones come from the exact state within the list's bounds.
-KeptSet finish_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set, std::int64_t set_size,
-                        double kept, double kept_sq, double kept_max, double m, double l, std::int64_t n_visible,
-                        double sum_sq_all) {
-  const std::int64_t listed = static_cast<std::int64_t>(list.size());
-  NCSPARSE_ASSERT(listed <= n_visible && in_set.size() == list.size());
-  double dropped = 0, dropped_sq = 0, p_dropped = 0, p_last = 0;
+// the set (in_set(j) false) are summed exactly, in list order, unlisted ones come from the exact
+// state within the list's bounds. p holds the listed entries' p_j = exp(s_j − m) / l.
+template <class InSet>
+KeptSet finish_kept_set(std::span<const double> p, InSet in_set, std::int64_t set_size, double kept, double kept_sq,
+                        double kept_max, std::int64_t n_visible, double sum_sq_all) {
+  const std::int64_t listed = static_cast<std::int64_t>(p.size());
+  NCSPARSE_ASSERT(listed <= n_visible);
+  double dropped = 0, dropped_sq = 0, p_dropped = 0;
+  const double p_last = listed > 0 ? p[static_cast<std::size_t>(listed - 1)] : 0.0;
   std::int64_t listed_in = 0;
   for (std::int64_t j = 0; j < listed; ++j) {
-    const double p = std::exp(static_cast<double>(list[j].score) - m) / l;
-    p_last = p;
-    if (in_set[j]) {
+    const double pj = p[static_cast<std::size_t>(j)];
+    if (in_set(j)) {
       ++listed_in;
       continue;
     }
-    dropped += p;
-    dropped_sq += p * p;
-    p_dropped = std::max(p_dropped, p);
+    dropped += pj;
+    dropped_sq += pj * pj;
+    p_dropped = std::max(p_dropped, pj);
   }
   const std::int64_t unlisted_out = (n_visible - listed) - (set_size - listed_in);
   if (unlisted_out > 0) {
@@ -54,25 +55,39 @@ KeptSet finish_kept_set(std::span<const Candidate> list, std::span<const std::ui
 
 }  // namespace
 
+void listed_probabilities(std::span<const Candidate> list, double m, double l, std::span<double> p) {
+  NCSPARSE_ASSERT(p.size() == list.size());
+  for (std::size_t j = 0; j < list.size(); ++j) p[j] = std::exp(static_cast<double>(list[j].score) - m) / l;
+}
+
+KeptSet prefix_kept_set(std::span<const double> p, std::int64_t k, std::int64_t n_visible, double sum_sq_all) {
+  NCSPARSE_ASSERT(k >= 0 && static_cast<std::size_t>(k) <= p.size());
+  double kept = 0, kept_sq = 0, kept_max = 0;
+  for (std::int64_t j = 0; j < k; ++j) {
+    const double pj = p[static_cast<std::size_t>(j)];
+    kept += pj;
+    kept_sq += pj * pj;
+    kept_max = std::max(kept_max, pj);
+  }
+  return finish_kept_set(p, [k](std::int64_t j) { return j < k; }, k, kept, kept_sq, kept_max, n_visible, sum_sq_all);
+}
+
 KeptSet prefix_kept_set(std::span<const Candidate> list, std::int64_t k, double m, double l, std::int64_t n_visible,
                         double sum_sq_all) {
   NCSPARSE_ASSERT(k >= 0 && static_cast<std::size_t>(k) <= list.size());
-  double kept = 0, kept_sq = 0, kept_max = 0;
-  std::vector<std::uint8_t> in_set(list.size(), 0);
-  for (std::int64_t j = 0; j < k; ++j) {
-    const double p = std::exp(static_cast<double>(list[j].score) - m) / l;
-    kept += p;
-    kept_sq += p * p;
-    kept_max = std::max(kept_max, p);
-    in_set[j] = 1;
-  }
-  return finish_kept_set(list, in_set, k, kept, kept_sq, kept_max, m, l, n_visible, sum_sq_all);
+  std::vector<double> p(list.size());
+  listed_probabilities(list, m, l, p);
+  return prefix_kept_set(std::span<const double>(p), k, n_visible, sum_sq_all);
 }
 
 KeptSet general_kept_set(std::span<const Candidate> list, std::span<const std::uint8_t> in_set, std::int64_t set_size,
                          double kept_mass, double kept_sq, double kept_max, double m, double l, std::int64_t n_visible,
                          double sum_sq_all) {
-  return finish_kept_set(list, in_set, set_size, kept_mass, kept_sq, kept_max, m, l, n_visible, sum_sq_all);
+  NCSPARSE_ASSERT(in_set.size() == list.size());
+  std::vector<double> p(list.size());
+  listed_probabilities(list, m, l, p);
+  return finish_kept_set(std::span<const double>(p), [in_set](std::int64_t j) { return in_set[static_cast<std::size_t>(j)] != 0; },
+                         set_size, kept_mass, kept_sq, kept_max, n_visible, sum_sq_all);
 }
 
 void fill_errors(const KeptSet& kept, double sum_sq_all, std::span<const double> o_sparse,

@@ -76,7 +76,7 @@ class PrefixStage final : public Stage {
     const bool exact = job.config.exact;
 #pragma omp parallel num_threads(row_threads(job, b))
     {
-    std::vector<double> bounds;
+    std::vector<double> bounds, listed_p;
 #pragma omp for schedule(dynamic, 8)
     for (std::size_t i = 0; i < ru; ++i) {
       const std::span<const Candidate> valid = b.valid(static_cast<std::int64_t>(i), job.L);
@@ -86,6 +86,11 @@ class PrefixStage final : public Stage {
       certificate_mass_bounds(valid, nv, bounds);
       const std::span<const double> o_exact =
           exact ? std::span<const double>(b.o_exact).subspan(i * du, du) : std::span<const double>();
+      const bool with_state = exact && fl[1] > 0;
+      if (with_state) {  // the listed p_j, once for all the row's windows
+        listed_p.resize(valid.size());
+        listed_probabilities(valid, fl[0], fl[1], listed_p);
+      }
       for (std::size_t pi = 0; pi < ids_.size(); ++pi) {
         const std::size_t w = ids_[pi];
         RowStats& st = results[w].rows[static_cast<std::size_t>(b.first) + i];
@@ -95,7 +100,7 @@ class PrefixStage final : public Stage {
         const std::span<const double> o_hat{acc_.data() + (pi * ru + i) * du, du};
         std::copy(o_hat.begin(), o_hat.end(), sparse[w].begin() + static_cast<std::ptrdiff_t>(i * du));
         KeptSet kept;
-        if (exact && fl[1] > 0) kept = prefix_kept_set(valid, c.k, fl[0], fl[1], nv, b.sum_sq_all[i]);
+        if (with_state) kept = prefix_kept_set(std::span<const double>(listed_p), c.k, nv, b.sum_sq_all[i]);
         if (c.k >= 1 && static_cast<std::size_t>(c.k) <= bounds.size()) {
           st.cert_mass = bounds[static_cast<std::size_t>(c.k - 1)];
           st.cert_out = certificate_output_bound(st.cert_mass, o_hat, job.v_max);
