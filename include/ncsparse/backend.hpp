@@ -44,6 +44,11 @@ struct PassParams {
   // CUDA backend: the precision of the score GEMM that filters candidates (lists do not depend
   // on it; the exact pass always scores in FP32). The CPU backend scores in FP32 only.
   ScorePrecision score_precision = ScorePrecision::FP32;
+  // CPU backend: an upper bound on the shard's largest key norm when the engine already has
+  // one (taken while the shard was generated), so that load_shard need not read the shard
+  // again; negative when unknown. It sets the margin of the re-scored candidates only: the
+  // lists do not depend on it.
+  double k_norm_max = -1;
 };
 
 // Output of a local pass for a block of `rows` queries.

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cpu/isa.hpp"
+#include "cpu/norms.hpp"
 #include "cpu/scan.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/error.hpp"
@@ -33,14 +34,15 @@ namespace {
 
 using cpu::Scratch;
 
-// Largest key norm of a shard (exact: a max of exactly computed norms, in any order).
+// Largest key norm of a shard (exact: a max of exactly ordered sums, cpu/norms.hpp).
 double key_norm_max(const KeyShard& keys, std::int64_t d, int threads) {
+  constexpr std::int64_t kBlock = 4096;
+  const std::int64_t blocks = (keys.count + kBlock - 1) / kBlock;
   double best = 0;
 #pragma omp parallel for num_threads(threads) reduction(max : best) schedule(static)
-  for (std::int64_t j = 0; j < keys.count; ++j) {
-    double s2 = 0;
-    for (std::int64_t c = 0; c < d; ++c) s2 += double(keys.k[j * d + c]) * double(keys.k[j * d + c]);
-    best = std::max(best, s2);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t r0 = b * kBlock;
+    best = std::max(best, cpu::max_row_norm_sq(keys.k + r0 * d, std::min(kBlock, keys.count - r0), d));
   }
   return std::sqrt(best);
 }
@@ -51,7 +53,7 @@ class CpuBackend final : public Backend {
   void load_shard(const KeyShard& keys, const PassParams& p) override {
     loaded_ = keys;
     loaded_d_ = p.d;
-    loaded_norm_ = key_norm_max(keys, p.d, std::max(1, p.threads));
+    loaded_norm_ = p.k_norm_max >= 0 ? p.k_norm_max : key_norm_max(keys, p.d, std::max(1, p.threads));
   }
   void local_pass(const QueryBlock& queries, const KeyShard& keys, const PassParams& p, LocalOutput out) override;
   DenseKernels* dense_kernels() override { return dense_.get(); }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "core/host_buffer.hpp"
 #include "engine/job.hpp"
@@ -188,6 +189,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
   Inputs in(workspace);
   const float* k_rows = nullptr;  // the shard: in.k and in.v, or rows the source lends
   const float* v_rows = nullptr;
+  std::optional<engine::ShardNorms> norms;  // when the rows were generated here, chunk by chunk
   timed(t.generate, [&] {
     collective(comm, [&] {
       // Fault injection for the tests of the error agreement: the named rank fails here alone.
@@ -205,7 +207,13 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
       const Generator* gen = source->generator();
       res.inputs_on_device =
           owned > 0 && gen != nullptr && in.backend->generate_shard(*gen, shard.lo, owned, in.k, in.v);
-      if (owned > 0 && !res.inputs_on_device) source->keys_values(shard.lo, owned, in.k, in.v);
+      if (owned > 0 && !res.inputs_on_device) {
+        if (gen != nullptr) {
+          norms = engine::generate_with_norms(*source, shard.lo, owned, d, config.threads, in.k, in.v);
+        } else {
+          source->keys_values(shard.lo, owned, in.k, in.v);
+        }
+      }
     });
   });
   for (const WindowSpec& w : config.windows) {
@@ -232,12 +240,20 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
                   res.scale};
   double k_max = 0;
   timed(t.generate, [&] {
-    job.v_max = engine::max_row_norm(v_rows, owned, d, config.threads);
-    k_max = engine::max_row_norm_bound(k_rows, owned, d, config.threads);
+    if (norms) {  // the same values, taken from each chunk while it was in cache
+      job.v_max = std::sqrt(norms->v_sq);
+      k_max = norms->k_bound;
+    } else {
+      job.v_max = engine::max_row_norm(v_rows, owned, d, config.threads);
+      k_max = engine::max_row_norm_bound(k_rows, owned, d, config.threads);
+    }
   });
 
   PassParams pass{d, res.scale, config.causal, L, config.exact, config.tile, 0, config.threads,
                   parse_precision(config.score_precision).value_or(ScorePrecision::FP32)};
+  // The CPU backend bounds its scores with the largest key norm: any upper bound keeps the
+  // lists exact (it only sets the margin of the candidates re-scored), so the bound will do.
+  if (norms) pass.k_norm_max = norms->k_bound;
   if (!config.stream) collective(comm, [&] { in.backend->load_shard(keys, pass); });
   std::vector<std::unique_ptr<engine::Stage>> stages = make_stages(config);
   for (auto& s : stages) timed(t.*s->phase(), [&] { s->prepare(job); });

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/norms.hpp"
 #include "engine/job.hpp"
 #include "ncsparse/flash.hpp"
 
@@ -65,14 +66,45 @@ double max_row_norm_bound(const float* x, std::int64_t rows, std::int64_t d, int
 }
 
 double max_row_norm(const float* v, std::int64_t rows, std::int64_t d, int threads) {
-  double most = 0;  // a max of exactly ordered sums: the same for any thread count
+  // A max of exactly ordered sums (cpu/norms.hpp): the same for any thread count and path.
+  constexpr std::int64_t kBlock = 4096;
+  const std::int64_t blocks = (rows + kBlock - 1) / kBlock;
+  double most = 0;
 #pragma omp parallel for num_threads(rows >= 65536 ? std::max(threads, 1) : 1) reduction(max : most) schedule(static)
-  for (std::int64_t j = 0; j < rows; ++j) {
-    double s = 0;
-    for (std::int64_t c = 0; c < d; ++c) s += double(v[j * d + c]) * double(v[j * d + c]);
-    most = std::max(most, std::sqrt(s));
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t r0 = b * kBlock;
+    most = std::max(most, cpu::max_row_norm_sq(v + r0 * d, std::min(kBlock, rows - r0), d));
   }
-  return most;
+  return std::sqrt(most);
+}
+
+ShardNorms generate_with_norms(InputSource& source, std::int64_t first, std::int64_t rows, std::int64_t d,
+                               int threads, std::span<float> k, std::span<float> v) {
+  // 2048 rows of K and V per thread: 1 MiB at d = 64, inside a core's L2.
+  constexpr std::int64_t kPerThread = 2048;
+  const int t = std::max(threads, 1);
+  const std::int64_t chunk = kPerThread * t;
+  const std::size_t du = static_cast<std::size_t>(d);
+  ShardNorms n;
+  for (std::int64_t c0 = 0; c0 < rows; c0 += chunk) {
+    const std::int64_t count = std::min(chunk, rows - c0);
+    const std::size_t at = static_cast<std::size_t>(c0) * du, size = static_cast<std::size_t>(count) * du;
+    source.keys_values(first + c0, count, k.subspan(at, size), v.subspan(at, size));
+    const std::int64_t parts = (count + kPerThread - 1) / kPerThread;
+    double v_sq = n.v_sq, k_bound = n.k_bound;
+#pragma omp parallel for num_threads(static_cast<int>(std::min<std::int64_t>(t, parts))) \
+    reduction(max : v_sq, k_bound) schedule(static)
+    for (std::int64_t p = 0; p < parts; ++p) {
+      const std::int64_t r0 = p * kPerThread, r = std::min(kPerThread, count - r0);
+      const float* kp = k.data() + at + static_cast<std::size_t>(r0) * du;
+      const float* vp = v.data() + at + static_cast<std::size_t>(r0) * du;
+      v_sq = std::max(v_sq, cpu::max_row_norm_sq(vp, r, d));
+      k_bound = std::max(k_bound, max_row_norm_bound(kp, r, d, 1));
+    }
+    n.v_sq = v_sq;
+    n.k_bound = k_bound;
+  }
+  return n;
 }
 
 }  // namespace ncsparse::engine

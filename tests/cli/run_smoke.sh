@@ -47,7 +47,21 @@ r = json.load(open(sys.argv[1]))
 assert len(r["strategies"]) == 8, r
 assert all(s["rows"] == 40 and s["out_rel"]["count"] == 40 for s in r["strategies"])
 assert r["config"]["ranks"] == 2 and r["config"]["n"] == 3001
+assert r["config"]["mpi_startup"] == "pml ob1 (all ranks on one node)", r["config"]
 ' "$tmp/json"
+# MPI start-up settings (src/comm/mpi_startup.hpp) as the report records them: without a
+# launcher, with the user's own PML, and with the library's defaults asked for.
+tiny=(run --n 500 --d 8 --queries 4 --window const:4 --format json)
+startup_is() {  # startup_is EXPECTED ENV... : the JSON's mpi_startup of a run without mpirun
+  local expected=$1
+  shift
+  env "$@" timeout 60 "$bin" "${tiny[@]}" >"$tmp/tiny" 2>"$tmp/err" &&
+    "$py" -c 'import json, sys; s = json.load(open(sys.argv[1]))["config"]["mpi_startup"]; assert s == sys.argv[2], s' \
+      "$tmp/tiny" "$expected"
+}
+check "no launcher: ob1, isolated" startup_is "pml ob1, isolated (one process, no launcher)" X=1
+check "OMPI_MCA_pml is the user's" startup_is "pml ob1 (OMPI_MCA_pml, the user's)" OMPI_MCA_pml=ob1
+check "NCSPARSE_MPI_DEFAULTS=library" startup_is "library defaults (NCSPARSE_MPI_DEFAULTS=library)" NCSPARSE_MPI_DEFAULTS=library
 
 timeout 120 "$mpiexec" -q -n 4 --oversubscribe "$bin" "${job[@]}" --format csv >"$tmp/csv" 2>"$tmp/err"
 check "csv run exits 0" test $? -eq 0
