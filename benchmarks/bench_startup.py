@@ -2,12 +2,14 @@
 """The default job from outside the process, with ncsparse's MPI start-up settings and with the
 library's (issue 16, "Start-up and shut-down"; src/comm/mpi_startup.hpp).
 
-    benchmarks/bench_startup.py [--runs N] [--launches none,1,2] [--binary build/ncsparse] [-- RUN_ARGS...]
+    benchmarks/bench_startup.py [--runs N] [--launches none,1,2] [--binary build/ncsparse]
+                                [--baseline OTHER_BINARY] [-- RUN_ARGS...]
 
 For each launch (no launcher, `mpirun -np 1`, `mpirun -np 2`) and each mode ("ncsparse":
 the settings ncsparse chooses, "library": NCSPARSE_MPI_DEFAULTS=library), runs
 `[mpirun -q -np P] BINARY run --format json [RUN_ARGS]` under /usr/bin/time, the modes
-alternating within each round (ABBA over rounds), after one untimed warm-up of each. Prints
+alternating within each round (ABBA over rounds), after one untimed warm-up of each. With
+--baseline, a third mode "baseline" runs that binary (an older build) with its own defaults. Prints
 per launch and mode the medians of: the wall time seen from outside, the job's own phases
 (`seconds` of its JSON, slowest rank), and the share of the process that is not the local pass
 (outside − local pass) / outside; then `ncsparse --version` the same way (MPI start-up and
@@ -45,26 +47,30 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--binary", default="build/ncsparse")
+    ap.add_argument("--baseline", help="an older ncsparse binary, run as a third mode")
     ap.add_argument("--launches", default="none,1,2",
                     help="comma-separated: none (no launcher) and rank counts for mpirun (default none,1,2)")
     ap.add_argument("run_args", nargs="*")
     a = ap.parse_args()
     base = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     base.pop("NCSPARSE_MPI_DEFAULTS", None)
-    modes = {"ncsparse": base, "library": dict(base, NCSPARSE_MPI_DEFAULTS="library")}
+    modes = {"ncsparse": (a.binary, base), "library": (a.binary, dict(base, NCSPARSE_MPI_DEFAULTS="library"))}
+    if a.baseline:
+        modes["baseline"] = (a.baseline, base)
     launches = {}
     for l in a.launches.split(","):
         launches["none" if l == "none" else f"mpirun -np {l}"] = [] if l == "none" else ["mpirun", "-q", "-np", l]
     print(f"machine: {lscpu()}; runs: {a.runs} per case, modes alternating")
     for lname, launch in launches.items():
         results = {m: [] for m in modes}
-        cmd = launch + [a.binary, "run", "--format", "json"] + a.run_args
-        for m, env in modes.items():
-            timed(cmd, env)  # warm-up
+        def cmd(m):
+            return launch + [modes[m][0], "run", "--format", "json"] + a.run_args
+        for m in modes:
+            timed(cmd(m), modes[m][1])  # warm-up
         for r in range(a.runs):
             order = list(modes) if r % 2 == 0 else list(reversed(modes))
             for m in order:
-                wall, rss, out = timed(cmd, modes[m])
+                wall, rss, out = timed(cmd(m), modes[m][1])
                 results[m].append((wall, json.loads(out)))
         for m, rows in results.items():
             wall = statistics.median(w for w, _ in rows)
@@ -72,10 +78,10 @@ def main():
             share = statistics.median((w - j["seconds"]["local_pass"]) / w for w, j in rows)
             phases = " ".join(f"{k} {v:.3f}" for k, v in sec.items() if v > 0)
             print(f"{lname:13s} {m:8s} outside {wall:.3f} s | not local pass {100 * share:.0f}% | {phases} | "
-                  f"mpi_startup: {rows[0][1]['config']['mpi_startup']}")
+                  f"mpi_startup: {rows[0][1]['config'].get('mpi_startup', '-')}")
     for lname, launch in launches.items():
-        for m, env in modes.items():
-            walls = [timed(launch + [a.binary, "--version"], env)[0] for _ in range(a.runs)]
+        for m, (binary, env) in modes.items():
+            walls = [timed(launch + [binary, "--version"], env)[0] for _ in range(a.runs)]
             print(f"--version {lname:13s} {m:8s} outside median {statistics.median(walls):.3f} s, min {min(walls):.3f}")
 
 

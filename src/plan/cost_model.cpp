@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/job.hpp"
+#include "ncsparse/comm.hpp"
 #include "ncsparse/flash.hpp"
 #include "ncsparse/window.hpp"
 
@@ -27,9 +28,16 @@ double window_keys(const WindowSpec& w, std::int64_t n, std::int64_t max_k) {
 
 }  // namespace
 
-double collective_seconds(const CollectiveFit& fit, const CollectiveFit& fallback, int ranks, double bytes) {
+double collective_seconds(const CollectiveFit& fit, const CollectiveFit& fallback, int ranks, double bytes,
+                          bool row_owner) {
   if (ranks <= 1) return 0;
   const CollectiveFit& f = fit.ranks > 1 ? fit : fallback;
+  if (row_owner) {
+    // At the fit's P the merge was a ring-like all-reduce (P = 2: two messages, the list's
+    // bytes once) or the row owner itself: both move 2(P − 1)/P of the lists in 2(P − 1) steps.
+    const double p = ranks, pf = f.ranks;
+    return f.alpha * (p - 1) / (pf - 1) + f.beta * bytes * ((p - 1) / p) / ((pf - 1) / pf);
+  }
   return f.seconds(bytes) * ceil_log2(ranks) / std::max(1, ceil_log2(f.ranks));
 }
 
@@ -54,12 +62,11 @@ Prediction predict(const JobConfig& c, int P, const Profile& prof, const NodeSha
   const double cc = 1 + (prof.contention_compute - 1) * share, cm = 1 + (prof.contention_memory - 1) * share;
 
   // Inputs: K and V rows of the shard from the generator (per thread), the query rows of every
-  // block (about half a key row each: one projection, not two), the first touch of the shard's
-  // fresh pages, and one read of it for the largest ‖k‖ and ‖v‖.
+  // block (about half a key row each: one projection, not two), and the first touch of the
+  // shard's fresh pages (the norms are taken from each chunk while it is in cache).
   const double gen_row = Profile::at_d(c.model.model == InputModel::Paper ? prof.gen_paper : prof.gen_gaussian, c.model.d);
   const double shard_bytes = 2 * ns * d * 4;
-  out.inputs =
-      over * (cc * (ns + 0.5 * m) * gen_row / T + cm * (shard_bytes / prof.first_touch + shard_bytes / prof.bandwidth));
+  out.inputs = over * (cc * (ns + 0.5 * m) * gen_row / T + cm * shard_bytes / prof.first_touch);
 
   // Local pass, per block: the score tiles (and the exact pass's exponentials and P·V) over the
   // row × key pairs the slowest rank sees (causal: rank 0 sees 1 − 1/(2P) of them), plus the
@@ -76,8 +83,9 @@ Prediction predict(const JobConfig& c, int P, const Profile& prof, const NodeSha
   // log-sum-exp all-reduce of b flash states.
   const double list_bytes = b * L * sizeof(Candidate);
   const double flash_bytes = b * static_cast<double>(flash_row_size(static_cast<std::size_t>(c.model.d))) * 8;
+  const bool row_owner = choose_topk_merge(P, static_cast<std::size_t>(list_bytes)) == TopkMerge::kRowOwner;
   out.merge = over * blocks *
-              (collective_seconds(prof.topk, fallback.topk, P, list_bytes) +
+              (collective_seconds(prof.topk, fallback.topk, P, list_bytes, row_owner) +
                (c.exact ? collective_seconds(prof.flash, fallback.flash, P, flash_bytes) : 0));
 
   // Sparse softmax, per row: the weights exp(s_j − s_0) up to the largest window, the V rows

@@ -40,6 +40,10 @@ Prediction predict(const JobConfig& job, int ranks, const Profile& profile, cons
 
 // The time of a collective of `bytes` per rank at `ranks`, from its fit at fit.ranks: scaled
 // by ⌈log₂ ranks⌉ / ⌈log₂ fit.ranks⌉; 0 on one rank; the default profile's when not measured.
-double collective_seconds(const CollectiveFit& fit, const CollectiveFit& fallback, int ranks, double bytes);
+// With `row_owner` (the candidate merge that choose_topk_merge picks at these ranks and bytes),
+// α scales with the messages, 2(P − 1), and β with the bytes each rank sends and receives,
+// 2(P − 1)/P of its lists, which do not grow with log P (docs/scaling.md).
+double collective_seconds(const CollectiveFit& fit, const CollectiveFit& fallback, int ranks, double bytes,
+                          bool row_owner = false);
 
 }  // namespace ncsparse::plan
