@@ -1,20 +1,43 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses (tests/fuzz) with clang, ASan and UBSan in their own folder
-# (build-fuzz/, or NCSPARSE_FUZZ_BUILD_DIR) and runs them: each replays its kept crash inputs,
-# then fuzzes for SECONDS (default 45) and fails on any crash.
+# The clang build with ASan and UBSan (build-fuzz/, or NCSPARSE_FUZZ_BUILD_DIR), which CI runs
+# after the test suite:
+#   1. the libFuzzer harnesses (tests/fuzz): each replays its kept crash inputs, then fuzzes for
+#      SECONDS (default 45) and fails on any crash;
+#   2. the unit, mpi and io tests of the same instrumented build (labels unit, mpi, io, less
+#      the CLI-driven io.files_cli: about 70 s of tests on two cores), failing on any ASan,
+#      LSan or UBSan report. The GCC sanitizer build of every suite is launch/sanitize.sh.
 #   launch/fuzz.sh [SECONDS] [ctest arguments]
-# A longer run keeping its corpus: NCSPARSE_FUZZ_CORPUS=DIR tests/fuzz/run_fuzz.sh (see there).
+# NCSPARSE_FUZZ_ONLY=1 skips step 2. A longer fuzzing run keeping its corpus:
+# NCSPARSE_FUZZ_CORPUS=DIR tests/fuzz/run_fuzz.sh (see there).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${1:-45}
 [ $# -gt 0 ] && shift
 "$root/launch/setup.sh"
 build=${NCSPARSE_FUZZ_BUILD_DIR:-$root/build-fuzz}
+
+# Read by every instrumented process: the build's test discovery (gtest_discover_tests runs the
+# test binaries), and every MPI rank (mpiexec passes the environment on). As launch/sanitize.sh:
+# leaks of the MPI stack and HDF5 are suppressed (tests/sanitize/lsan.supp), stacks unwound in
+# full and OpenMPI's plugins kept loaded so that the suppressions can name their frames.
+export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0:check_initialization_order=1"
+export LSAN_OPTIONS="suppressions=$root/tests/sanitize/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export OMPI_MCA_mca_base_component_disable_dlclose=1
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNCSPARSE_FUZZ=ON \
-    -DNCSPARSE_TESTS=OFF -DNCSPARSE_CUDA=OFF -DNCSPARSE_BENCHMARKS=OFF -DNCSPARSE_PYTHON=OFF >/dev/null
+    -DNCSPARSE_CUDA=OFF -DNCSPARSE_BENCHMARKS=OFF -DNCSPARSE_PYTHON=OFF >/dev/null
 fi
-cmake -S "$root" -B "$build" -DNCSPARSE_FUZZ_SECONDS="$seconds" >/dev/null
+cmake -S "$root" -B "$build" -DNCSPARSE_FUZZ_SECONDS="$seconds" -DNCSPARSE_TESTS=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" --target fuzz_h5_input fuzz_study_spec -- --no-print-directory >/dev/null
 cd "$build"
 ctest --output-on-failure -j "$(nproc)" -L fuzz "$@"
+[ "${NCSPARSE_FUZZ_ONLY:-0}" = 1 ] && exit 0
+
+cmake --build "$build" -j "$(nproc)" --target unit_tests io_unit_tests mpi_invariance mpi_merge mpi_errors io_roundtrip \
+  -- --no-print-directory >/dev/null
+ctest --output-on-failure -j "$(nproc)" -L 'unit|mpi|io' -LE 'python|slurm|gpu|faults|cli|study' -E '^io\.files_cli$' "$@"

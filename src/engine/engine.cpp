@@ -127,8 +127,12 @@ void keep_rows(JobResult& res, const engine::Block& b, std::span<const double> s
   const std::size_t du = static_cast<std::size_t>(res.config.model.d), m = static_cast<std::size_t>(res.config.queries);
   const std::size_t L = static_cast<std::size_t>(res.list_length);
   std::copy(b.lists.begin(), b.lists.end(), res.lists.begin() + static_cast<std::ptrdiff_t>(first * L));
-  std::copy(b.o_exact.begin(), b.o_exact.end(), res.o_exact.begin() + static_cast<std::ptrdiff_t>(first * du));
-  for (std::size_t w = 0; w < res.strategies.size(); ++w) {
+  // Without the exact pass res.o_exact is empty: an offset from its null begin() is undefined
+  // (UBSan in the unit suite, EngineBounds.LargeFiniteInputsWithinTheBoundsStayExact).
+  if (!b.o_exact.empty()) {
+    std::copy(b.o_exact.begin(), b.o_exact.end(), res.o_exact.begin() + static_cast<std::ptrdiff_t>(first * du));
+  }
+  for (std::size_t w = 0; w < res.strategies.size() && ru * du > 0; ++w) {
     std::copy_n(sparse.begin() + static_cast<std::ptrdiff_t>(w * ru * du), ru * du,
                 res.o_sparse.begin() + static_cast<std::ptrdiff_t>((w * m + first) * du));
   }

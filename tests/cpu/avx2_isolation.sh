@@ -19,8 +19,10 @@ for o in "${objects[@]}"; do
   esac
 done
 [ ${#avx2[@]} -gt 0 ] && [ ${#portable[@]} -gt 0 ] || { echo "no CPU backend objects among the arguments" >&2; exit 1; }
-# Weak code and data; DW.ref.* are the personality-routine pointers of exception tables (no code).
-weak() { nm --defined-only "$@" 2>/dev/null | awk '$2 ~ /^[WVu]$/ && $3 !~ /^DW\.ref\./ {print $3}' | sort -u; }
+# Weak code and data; DW.ref.* are the personality-routine pointers of exception tables, and
+# _ZTI*/_ZTS* the typeinfo objects and names that clang's -fsanitize=function emits for function
+# types (the sanitizer builds): constant data, no code.
+weak() { nm --defined-only "$@" 2>/dev/null | awk '$2 ~ /^[WVu]$/ && $3 !~ /^DW\.ref\./ && $3 !~ /^_ZT[IS]/ {print $3}' | sort -u; }
 shared=$(comm -12 <(weak "${avx2[@]}" "${avx512[@]}") <(weak "${portable[@]}"))
 fail=0
 if [ -n "$shared" ]; then
