@@ -16,17 +16,7 @@ seconds=${1:-45}
 "$root/launch/setup.sh"
 build=${NCSPARSE_FUZZ_BUILD_DIR:-$root/build-fuzz}
 
-# Read by every instrumented process: the build's test discovery (gtest_discover_tests runs the
-# test binaries), and every MPI rank (mpiexec passes the environment on). As launch/sanitize.sh:
-# leaks of the MPI stack and HDF5 are suppressed (tests/sanitize/lsan.supp), stacks unwound in
-# full and OpenMPI's plugins kept loaded so that the suppressions can name their frames.
-export ASAN_OPTIONS="detect_leaks=1:fast_unwind_on_malloc=0:check_initialization_order=1"
-export LSAN_OPTIONS="suppressions=$root/tests/sanitize/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
-export OMPI_MCA_mca_base_component_disable_dlclose=1
-if [ "$(id -u)" -eq 0 ]; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
+. "$root/launch/sanitizer_env.sh"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNCSPARSE_FUZZ=ON \

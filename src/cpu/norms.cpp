@@ -6,8 +6,6 @@
 
 namespace ncsparse::cpu {
 
-namespace {
-
 // Portable: 8 rows at a time for independent chains (a single row's 64 dependent additions
 // took 4 cycles each), each row summed in column order.
 double max_row_norm_sq_generic(const float* x, std::int64_t rows, std::int64_t d) {
@@ -35,8 +33,6 @@ double max_row_norm_sq_generic(const float* x, std::int64_t rows, std::int64_t d
   }
   return most;
 }
-
-}  // namespace
 
 double max_row_norm_sq(const float* x, std::int64_t rows, std::int64_t d) {
   if (rows <= 0 || d <= 0) return 0;

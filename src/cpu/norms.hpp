@@ -12,6 +12,9 @@ namespace ncsparse::cpu {
 // max_j Σ_c x[j·d + c]² over rows j (0 when rows is 0); one thread.
 double max_row_norm_sq(const float* x, std::int64_t rows, std::int64_t d);
 
+// The portable path (norms.cpp), also the AVX2 path's loop for its last rows.
+double max_row_norm_sq_generic(const float* x, std::int64_t rows, std::int64_t d);
+
 namespace avx2 {
 // The same, rows in the lanes (norms_avx2.cpp); call only when use_avx2().
 double max_row_norm_sq(const float* x, std::int64_t rows, std::int64_t d);

@@ -67,16 +67,10 @@ double max_row_norm_sq(const float* x, std::int64_t rows, std::int64_t d) {
   }
   alignas(32) double lane[4];
   _mm256_store_pd(lane, best);
-  double most = std::max(std::max(lane[0], lane[1]), std::max(lane[2], lane[3]));
-  for (; j < rows; ++j) {
-    double s = 0;
-    for (std::int64_t c = 0; c < d; ++c) {
-      const double e = x[j * d + c];
-      s += e * e;
-    }
-    most = std::max(most, s);
-  }
-  return most;
+  const double most = std::max(std::max(lane[0], lane[1]), std::max(lane[2], lane[3]));
+  // The last rows (fewer than 4) by the portable loop: a function of the portable object, not an
+  // inline copy (tests/cpu/avx2_isolation.sh).
+  return std::max(most, max_row_norm_sq_generic(x + j * d, rows - j, d));
 }
 
 }  // namespace ncsparse::cpu::avx2

@@ -37,6 +37,7 @@ TEST(RowNorms, BitIdenticalToTheOrderedLoop) {
       for (float& v : x) v = std::ldexp(g(rng), e(rng));
       const double want = reference(x, rows, d);
       EXPECT_EQ(max_row_norm_sq(x.data(), rows, d), want) << "d " << d << " rows " << rows;
+      EXPECT_EQ(max_row_norm_sq_generic(x.data(), rows, d), want) << "generic, d " << d << " rows " << rows;
       if (use_avx2()) EXPECT_EQ(avx2::max_row_norm_sq(x.data(), rows, d), want) << "avx2, d " << d << " rows " << rows;
     }
   }
@@ -49,6 +50,7 @@ TEST(RowNorms, NaNRowsAreSkippedOnEveryPath) {
   x[12 * d + 0] = std::numeric_limits<float>::quiet_NaN();  // in the second
   x[10 * d + 4] = 3.0f;                                      // the largest: 4 + 9 = 13
   EXPECT_EQ(max_row_norm_sq(x.data(), rows, d), 13.0);
+  EXPECT_EQ(max_row_norm_sq_generic(x.data(), rows, d), 13.0);
   if (use_avx2()) EXPECT_EQ(avx2::max_row_norm_sq(x.data(), rows, d), 13.0);
 }
 
