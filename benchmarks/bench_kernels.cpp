@@ -13,6 +13,8 @@
 #include <random>
 #include <vector>
 
+#include "cpu/isa.hpp"
+#include "cpu/norms.hpp"
 #include "ncsparse/backend.hpp"
 #include "ncsparse/candidate.hpp"
 #include "ncsparse/flash.hpp"
@@ -224,6 +226,28 @@ void BM_WidenInPlace(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(n) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_WidenInPlace)->ArgNames({"bf16"})->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+// The ordered largest row norm (cpu/norms.hpp) of a chunk as generate_with_norms takes it:
+// 2048 rows × 64, in cache. Arg: 0 the portable path, 1 AVX2 (skipped without it); values/s.
+void BM_RowNorms(benchmark::State& state) {
+  const std::int64_t rows = 2048, d = 64;
+  if (state.range(0) == 1 && !cpu::use_avx2()) {
+    state.SkipWithError("no AVX2 + FMA");
+    return;
+  }
+  std::vector<float> x(static_cast<std::size_t>(rows * d));
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  for (float& v : x) v = nd(rng);
+  for (auto _ : state) {
+    const double m = state.range(0) == 0 ? cpu::max_row_norm_sq_generic(x.data(), rows, d)
+                                         : cpu::avx2::max_row_norm_sq(x.data(), rows, d);
+    benchmark::DoNotOptimize(m);
+  }
+  state.counters["values/s"] = benchmark::Counter(static_cast<double>(rows * d) * static_cast<double>(state.iterations()),
+                                                  benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_RowNorms)->ArgNames({"avx2"})->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace ncsparse
