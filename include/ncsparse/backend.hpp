@@ -68,8 +68,8 @@ struct LocalOutput {
 struct PrefixGather {
   std::span<const Candidate> lists;  // rows × L, merged
   std::int64_t L = 0, rows = 0, d = 0;
-  std::int64_t width = 0;            // weights per row (the largest k)
-  std::span<const double> weights;   // rows × width: exp(score_j − score_0)
+  std::int64_t width = 0;            // weights per row (at least the largest k; the row stride)
+  std::span<const double> weights;   // rows × width: exp(score_j − score_0), 0 past the valid entries
   std::int64_t strategies = 0;
   std::span<const std::int64_t> k;   // strategies × rows
   std::span<const double> inv_z;     // strategies × rows

@@ -41,6 +41,12 @@ struct RowNormaliser {
   double l;
 };
 
+// What a prefix window may read of its row besides the list, each part absent when empty.
+struct RowFacts {
+  const RowNormaliser* exact = nullptr;  // set with the exact pass (always when needs_exact())
+  std::span<const double> cert_bounds;   // certificate_mass_bounds of the list, when computed already
+};
+
 class Strategy {
  public:
   virtual ~Strategy() = default;
@@ -82,10 +88,11 @@ class PrefixStrategy : public Strategy {
   Family family() const final { return Family::Prefix; }
   double list_need(std::int64_t n, std::int64_t max_k) const override;
   // Window length for one row. `list` holds the valid entries of the merged list (at most
-  // K + 1); windows longer than K = list_capacity − 1 are clamped (and flagged). exact is null
-  // unless needs_exact().
+  // K + 1); windows longer than K = list_capacity − 1 are clamped (and flagged). row.exact is
+  // null unless needs_exact(); row.cert_bounds, when given, is the certificate of `list` (the
+  // stage computes it once per row for every window and the statistics).
   virtual WindowChoice choose(std::span<const Candidate> list, std::int64_t list_capacity, std::int64_t n_visible,
-                              const RowNormaliser* exact) const = 0;
+                              const RowFacts& row) const = 0;
 
  protected:
   using Strategy::Strategy;

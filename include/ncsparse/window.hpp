@@ -49,6 +49,11 @@ std::int64_t list_length(std::span<const WindowSpec> windows, std::int64_t n, st
 // list, without the exact state (DESIGN.md §4). `list` holds the valid entries only; n is
 // the number of keys the row sees. Returns bound[k-1] for k = 1..list.size().
 void certificate_mass_bounds(std::span<const Candidate> list, std::int64_t n, std::span<double> bound);
+// The same from the list's weights e_j = exp(s_j − s_0) (prefix_weights; e.size() entries).
+void certificate_mass_bounds(std::span<const double> e, std::int64_t n, std::span<double> bound);
+// e_j = exp(s_j − s_0) for j < list.size(), in double: the unnormalised weights every prefix
+// window of a sorted list shares (its softmax over the first k is e_j / Σ_{i<k} e_i).
+void prefix_weights(std::span<const Candidate> list, std::span<double> e);
 
 // Window length of a prefix strategy for one row (PrefixStrategy::choose); for a key-set
 // window its size s + w cut to n_visible, for an approximator n_visible.

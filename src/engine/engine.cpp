@@ -317,6 +317,7 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
     });
     b.lists = lists;
     b.flash = flash;
+    b.count_listed(L);
 
     engine::exact_outputs(job, b);
     for (auto& s : stages) timed(t.*s->phase(), [&] { s->outputs(job, b); });

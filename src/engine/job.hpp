@@ -40,10 +40,18 @@ struct Block {
   std::vector<std::int64_t> n_visible;
   std::vector<double> o_exact;     // rows × d (exact pass)
   std::vector<double> sum_sq_all;  // Σ_all p² per row (exact pass; 0 for an empty row)
+  std::vector<std::size_t> listed; // the valid entries of each row's list (count_listed)
 
+  // Counts each row's valid entries once, after the merge (every stage reads them).
+  void count_listed(std::int64_t L) {
+    listed.resize(static_cast<std::size_t>(rows));
+    for (std::int64_t i = 0; i < rows; ++i) {
+      listed[static_cast<std::size_t>(i)] =
+          count_valid(lists.subspan(static_cast<std::size_t>(i * L), static_cast<std::size_t>(L)));
+    }
+  }
   std::span<const Candidate> valid(std::int64_t i, std::int64_t L) const {
-    const std::span<const Candidate> row = lists.subspan(static_cast<std::size_t>(i * L), static_cast<std::size_t>(L));
-    return row.first(count_valid(row));
+    return lists.subspan(static_cast<std::size_t>(i * L), listed.at(static_cast<std::size_t>(i)));
   }
   // The row's merged exact state, or null without the exact pass.
   const double* exact(std::int64_t i, std::int64_t d) const {

@@ -20,49 +20,52 @@ class PrefixStage final : public Stage {
   double PhaseTimes::*phase() const override { return &PhaseTimes::sparse; }
 
   // Three steps, each row independent and computed as with one thread (the outputs do not
-  // depend on the thread count): every strategy's k; the weights exp(s_j − s_0) up to the
-  // row's largest k and each strategy's normaliser; the sums Σ p_j v_j over the owned V rows,
-  // on the backend's copy of V when it has a kernel for it (PrefixGather), else here.
+  // depend on the thread count): the row's weights exp(s_j − s_0) over its whole list and the
+  // certificate from them (once per row, for every window and the statistics); every
+  // strategy's k and normaliser; the sums Σ p_j v_j over the owned V rows, on the backend's
+  // copy of V when it has a kernel for it (PrefixGather), else here.
   void outputs(const Job& job, const Block& b) override {
     const std::size_t P = ids_.size(), ru = static_cast<std::size_t>(b.rows), du = static_cast<std::size_t>(job.d);
+    const std::size_t Lu = static_cast<std::size_t>(job.L);
     acc_.assign(P * ru * du, 0.0);
     choice_.resize(P * ru);
     k_.assign(P * ru, 0);
-    const int threads = row_threads(job, b);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
-    for (std::size_t i = 0; i < ru; ++i) {
-      const std::span<const Candidate> valid = b.valid(static_cast<std::int64_t>(i), job.L);
-      const double* fl = b.exact(static_cast<std::int64_t>(i), job.d);
-      const RowNormaliser norm = fl != nullptr ? RowNormaliser{fl[0], fl[1]} : RowNormaliser{};
-      for (std::size_t pi = 0; pi < P; ++pi) {
-        const WindowChoice c = windows_[pi]->choose(valid, job.L, b.n_visible[i], fl != nullptr ? &norm : nullptr);
-        choice_[pi * ru + i] = c;
-        k_[pi * ru + i] = valid.empty() ? 0 : c.k;
-      }
-    }
-    const std::int64_t width = k_.empty() ? 0 : *std::max_element(k_.begin(), k_.end());
-    weights_.resize(ru * static_cast<std::size_t>(width));
+    weights_.resize(ru * Lu);
+    bounds_.resize(ru * Lu);
     inv_z_.assign(P * ru, 0.0);
+    const int threads = row_threads(job, b);
 #pragma omp parallel num_threads(threads)
     {
       std::vector<std::pair<std::int64_t, std::size_t>> by_k(P);
 #pragma omp for schedule(dynamic, 8)
       for (std::size_t i = 0; i < ru; ++i) {
         const std::span<const Candidate> valid = b.valid(static_cast<std::int64_t>(i), job.L);
+        const std::span<double> e{weights_.data() + i * Lu, valid.size()};
+        const std::span<double> bound{bounds_.data() + i * Lu, valid.size()};
+        prefix_weights(valid, e);
+        std::fill(weights_.begin() + static_cast<std::ptrdiff_t>(i * Lu + valid.size()),
+                  weights_.begin() + static_cast<std::ptrdiff_t>((i + 1) * Lu), 0.0);
+        certificate_mass_bounds(std::span<const double>(e), b.n_visible[i], bound);
+        const double* fl = b.exact(static_cast<std::int64_t>(i), job.d);
+        const RowNormaliser norm = fl != nullptr ? RowNormaliser{fl[0], fl[1]} : RowNormaliser{};
+        const RowFacts facts{fl != nullptr ? &norm : nullptr, bound};
+        for (std::size_t pi = 0; pi < P; ++pi) {
+          const WindowChoice c = windows_[pi]->choose(valid, job.L, b.n_visible[i], facts);
+          choice_[pi * ru + i] = c;
+          k_[pi * ru + i] = valid.empty() ? 0 : c.k;
+        }
         if (valid.empty()) continue;
-        double* e = weights_.data() + i * static_cast<std::size_t>(width);
-        const double top = valid[0].score;
         for (std::size_t pi = 0; pi < P; ++pi) by_k[pi] = {k_[pi * ru + i], pi};
         std::sort(by_k.begin(), by_k.end());  // normalisers of all prefixes in one walk, shortest first
         double z = 0;
         std::int64_t next = 0;
         for (const auto& [kk, pi] : by_k) {
-          for (; next < kk; ++next) z += (e[next] = std::exp(static_cast<double>(valid[next].score) - top));
+          for (; next < kk; ++next) z += e[static_cast<std::size_t>(next)];
           inv_z_[pi * ru + i] = z > 0 ? 1.0 / z : 0.0;
         }
       }
     }
-    const PrefixGather g{b.lists, job.L, b.rows, job.d, width, weights_, static_cast<std::int64_t>(P), k_, inv_z_, acc_};
+    const PrefixGather g{b.lists, job.L, b.rows, job.d, job.L, weights_, static_cast<std::int64_t>(P), k_, inv_z_, acc_};
     if (job.backend == nullptr || !job.backend->gather_outputs(g)) {
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
       for (std::size_t i = 0; i < ru; ++i) gather_row(job, g, static_cast<std::int64_t>(i));
@@ -76,14 +79,13 @@ class PrefixStage final : public Stage {
     const bool exact = job.config.exact;
 #pragma omp parallel num_threads(row_threads(job, b))
     {
-    std::vector<double> bounds, listed_p;
+    std::vector<double> listed_p;
 #pragma omp for schedule(dynamic, 8)
     for (std::size_t i = 0; i < ru; ++i) {
       const std::span<const Candidate> valid = b.valid(static_cast<std::int64_t>(i), job.L);
       const std::int64_t nv = b.n_visible[i];
       const double* fl = b.exact(static_cast<std::int64_t>(i), job.d);
-      bounds.resize(valid.size());
-      certificate_mass_bounds(valid, nv, bounds);
+      const std::span<const double> bounds{bounds_.data() + i * static_cast<std::size_t>(job.L), valid.size()};
       const std::span<const double> o_exact =
           exact ? std::span<const double>(b.o_exact).subspan(i * du, du) : std::span<const double>();
       const bool with_state = exact && fl[1] > 0;
@@ -125,7 +127,7 @@ class PrefixStage final : public Stage {
     std::int64_t k_max = 0;
     for (std::int64_t pi = 0; pi < P; ++pi) k_max = std::max(k_max, g.k[static_cast<std::size_t>(pi * g.rows + i)]);
     const Candidate* list = g.lists.data() + i * g.L;
-    const double* e = g.weights.data() + i * g.width;
+    const double* e = g.weights.data() + i * g.width;  // width: the row stride
     constexpr std::int64_t kAhead = 12;
     const KeyShard& shard = job.shard;
     auto owned_row = [&](std::int64_t j) -> const float* {
@@ -158,7 +160,8 @@ class PrefixStage final : public Stage {
   std::vector<double> acc_;           // P × rows × d
   std::vector<WindowChoice> choice_;  // P × rows
   std::vector<std::int64_t> k_;       // P × rows
-  std::vector<double> weights_;       // rows × (largest k)
+  std::vector<double> weights_;       // rows × L: exp(s_j − s_0) of the valid entries, then 0
+  std::vector<double> bounds_;        // rows × L: the certificate of each prefix (valid entries)
   std::vector<double> inv_z_;         // P × rows
 };
 

@@ -30,7 +30,8 @@ class EpsWindow final : public PrefixStrategy {
     return std::min<double>(std::floor(1.0 / value(0)), static_cast<double>(max_k));
   }
   WindowChoice choose(std::span<const Candidate> list, std::int64_t list_capacity, std::int64_t n_visible,
-                      const RowNormaliser* exact) const override {
+                      const RowFacts& row) const override {
+    const RowNormaliser* exact = row.exact;
     NCSPARSE_ASSERT(exact != nullptr);
     const std::int64_t available = std::min<std::int64_t>(n_visible, static_cast<std::int64_t>(list.size()));
     // p_j >= ε  ⇔  s_j >= m + ln(ε·l)
@@ -47,7 +48,8 @@ class MassWindow final : public PrefixStrategy {
   bool needs_exact() const override { return true; }
   double list_need(std::int64_t, std::int64_t max_k) const override { return static_cast<double>(max_k); }
   WindowChoice choose(std::span<const Candidate> list, std::int64_t list_capacity, std::int64_t n_visible,
-                      const RowNormaliser* exact) const override {
+                      const RowFacts& row) const override {
+    const RowNormaliser* exact = row.exact;
     NCSPARSE_ASSERT(exact != nullptr);
     const std::int64_t available = std::min<std::int64_t>(n_visible, static_cast<std::int64_t>(list.size()));
     double mass = 0;
@@ -67,10 +69,15 @@ class CertWindow final : public PrefixStrategy {
   explicit CertWindow(const SpecArgs& a) : PrefixStrategy(a.name(), a.spec(), {unit_interval(a, "delta")}) {}
   double list_need(std::int64_t, std::int64_t max_k) const override { return static_cast<double>(max_k); }
   WindowChoice choose(std::span<const Candidate> list, std::int64_t list_capacity, std::int64_t n_visible,
-                      const RowNormaliser*) const override {
+                      const RowFacts& row) const override {
     const std::int64_t available = std::min<std::int64_t>(n_visible, static_cast<std::int64_t>(list.size()));
-    std::vector<double> bound(list.size());
-    certificate_mass_bounds(list, n_visible, bound);
+    std::vector<double> own;
+    std::span<const double> bound = row.cert_bounds;
+    if (bound.size() != list.size()) {
+      own.resize(list.size());
+      certificate_mass_bounds(list, n_visible, own);
+      bound = own;
+    }
     std::int64_t k = INT64_MAX;
     for (std::int64_t j = 0; j < available; ++j) {
       if (bound[j] <= value(0)) {

@@ -23,7 +23,7 @@ class FixedWindow final : public PrefixStrategy {
     return target_(static_cast<double>(std::max<std::int64_t>(n, 1)));
   }
   WindowChoice choose(std::span<const Candidate> list, std::int64_t list_capacity, std::int64_t n_visible,
-                      const RowNormaliser*) const override {
+                      const RowFacts&) const override {
     return clamp(fixed_target(n_visible), list, list_capacity, n_visible);
   }
 

@@ -150,7 +150,7 @@ WindowChoice choose_window(const WindowSpec& w, std::span<const Candidate> list,
                            std::int64_t n_visible, const RowNormaliser* exact) {
   switch (w->family()) {
     case Family::Prefix:
-      return static_cast<const PrefixStrategy&>(*w).choose(list, list_capacity, n_visible, exact);
+      return static_cast<const PrefixStrategy&>(*w).choose(list, list_capacity, n_visible, RowFacts{exact, {}});
     case Family::KeySet: {
       const std::int64_t size = static_cast<const KeySetStrategy&>(*w).nominal_size();
       WindowChoice c;

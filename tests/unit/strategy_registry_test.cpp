@@ -34,7 +34,7 @@ class Lg2Window final : public PrefixStrategy {
     return std::ceil(value(0) * std::log2(static_cast<double>(std::max<std::int64_t>(n, 1))));
   }
   WindowChoice choose(std::span<const Candidate> list, std::int64_t capacity, std::int64_t n_visible,
-                      const RowNormaliser*) const override {
+                      const RowFacts&) const override {
     return clamp(fixed_target(n_visible), list, capacity, n_visible);
   }
 };
