@@ -52,6 +52,7 @@ void ensure_mpi() {
     if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
       throw Error(kExitInternal, "MPI_Init_thread failed");
     }
+    finish_mpi_startup();
     g_unreported_startup = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     g_initialised_mpi = true;
   }

@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   install_stop_signals();
   prepare_mpi_startup();  // the PML for one node: MPI_Init in 0.03 s instead of 0.3 (mpi_startup.hpp)
   MPI_Init(&argc, &argv);
+  finish_mpi_startup();  // no Nagle on the PMIx socket: 40 ms less in MPI_Finalize under mpirun
   install_stop_signals();  // again, in case the MPI library installed handlers of its own
   int code = 0;
   try {

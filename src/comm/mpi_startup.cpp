@@ -1,7 +1,14 @@
 #include "comm/mpi_startup.hpp"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace ncsparse {
 
@@ -10,6 +17,25 @@ namespace {
 std::string g_description;
 
 bool is(const char* value, const char* expected) { return value != nullptr && std::strcmp(value, expected) == 0; }
+
+// A connected TCP socket whose peer is this host (127.0.0.0/8 or ::1).
+bool loopback_tcp(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return false;
+  sockaddr_storage peer{};
+  len = sizeof peer;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
+  if (peer.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&peer);
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (peer.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&peer);
+    return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -52,6 +78,26 @@ void prepare_mpi_startup() {
   const MpiStartup s = choose_mpi_startup([](const char* name) { return std::getenv(name); });
   for (const auto& [name, value] : s.set) setenv(name.c_str(), value.c_str(), 0);
   g_description = s.description;
+}
+
+int finish_mpi_startup() {
+  if (is(std::getenv("NCSPARSE_MPI_DEFAULTS"), "library")) return 0;
+  std::vector<int> fds;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (const dirent* e = readdir(dir)) {
+      char* end = nullptr;
+      const long fd = std::strtol(e->d_name, &end, 10);
+      if (end != e->d_name && *end == '\0' && fd != dirfd(dir)) fds.push_back(static_cast<int>(fd));
+    }
+    closedir(dir);
+  }
+  int set = 0;
+  for (const int fd : fds) {
+    const int one = 1;
+    if (loopback_tcp(fd) && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++set;
+  }
+  if (set > 0) g_description += "; TCP_NODELAY on " + std::to_string(set) + " loopback socket" + (set > 1 ? "s" : "") + " (PMIx)";
+  return set;
 }
 
 const std::string& mpi_startup_description() { return g_description; }

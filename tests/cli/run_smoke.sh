@@ -47,7 +47,7 @@ r = json.load(open(sys.argv[1]))
 assert len(r["strategies"]) == 8, r
 assert all(s["rows"] == 40 and s["out_rel"]["count"] == 40 for s in r["strategies"])
 assert r["config"]["ranks"] == 2 and r["config"]["n"] == 3001
-assert r["config"]["mpi_startup"] == "pml ob1 (all ranks on one node)", r["config"]
+assert r["config"]["mpi_startup"] == "pml ob1 (all ranks on one node); TCP_NODELAY on 1 loopback socket (PMIx)", r["config"]
 ' "$tmp/json"
 # MPI start-up settings (src/comm/mpi_startup.hpp) as the report records them: without a
 # launcher, with the user's own PML, and with the library's defaults asked for.

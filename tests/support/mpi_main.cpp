@@ -8,6 +8,7 @@
 int main(int argc, char** argv) {
   ncsparse::prepare_mpi_startup();  // as ncsparse itself starts MPI
   MPI_Init(&argc, &argv);
+  ncsparse::finish_mpi_startup();
   ::testing::InitGoogleTest(&argc, argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

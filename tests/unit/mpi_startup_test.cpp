@@ -2,8 +2,14 @@
 // environment each launcher gives.
 #include "comm/mpi_startup.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <map>
 
 namespace ncsparse {
@@ -51,6 +57,61 @@ TEST(MpiStartup, TheUsersChoiceWins) {
       choose({{"NCSPARSE_MPI_DEFAULTS", "library"}, {"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}});
   EXPECT_TRUE(off.set.empty());
   EXPECT_NE(off.description.find("NCSPARSE_MPI_DEFAULTS"), std::string::npos);
+}
+
+// A connected loopback TCP pair (what a rank's PMIx connection to mpirun is) and a listener.
+struct LoopbackPair {
+  int listener = -1, client = -1, server = -1;
+  LoopbackPair() {
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 1) != 0 ||
+        getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      return;
+    }
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
+    server = accept(listener, nullptr, nullptr);
+  }
+  ~LoopbackPair() {
+    for (const int fd : {listener, client, server}) {
+      if (fd >= 0) close(fd);
+    }
+  }
+};
+
+int nodelay(int fd) {
+  int on = -1;
+  socklen_t len = sizeof on;
+  return getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 ? on : -1;
+}
+
+TEST(MpiStartup, NagleIsOffOnLoopbackConnectionsAfterInit) {
+  LoopbackPair tcp;
+  ASSERT_GE(tcp.server, 0) << "no loopback TCP connection could be made here";
+  int unix_pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, unix_pair), 0);
+  ASSERT_EQ(nodelay(tcp.client), 0);  // the kernel's default: Nagle on
+  const int set = finish_mpi_startup();
+  EXPECT_GE(set, 2);  // both ends of the pair (and a launcher's socket, if any)
+  EXPECT_NE(nodelay(tcp.client), 0);
+  EXPECT_NE(nodelay(tcp.server), 0);
+  EXPECT_EQ(nodelay(tcp.listener), 0);  // not connected: left alone
+  close(unix_pair[0]);
+  close(unix_pair[1]);
+}
+
+TEST(MpiStartup, LibraryDefaultsLeaveSocketsAlone) {
+  LoopbackPair tcp;
+  ASSERT_GE(tcp.server, 0) << "no loopback TCP connection could be made here";
+  setenv("NCSPARSE_MPI_DEFAULTS", "library", 1);
+  const int set = finish_mpi_startup();
+  unsetenv("NCSPARSE_MPI_DEFAULTS");
+  EXPECT_EQ(set, 0);
+  EXPECT_EQ(nodelay(tcp.client), 0);
 }
 
 }  // namespace
