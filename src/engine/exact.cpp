@@ -47,22 +47,7 @@ void exact_statistics(const Job& job, const Block& b, std::span<double> score_ma
 }
 
 double max_row_norm_bound(const float* x, std::int64_t rows, std::int64_t d, int threads) {
-  double most = 0;
-#pragma omp parallel for num_threads(rows >= 65536 ? std::max(threads, 1) : 1) reduction(max : most) schedule(static)
-  for (std::int64_t j = 0; j < rows; ++j) {
-    // Eight independent sums (vectorised), in double: no overflow of a square, and a few ulps
-    // of the exact norm, which the bounds' margin of 4 covers many times over.
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    const float* row = x + j * d;
-    std::int64_t c = 0;
-    for (; c + 8 <= d; c += 8) {
-      for (int l = 0; l < 8; ++l) acc[l] += double(row[c + l]) * double(row[c + l]);
-    }
-    for (; c < d; ++c) acc[0] += double(row[c]) * double(row[c]);
-    const double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    most = std::max(most, std::sqrt(s));
-  }
-  return most * (1 + 1e-12);
+  return max_row_norm(x, rows, d, threads) * norm_bound_margin(d);
 }
 
 double max_row_norm(const float* v, std::int64_t rows, std::int64_t d, int threads) {
@@ -86,24 +71,26 @@ ShardNorms generate_with_norms(InputSource& source, std::int64_t first, std::int
   const std::int64_t chunk = kPerThread * t;
   const std::size_t du = static_cast<std::size_t>(d);
   ShardNorms n;
+  double k_sq_all = 0;
   for (std::int64_t c0 = 0; c0 < rows; c0 += chunk) {
     const std::int64_t count = std::min(chunk, rows - c0);
     const std::size_t at = static_cast<std::size_t>(c0) * du, size = static_cast<std::size_t>(count) * du;
     source.keys_values(first + c0, count, k.subspan(at, size), v.subspan(at, size));
     const std::int64_t parts = (count + kPerThread - 1) / kPerThread;
-    double v_sq = n.v_sq, k_bound = n.k_bound;
+    double v_sq = n.v_sq, k_sq = k_sq_all;
 #pragma omp parallel for num_threads(static_cast<int>(std::min<std::int64_t>(t, parts))) \
-    reduction(max : v_sq, k_bound) schedule(static)
+    reduction(max : v_sq, k_sq) schedule(static)
     for (std::int64_t p = 0; p < parts; ++p) {
       const std::int64_t r0 = p * kPerThread, r = std::min(kPerThread, count - r0);
       const float* kp = k.data() + at + static_cast<std::size_t>(r0) * du;
       const float* vp = v.data() + at + static_cast<std::size_t>(r0) * du;
       v_sq = std::max(v_sq, cpu::max_row_norm_sq(vp, r, d));
-      k_bound = std::max(k_bound, max_row_norm_bound(kp, r, d, 1));
+      k_sq = std::max(k_sq, cpu::max_row_norm_sq(kp, r, d));
     }
     n.v_sq = v_sq;
-    n.k_bound = k_bound;
+    k_sq_all = k_sq;
   }
+  n.k_bound = std::sqrt(k_sq_all) * norm_bound_margin(d);  // = max_row_norm_bound of the shard's K
   return n;
 }
 

@@ -95,9 +95,12 @@ void exact_statistics(const Job& job, const Block& block, std::span<double> scor
 
 // The largest ‖v_j‖₂ over rows × d values.
 double max_row_norm(const float* v, std::int64_t rows, std::int64_t d, int threads = 1);
-// An upper bound within a few ulps of max_row_norm, computed faster (sums in another order):
-// for the overflow checks, which need a bound and not the reported value.
+// An upper bound of the true largest norm, for the overflow checks and the CPU backend's score
+// margin: max_row_norm raised by norm_bound_margin(d).
 double max_row_norm_bound(const float* x, std::int64_t rows, std::int64_t d, int threads = 1);
+// The rounding margin of max_row_norm: d squares of floats are exact in double and their
+// ordered sum is within (d − 1)·2⁻⁵³ of the true one (relative); twice that, and 1e-12.
+inline double norm_bound_margin(std::int64_t d) { return 1.0 + 1e-12 + static_cast<double>(d) * 0x1p-52; }
 
 // The norms the job needs of a shard: the largest ‖v_j‖² (as max_row_norm sums it) and
 // max_row_norm_bound of K.
