@@ -14,7 +14,7 @@
 #            leaving nothing behind; the same relative path in one shared directory works;
 #   signals  SIGTERM or SIGINT to the ranks during start-up (MPI initialisation, parsing) exits 75
 #            with one line, at P = 1 and 2; SIGTERM as a 2-rank job finishes exits 0 with no
-#            line or 75 with one (NCSPARSE_LATE_SIGNALS runs, default 8 in CI; 120 were run once, docs/reliability.md §4).
+#            line or 75 with one (NCSPARSE_LATE_SIGNALS runs, default 20; longer runs: docs/reliability.md §4).
 # Usage: guards.sh MODE NCSPARSE MPIEXEC
 set -u
 mode=$1
@@ -230,7 +230,7 @@ signals)
   # NCSPARSE_LATE_SIGNALS) at P = 2 get SIGTERM at random moments from half of it to 1.2 times
   # it. Each must exit 0 with no line, or 75 with one (docs/reliability.md §4); before the
   # ranks agreed on the outcome, 7 of 50 exited 1 (no line or the start-up line) and one SIGSEGV.
-  late=${NCSPARSE_LATE_SIGNALS:-8}  # 1 SIGSEGV in 120 runs is still open (§4): kept few in CI
+  late=${NCSPARSE_LATE_SIGNALS:-20}
   seed=${NCSPARSE_LATE_SEED:-$(( $(date +%s%N) % 32768 ))}
   RANDOM=$seed
   job=(run --n 4096 --d 16 --queries 64 --window const:8)
@@ -253,13 +253,25 @@ signals)
       lines=$(ranks_stderr "$tmp/err" | grep -c .)
       [ "$lines" -eq 0 ] && rc=0 || rc=75
       outcomes["launcher deadlock"]=$(( ${outcomes["launcher deadlock"]:-0} + 1 ))
+    elif [ "$rc" -gt 128 ] && grep -q "^\[[^]]*:$launcher\] \*\*\* Process received signal" "$tmp/err"; then
+      # The launcher itself died of a signal (Open MPI's backtrace carries its PID, not a rank's):
+      # once in about 1,000 late runs, a SIGSEGV of mpiexec (docs/reliability.md §4). Its
+      # backtrace goes to the log; the ranks are judged by what they wrote.
+      echo "note: late SIGTERM $i at $delay s: the launcher (PID $launcher), not a rank, died with exit $rc:"
+      sed 's/^/    /' "$tmp/err"
+      lines=$(grep -vc "^\[[^]]*:$launcher\] " "$tmp/err")
+      [ "$lines" -eq 0 ] && rc=0 || rc=75
+      outcomes["launcher crash"]=$(( ${outcomes["launcher crash"]:-0} + 1 ))
+      grep -v "^\[[^]]*:$launcher\] " "$tmp/err" > "$tmp/err.ranks"
+      mv "$tmp/err.ranks" "$tmp/err"
     fi
     outcomes["exit $rc"]=$(( ${outcomes["exit $rc"]:-0} + 1 ))
     if { [ "$rc" -eq 0 ] && [ "$lines" -eq 0 ]; } ||
       { [ "$rc" -eq 75 ] && [ "$lines" -eq 1 ] && grep -q "^ncsparse: error: interrupted by SIGTERM" "$tmp/err"; }; then
       passed=$((passed + 1))
     else
-      fail "late SIGTERM $i at $delay s: exit $rc, $lines lines: $(head -c 300 "$tmp/err")"
+      fail "late SIGTERM $i at $delay s: exit $rc, $lines lines:"
+      sed 's/^/    /' "$tmp/err"
     fi
   done
   echo "late signals: $(for k in "${!outcomes[@]}"; do printf '%s: %s; ' "$k" "${outcomes[$k]}"; done)"
