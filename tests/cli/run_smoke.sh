@@ -60,7 +60,8 @@ startup_is() {  # startup_is EXPECTED ENV... : the JSON's mpi_startup of a run w
       "$tmp/tiny" "$expected"
 }
 check "no launcher: ob1, isolated" startup_is "pml ob1, isolated (one process, no launcher)" X=1
-check "OMPI_MCA_pml is the user's" startup_is "pml ob1 (OMPI_MCA_pml, the user's)" OMPI_MCA_pml=ob1
+# (not isolated: the singleton starts its daemon and connects to its PMIx server)
+check "OMPI_MCA_pml is the user's" startup_is "pml ob1 (OMPI_MCA_pml, the user's); TCP_NODELAY on 1 loopback socket (PMIx)" OMPI_MCA_pml=ob1
 check "NCSPARSE_MPI_DEFAULTS=library" startup_is "library defaults (NCSPARSE_MPI_DEFAULTS=library)" NCSPARSE_MPI_DEFAULTS=library
 
 timeout 120 "$mpiexec" -q -n 4 --oversubscribe "$bin" "${job[@]}" --format csv >"$tmp/csv" 2>"$tmp/err"
