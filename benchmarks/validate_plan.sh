@@ -3,7 +3,8 @@
 # of `plan`"): calibrates this machine, then compares plan's predicted phase times with measured
 # runs and prints one table.
 #
-#   benchmarks/validate_plan.sh [--reps R] [--ranks "1 2 4"] [--cal-ranks C] [--no-study] [--keep DIR]
+#   benchmarks/validate_plan.sh [--reps R] [--ranks "1 2 4"] [--cal-ranks C] [--n N] [--no-study]
+#                               [--profile FILE] [--keep DIR]
 #
 # 1. `mpirun -np C ncsparse calibrate` (C = 2 by default: the merges' alpha and beta are
 #    measured at 2 ranks);
@@ -11,6 +12,8 @@
 #    tokens, d = 64, 256 queries, const:256 log:8 power:1,0.5 power:4,0.4 cert:1e-3), the median
 #    of each phase over the runs, against `ncsparse plan --ranks P --ranks-per-node P` (all ranks
 #    on this node: P above its cores is oversubscribed, and plan models it so);
+#    --n N: the default job at N tokens instead (e.g. 4194304 = 2^22); --profile FILE: skip step
+#    1 and use that profile (so that several runs of this script share one calibration);
 # 3. unless --no-study, the quickstart study (data/studies/quickstart.toml) once at each P: its
 #    "compute" time (the sum of its configurations' jobs) against plan's total without start-up.
 # The 1-minute load average before each run (/proc/loadavg) and the runnable threads of other
@@ -31,6 +34,8 @@ ranks="1 2 4"
 cal_ranks=2
 study=1
 keep=""
+n=""
+profile=""
 while [ $# -gt 0 ]; do
   case $1 in
     --reps) reps=$2; shift 2 ;;
@@ -38,6 +43,8 @@ while [ $# -gt 0 ]; do
     --cal-ranks) cal_ranks=$2; shift 2 ;;
     --no-study) study=0; shift ;;
     --keep) keep=$2; shift 2 ;;
+    --n) n=$2; shift 2 ;;
+    --profile) profile=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "validate_plan.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
   esac
@@ -60,15 +67,22 @@ print(f"{max(0.0, sum(v) / len(v) - 1):.2f}")'
 
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, flags:" \
   "$(grep -o -w -E 'avx2|fma|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-echo "# calibrate: $mpiexec -np $cal_ranks $bin calibrate --out $dir/profile.json --force (load $(load))"
-"$mpiexec" -q -np "$cal_ranks" --oversubscribe "$bin" calibrate --out "$dir/profile.json" --force | sed 's/^/#   /'
+if [ -n "$profile" ]; then
+  echo "# profile: $profile (not calibrated again)"
+  cp "$profile" "$dir/profile.json"
+else
+  echo "# calibrate: $mpiexec -np $cal_ranks $bin calibrate --out $dir/profile.json --force (load $(load))"
+  "$mpiexec" -q -np "$cal_ranks" --oversubscribe "$bin" calibrate --out "$dir/profile.json" --force | sed 's/^/#   /'
+fi
+job=()
+[ -n "$n" ] && job=(--n "$n")
 
 for P in $ranks; do
   for r in $(seq 1 "$reps"); do
     echo "$(load) $(background)" >"$dir/load_job_${P}_$r"
-    "$mpiexec" -q -np "$P" --oversubscribe "$bin" run --format json >"$dir/run_job_${P}_$r.json"
+    "$mpiexec" -q -np "$P" --oversubscribe "$bin" run "${job[@]}" --format json >"$dir/run_job_${P}_$r.json"
   done
-  "$bin" plan --ranks "$P" --ranks-per-node "$P" --profile "$dir/profile.json" --format json >"$dir/plan_job_$P.json"
+  "$bin" plan "${job[@]}" --ranks "$P" --ranks-per-node "$P" --profile "$dir/profile.json" --format json >"$dir/plan_job_$P.json"
   if [ "$study" -eq 1 ]; then
     rm -rf "$dir/study_$P.h5" "$dir/study_$P.h5.records"
     echo "$(load) $(background)" >"$dir/load_study_$P"
@@ -79,9 +93,10 @@ for P in $ranks; do
   fi
 done
 
-/usr/bin/python3 - "$dir" "$reps" "$ranks" "$study" <<'EOF'
+/usr/bin/python3 - "$dir" "$reps" "$ranks" "$study" "$n" <<'EOF'
 import json, re, statistics, sys
 d, reps, ranks, study = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4] == "1"
+workload = "default job" + (f", n = {sys.argv[5]}" if sys.argv[5] else "")
 phases = ["startup", "inputs", "local_pass", "merge", "sparse", "stats", "other", "total"]
 judged = []
 print("| workload | P | load / other threads | phase | predicted s | measured s (median of %d) | predicted / measured | share of measured | verdict |" % reps)
@@ -103,10 +118,10 @@ for P in ranks:
             if ph == "total" or share >= 0.10:
                 ok = meas > 0 and abs(pred / meas - 1) <= 0.25
                 verdict = "ok (±25%)" if ok else f"off ({100 * (pred / meas - 1):+.0f}%)"
-                judged.append((f"default job P={P} {ph}", ok))
+                judged.append((f"{workload} P={P} {ph}", ok))
             else:
                 verdict = "< 10%, not judged"
-        print(f"| default job | {P} | {'; '.join(loads)} | {ph} | {ptext} | {meas:.3f} | {ratio} | {100 * share:.0f}% | {verdict} |")
+        print(f"| {workload} | {P} | {'; '.join(loads)} | {ph} | {ptext} | {meas:.3f} | {ratio} | {100 * share:.0f}% | {verdict} |")
 if study:
     for P in ranks:
         plan = json.load(open(f"{d}/plan_study_{P}.json"))

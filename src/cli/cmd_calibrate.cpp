@@ -21,7 +21,7 @@ std::string summary(const plan::Profile& p, const std::string& out, double secon
       "calibrated%s in %.1f s on %d rank(s) x %d thread(s): %s [%s], %d cores\n"
       "  score tile (L=1): %.1f / %.1f / %.1f GFLOP/s per thread at d = 32 / 64 / 128; exact pass adds %.3g s per row-key "
       "at d = 64\n"
-      "  selection %.3g s per insertion; exp %.3g s; statistics %.3g s per list entry; memory %.2f GB/s, first touch "
+      "  selection %.3g s per list entry; exp %.3g s; statistics %.3g s per list entry; memory %.2f GB/s, first touch "
       "%.2f GB/s; gather %.3g s per value\n"
       "  all ranks at once against one: compute %.2fx, memory %.2fx slower\n"
       "  generator (paper, d = 64) %.3g M key rows/s per thread; HDF5 read %.2f GB/s; start-up %.2f s\n"

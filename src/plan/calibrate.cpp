@@ -149,12 +149,12 @@ void probe_local_pass(const Comm& comm, const Sizes& s, int threads, Profile& p)
     p.score.push_back({d, plain * per});
     p.exact.push_back({d, std::max(exact - plain, 0.01 * plain) * per});
     if (d != 64) continue;
-    // Selection beyond the score tile, against the expected insertions L·(1 + ln(keys/L)).
+    // Selection beyond the score tile, per list entry (profile.hpp).
     double xy = 0, xx = 0;
     p.selection_keys = s.keys;
     for (std::int64_t L : s.lists) {
       const double extra = std::max(probe.seconds(L, false, s.reps) - plain, 0.0) * threads / static_cast<double>(s.rows);
-      const double x = static_cast<double>(L) * (1 + std::log(std::max(1.0, static_cast<double>(s.keys) / L)));
+      const double x = static_cast<double>(L);
       p.selection_points.emplace_back(static_cast<double>(L), extra);
       xy += x * extra;
       xx += x * x;

@@ -41,6 +41,10 @@ double collective_seconds(const CollectiveFit& fit, const CollectiveFit& fallbac
   return f.seconds(bytes) * ceil_log2(ranks) / std::max(1, ceil_log2(f.ranks));
 }
 
+double selection_scale(double keys_per_entry) {
+  return std::clamp(0.5 + std::log2(std::max(1.0, keys_per_entry)) / 6.0, 0.5, 1.0);
+}
+
 Prediction predict(const JobConfig& c, int P, const Profile& prof, const NodeShape& node, bool with_startup) {
   static const Profile fallback = default_profile();
   Prediction out;
@@ -70,11 +74,14 @@ Prediction predict(const JobConfig& c, int P, const Profile& prof, const NodeSha
 
   // Local pass, per block: the score tiles (and the exact pass's exponentials and P·V) over the
   // row × key pairs the slowest rank sees (causal: rank 0 sees 1 − 1/(2P) of them), plus the
-  // insertions into each row's top-L; never faster than reading the shard once.
+  // selection of each row's top-L (per list entry); never faster than reading the shard once.
   const double visible = c.causal ? 1 - 1 / (2.0 * P) : 1.0;
   const double per_pair = Profile::at_d(prof.score, c.model.d) + (c.exact ? Profile::at_d(prof.exact, c.model.d) : 0);
-  const double inserts = L * (1 + std::log(std::max(1.0, ns / L)));
-  const double compute = cc * (b * ns * visible * per_pair + b * prof.selection * inserts) / T;
+  // A rank's list holds at most its shard: min(L, n_s) entries to select and sort, each at
+  // about half the cost when the list is the whole shard, rising to the calibrated σ (measured at
+  // n_s ≥ 8L) by n_s = 8L (selection_scale; docs/scaling.md).
+  const double compute =
+      cc * (b * ns * visible * per_pair + b * prof.selection * std::min(L, ns) * selection_scale(ns / L)) / T;
   const double memory_floor = cm * ns * d * 4 * (c.exact ? 2 : 1) / prof.bandwidth;
   out.local_pass = over * blocks * std::max(compute, memory_floor);
   if (c.exact) out.exact = over * cc * blocks * b * ns * visible * Profile::at_d(prof.exact, c.model.d) / T;

@@ -33,6 +33,10 @@ struct Prediction {
   bool fits = true;
 };
 
+// The selection's cost per list entry relative to the calibrated one, for a shard of x keys per
+// list entry: 1/2 when the list is the whole shard (x ≤ 1), 1 from x = 8 (docs/scaling.md).
+double selection_scale(double keys_per_entry);
+
 // One job (a configuration) on `ranks` ranks. Counts start-up when `with_startup` (the first
 // job of a process; a study's later configurations do not start a process).
 Prediction predict(const JobConfig& job, int ranks, const Profile& profile, const NodeShape& node,

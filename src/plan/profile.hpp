@@ -38,8 +38,9 @@ struct Profile {
   // The local pass of the CPU backend, seconds per (query row × key) on one thread: the score
   // tile with its top-1 selection (L = 1, no exact pass), and what the exact pass adds.
   std::vector<PerD> score, exact;
-  // Selection: seconds per row = selection · L · (1 + ln(max(1, keys / L))) beyond the score
-  // tile, keys the shard's size (the expected number of insertions into a running top-L);
+  // Selection: seconds per row = selection · L beyond the score tile (the seeded threshold
+  // filter keeps the survivors near L, and re-scoring and sorting them costs about the same
+  // per list entry at any shard size: 65,536 to 1,048,576 keys measured alike, docs/scaling.md);
   // `selection_points` (L, seconds per row) it was fitted from, at `selection_keys` keys, d = 64.
   double selection = 0;
   std::int64_t selection_keys = 0;
