@@ -15,8 +15,6 @@
 namespace ncsparse::study {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
 double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
 // P(T <= x) for x >= 0: 1/2 plus the density integrated over [0, x] (composite Simpson on the
