@@ -255,7 +255,7 @@ signals)
       outcomes["launcher deadlock"]=$(( ${outcomes["launcher deadlock"]:-0} + 1 ))
     elif [ "$rc" -gt 128 ] && grep -q "^\[[^]]*:$launcher\] \*\*\* Process received signal" "$tmp/err"; then
       # The launcher itself died of a signal (Open MPI's backtrace carries its PID, not a rank's):
-      # once in about 1,000 late runs, a SIGSEGV of mpiexec (docs/reliability.md §4). Its
+      # twice in about 1,240 late runs, a SIGSEGV of mpiexec (docs/reliability.md §4). Its
       # backtrace goes to the log; the ranks are judged by what they wrote.
       echo "note: late SIGTERM $i at $delay s: the launcher (PID $launcher), not a rank, died with exit $rc:"
       sed 's/^/    /' "$tmp/err"
