@@ -14,7 +14,8 @@ namespace ncsparse {
 
 namespace {
 
-std::string g_description;
+std::string g_chosen;       // what prepare_mpi_startup chose
+std::string g_description;  // that, and what finish_mpi_startup did last
 
 bool is(const char* value, const char* expected) { return value != nullptr && std::strcmp(value, expected) == 0; }
 
@@ -77,7 +78,7 @@ MpiStartup choose_mpi_startup(const std::function<const char*(const char*)>& env
 void prepare_mpi_startup() {
   const MpiStartup s = choose_mpi_startup([](const char* name) { return std::getenv(name); });
   for (const auto& [name, value] : s.set) setenv(name.c_str(), value.c_str(), 0);
-  g_description = s.description;
+  g_chosen = g_description = s.description;
 }
 
 int finish_mpi_startup() {
@@ -96,6 +97,7 @@ int finish_mpi_startup() {
     const int one = 1;
     if (loopback_tcp(fd) && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++set;
   }
+  g_description = g_chosen;
   if (set > 0) g_description += "; TCP_NODELAY on " + std::to_string(set) + " loopback socket" + (set > 1 ? "s" : "") + " (PMIx)";
   return set;
 }

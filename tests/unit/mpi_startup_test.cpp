@@ -100,6 +100,11 @@ TEST(MpiStartup, NagleIsOffOnLoopbackConnectionsAfterInit) {
   EXPECT_NE(nodelay(tcp.client), 0);
   EXPECT_NE(nodelay(tcp.server), 0);
   EXPECT_EQ(nodelay(tcp.listener), 0);  // not connected: left alone
+  // Called again, it says what it did this time, once (the report's mpi_startup).
+  EXPECT_EQ(finish_mpi_startup(), set);
+  const std::string& said = mpi_startup_description();
+  EXPECT_EQ(said.find("TCP_NODELAY"), said.rfind("TCP_NODELAY")) << said;
+  EXPECT_NE(said.find("TCP_NODELAY on " + std::to_string(set) + " loopback sockets"), std::string::npos) << said;
   close(unix_pair[0]);
   close(unix_pair[1]);
 }
