@@ -2,6 +2,9 @@
 
 #include "io/atomic_file.hpp"
 
+#include <dlfcn.h>
+#include <signal.h>
+#include <ucontext.h>
 #include <sys/stat.h>
 
 #include <fcntl.h>
@@ -10,6 +13,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 namespace ncsparse::h5 {
 namespace {
@@ -27,7 +31,92 @@ std::string stack_message() {
   return text;
 }
 
+// The file named by the innermost UntrustedFileScope of this thread (a synchronous fault is
+// delivered to the thread that made it), and the handlers found before ours.
+thread_local const char* t_untrusted_file = nullptr;
+struct sigaction g_previous_segv {}, g_previous_bus {};
+
+void write_all(const char* text) {
+  std::size_t left = std::strlen(text);
+  while (left > 0) {
+    const ssize_t w = ::write(STDERR_FILENO, text, left);
+    if (w <= 0) return;
+    text += w;
+    left -= static_cast<std::size_t>(w);
+  }
+}
+
+void (*g_fault_hook)() = nullptr;
+
+// Whether the faulting instruction is in the object that holds this code (the executable, or
+// the Python module): a fault of ours, not the library's, even inside a scope.
+bool fault_in_our_code(void* context) {
+  const void* pc = nullptr;
+#if defined(__x86_64__)
+  pc = reinterpret_cast<const void*>(static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  pc = reinterpret_cast<const void*>(static_cast<ucontext_t*>(context)->uc_mcontext.pc);
+#endif
+  if (pc == nullptr) return false;
+  Dl_info at{}, ours{};
+  // dladdr is not on the async-signal-safe list, but the process ends here either way.
+  if (::dladdr(pc, &at) == 0 || ::dladdr(reinterpret_cast<const void*>(&fault_in_our_code), &ours) == 0) return false;
+  return at.dli_fbase == ours.dli_fbase;
+}
+
+void on_fault(int sig, siginfo_t* info, void* context) {
+  if (const char* path = t_untrusted_file; path != nullptr && !fault_in_our_code(context)) {
+    if (g_fault_hook != nullptr) g_fault_hook();
+    // Only async-signal-safe calls: the heap and HDF5's state are not to be trusted now.
+    write_all("ncsparse: error: ");
+    write_all(path);
+    write_all(sig == SIGBUS ? ": the HDF5 library crashed (SIGBUS)" : ": the HDF5 library crashed (SIGSEGV)");
+    write_all(" reading this file: it is corrupt or not what it claims to be (check it with h5dump; copy or "
+              "generate it again)\n");
+    ::_exit(kExitData);
+  }
+  const struct sigaction& previous = sig == SIGBUS ? g_previous_bus : g_previous_segv;
+  if ((previous.sa_flags & SA_SIGINFO) != 0 && previous.sa_sigaction != nullptr) {
+    previous.sa_sigaction(sig, info, context);
+  } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN && previous.sa_handler != nullptr) {
+    previous.sa_handler(sig);
+  } else {
+    // The default action: a fault made by an instruction happens again when it is retried; a
+    // signal sent by kill() is raised again, pending until this handler returns.
+    ::signal(sig, SIG_DFL);
+    if (info == nullptr || info->si_code <= 0) ::raise(sig);
+  }
+}
+
+void install_fault_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction action {};
+    action.sa_sigaction = on_fault;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGSEGV, &action, &g_previous_segv);
+    ::sigaction(SIGBUS, &action, &g_previous_bus);
+  });
+}
+
 }  // namespace
+
+void set_untrusted_fault_hook(void (*hook)()) { g_fault_hook = hook; }
+
+UntrustedFileScope::UntrustedFileScope(const std::string& path) : outer_(t_untrusted_file) {
+  install_fault_handler();
+  // A copy that outlives the caller's string: the handler may read it at any moment.
+  char* copy = new char[path.size() + 1];
+  std::memcpy(copy, path.c_str(), path.size() + 1);
+  t_untrusted_file = copy;
+}
+
+UntrustedFileScope::~UntrustedFileScope() {
+  const char* mine = t_untrusted_file;
+  t_untrusted_file = outer_;
+  delete[] mine;
+}
 
 void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
@@ -98,6 +187,7 @@ bool close_file(Handle& file) {
 
 Handle open_input_file(const std::string& path, MPI_Comm comm) {
   silence_errors();
+  const UntrustedFileScope untrusted(path);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     throw Error(kExitNoInput, path + ": " + std::strerror(errno) + " (check the path)");

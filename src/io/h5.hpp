@@ -58,6 +58,29 @@ std::string file_image(hid_t file, const std::string& what);
 // Closes a file and says whether HDF5 closed it cleanly (a failed flush of its last metadata
 // is a failure). The handle is released either way: HDF5 must never be asked to close it again.
 bool close_file(Handle& file);
+// While one is alive on a thread, a SIGSEGV or SIGBUS on that thread is taken for HDF5 failing
+// on the named untrusted file: HDF5 1.10 dereferences fields of a corrupt file before any check
+// of ours can see them (an address of all ones in the root group crashes H5Fopen;
+// docs/reliability.md §8). The process then writes one line, "ncsparse: error: PATH: the HDF5
+// library crashed (SIGSEGV) reading this file ...", and exits 65 (kExitData) at once. Outside
+// every scope, or when the faulting instruction is in our own code (the executable, or the
+// Python module), the fault goes to the handler that was there before (the default: a core
+// dump; a sanitizer's report). Scopes nest; the innermost names the file.
+class UntrustedFileScope {
+ public:
+  explicit UntrustedFileScope(const std::string& path);
+  ~UntrustedFileScope();
+  UntrustedFileScope(const UntrustedFileScope&) = delete;
+  UntrustedFileScope& operator=(const UntrustedFileScope&) = delete;
+
+ private:
+  const char* outer_;
+};
+
+// A function called (async-signal-safe calls only) just before such an exit: the fuzz harness
+// keeps the input that crashed the library.
+void set_untrusted_fault_hook(void (*hook)());
+
 // Opens an existing file read-only. Missing file: Error(kExitNoInput); not HDF5: Error(kExitData).
 Handle open_input_file(const std::string& path, MPI_Comm comm);
 // Creates a file, truncating only when `force`; otherwise an existing file is an Error(kExitCantCreate).

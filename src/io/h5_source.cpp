@@ -82,6 +82,7 @@ Dtype classify(hid_t dset, const std::string& where) {
 
 H5Input::H5Input(const Comm& comm, const std::string& path, const InputNames& names)
     : path_(path), rank_(comm.rank()), ranks_(comm.size()) {
+  const h5::UntrustedFileScope untrusted(path);
   file_ = h5::open_input_file(path, comm.size() > 1 ? comm.get() : MPI_COMM_NULL);
   const std::pair<Tensor*, const std::string*> all[] = {{&q_, &names.q}, {&k_, &names.k}, {&v_, &names.v}};
   for (auto [t, name] : all) {
@@ -145,6 +146,7 @@ Error H5Input::bad_value(const Tensor& t, hsize_t head, hsize_t row, std::size_t
 }
 
 void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* out) {
+  const h5::UntrustedFileScope untrusted(path_);
   const std::size_t d = static_cast<std::size_t>(t.d);
   const std::string what = path_ + ": dataset '" + t.name + "' rows " + std::to_string(row0) + ".." +
                            std::to_string(row0 + rows) + (t.dims.size() == 3 ? " of head " + std::to_string(head) : "");
@@ -200,6 +202,7 @@ std::optional<H5Input::Mapped> H5Input::map(Tensor& t, hsize_t head, hsize_t row
     return e != nullptr && std::string(e) == "1";
   }();
   if (off || rows == 0 || t.dtype != Dtype::Float32 || std::endian::native != std::endian::little) return std::nullopt;
+  const h5::UntrustedFileScope untrusted(path_);
   {
     h5::Handle type(H5Dget_type(t.dset));
     if (type < 0 || H5Tequal(type, H5T_IEEE_F32LE) <= 0) return std::nullopt;

@@ -4,6 +4,11 @@
 // accepted file then has its first and last rows read and mapped as the engine reads them. A
 // bad file must end in ncsparse::Error, never in a crash, a sanitizer report or an HDF5 id
 // left open. Built with -DNCSPARSE_FUZZ=ON (tests/fuzz/CMakeLists.txt).
+//
+// A fault inside the HDF5 library itself (HDF5 1.10 has some on corrupt metadata) ends the
+// process as it ends ncsparse: one line and exit 65 (h5::UntrustedFileScope). Before that exit
+// the harness writes the input to $NCSPARSE_FUZZ_LIBRARY_CRASHES/hdf5-<size>-<hash>, so that
+// run_fuzz.sh can tell such an input, kept and counted, from a crash of ours, which fails.
 #include <fcntl.h>
 #include <mpi.h>
 #include <sys/mman.h>
@@ -16,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "io/h5.hpp"
 #include "io/h5_source.hpp"
 #include "ncsparse/comm.hpp"
 #include "ncsparse/error.hpp"
@@ -24,6 +30,28 @@ namespace {
 
 int g_fd = -1;
 std::string g_path;
+const std::uint8_t* g_data = nullptr;  // the input being run, for the fault hook
+std::size_t g_size = 0;
+char g_library_crashes[512] = {};
+
+// Async-signal-safe: writes the current input to the library-crash folder.
+void keep_library_crash() {
+  if (g_library_crashes[0] == '\0' || g_data == nullptr) return;
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a
+  for (std::size_t i = 0; i < g_size; ++i) h = (h ^ g_data[i]) * 1099511628211ull;
+  char name[640];
+  std::snprintf(name, sizeof name, "%s/hdf5-%zu-%016llx", g_library_crashes, g_size,
+                static_cast<unsigned long long>(h));
+  const int fd = ::open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  std::size_t done = 0;
+  while (done < g_size) {
+    const ssize_t w = ::write(fd, g_data + done, g_size - done);
+    if (w <= 0) break;
+    done += static_cast<std::size_t>(w);
+  }
+  ::close(fd);
+}
 
 void fail(const char* what) {
   std::fprintf(stderr, "fuzz_h5_input: %s\n", what);
@@ -53,6 +81,10 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   g_fd = ::memfd_create("fuzz_h5_input", MFD_CLOEXEC);
   if (g_fd < 0) fail("memfd_create failed");
   g_path = "/proc/self/fd/" + std::to_string(g_fd);
+  if (const char* dir = std::getenv("NCSPARSE_FUZZ_LIBRARY_CRASHES"); dir != nullptr) {
+    std::snprintf(g_library_crashes, sizeof g_library_crashes, "%s", dir);
+  }
+  ncsparse::h5::set_untrusted_fault_hook(keep_library_crash);
   return 0;
 }
 
@@ -64,6 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (w <= 0) fail("pwrite failed");
     done += static_cast<std::size_t>(w);
   }
+  g_data = data;
+  g_size = size;
   try {
     const ncsparse::Comm comm(MPI_COMM_SELF);
     ncsparse::io::H5Input in(comm, g_path);
