@@ -65,7 +65,9 @@ bool fault_in_our_code(void* context) {
 }
 
 void on_fault(int sig, siginfo_t* info, void* context) {
-  if (const char* path = t_untrusted_file; path != nullptr && !fault_in_our_code(context)) {
+  // A fault the kernel raised (si_code > 0), not a signal someone sent with kill().
+  const bool made_by_an_instruction = info != nullptr && info->si_code > 0;
+  if (const char* path = t_untrusted_file; path != nullptr && made_by_an_instruction && !fault_in_our_code(context)) {
     if (g_fault_hook != nullptr) g_fault_hook();
     // Only async-signal-safe calls: the heap and HDF5's state are not to be trusted now.
     write_all("ncsparse: error: ");

@@ -63,9 +63,10 @@ bool close_file(Handle& file);
 // of ours can see them (an address of all ones in the root group crashes H5Fopen;
 // docs/reliability.md §8). The process then writes one line, "ncsparse: error: PATH: the HDF5
 // library crashed (SIGSEGV) reading this file ...", and exits 65 (kExitData) at once. Outside
-// every scope, or when the faulting instruction is in our own code (the executable, or the
-// Python module), the fault goes to the handler that was there before (the default: a core
-// dump; a sanitizer's report). Scopes nest; the innermost names the file.
+// every scope, for a signal sent by kill(), or when the faulting instruction is in our own
+// code (the executable, or the Python module), the fault goes to the handler that was there
+// before (the default: a core dump; a sanitizer's report). Scopes nest; the innermost names
+// the file.
 class UntrustedFileScope {
  public:
   explicit UntrustedFileScope(const std::string& path);

@@ -6,6 +6,7 @@
 
 #include <sys/wait.h>
 
+#include <csignal>
 #include <cstring>
 
 #include "io/h5.hpp"
@@ -48,6 +49,16 @@ TEST(UntrustedFile, OurOwnFaultInsideAScopeIsNotBlamedOnTheFile) {
       {
         const UntrustedFileScope scope("/data/corrupt.h5");
         *const_cast<volatile char*>(g_null) = 1;
+      },
+      not_exit_65, "");
+}
+
+// SIGSEGV sent by kill() (here raise(), whose instruction is libc's) is not a fault of the file.
+TEST(UntrustedFile, SentSignalInsideAScopeIsNotBlamedOnTheFile) {
+  EXPECT_EXIT(
+      {
+        const UntrustedFileScope scope("/data/corrupt.h5");
+        std::raise(SIGSEGV);
       },
       not_exit_65, "");
 }
