@@ -7,7 +7,7 @@
 //
 // A fault inside the HDF5 library itself (HDF5 1.10 has some on corrupt metadata) ends the
 // process as it ends ncsparse: one line and exit 65 (h5::UntrustedFileScope). Before that exit
-// the harness writes the input to $NCSPARSE_FUZZ_LIBRARY_CRASHES/hdf5-<size>-<hash>, so that
+// the harness writes the input to $NCSPARSE_FUZZ_LIBRARY_CRASHES/hdf5-<hash>, so that
 // run_fuzz.sh can tell such an input, kept and counted, from a crash of ours, which fails.
 #include <fcntl.h>
 #include <mpi.h>
@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -39,9 +40,14 @@ void keep_library_crash() {
   if (g_library_crashes[0] == '\0' || g_data == nullptr) return;
   std::uint64_t h = 14695981039346656037ull;  // FNV-1a
   for (std::size_t i = 0; i < g_size; ++i) h = (h ^ g_data[i]) * 1099511628211ull;
-  char name[640];
-  std::snprintf(name, sizeof name, "%s/hdf5-%zu-%016llx", g_library_crashes, g_size,
-                static_cast<unsigned long long>(h));
+  // The name "DIR/hdf5-" + 16 hex digits of the hash, built by hand (no snprintf in a handler).
+  char name[sizeof g_library_crashes + 32];
+  std::size_t at = std::strlen(g_library_crashes);
+  std::memcpy(name, g_library_crashes, at);
+  std::memcpy(name + at, "/hdf5-", 6);
+  at += 6;
+  for (int shift = 60; shift >= 0; shift -= 4) name[at++] = "0123456789abcdef"[(h >> shift) & 15];
+  name[at] = '\0';
   const int fd = ::open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return;
   std::size_t done = 0;

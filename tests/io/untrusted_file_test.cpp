@@ -33,15 +33,25 @@ TEST(UntrustedFile, LibraryFaultInsideAScopeIsOneLineAndExit65) {
       "corrupt");
 }
 
-TEST(UntrustedFile, InnermostScopeNamesTheFileAndScopesUnwind) {
+TEST(UntrustedFile, InnermostScopeNamesTheFile) {
+  EXPECT_EXIT(
+      {
+        const UntrustedFileScope outer("/data/outer.h5");
+        const UntrustedFileScope inner("/data/inner.h5");
+        (void)g_strlen(g_null);
+      },
+      ::testing::ExitedWithCode(65), "/data/inner.h5: the HDF5 library crashed");
+}
+
+// An inner scope that ended gives the file back to the one around it.
+TEST(UntrustedFile, EndedInnerScopeRestoresTheOuterFile) {
   EXPECT_EXIT(
       {
         const UntrustedFileScope outer("/data/outer.h5");
         { const UntrustedFileScope inner("/data/inner.h5"); }
-        const UntrustedFileScope again("/data/again.h5");
         (void)g_strlen(g_null);
       },
-      ::testing::ExitedWithCode(65), "/data/again.h5: the HDF5 library crashed");
+      ::testing::ExitedWithCode(65), "/data/outer.h5: the HDF5 library crashed");
 }
 
 TEST(UntrustedFile, OurOwnFaultInsideAScopeIsNotBlamedOnTheFile) {
