@@ -61,9 +61,11 @@ struct LocalOutput {
 
 // The prefix strategies' sparse outputs of one query block, gathered from the shard's V rows
 // (the engine's stage_prefix.cpp computes the weights; a device backend sums on its copy of V).
-// For row i < rows and strategy s < strategies, with e = weights[i·width + j]:
-//   out[(s·rows + i)·d + c] = Σ_{j < k[s·rows + i], index j owned} (e·inv_z[s·rows + i])·v[index_j][c]
-// summed in the order j = 0, 1, ... from 0, each product and sum rounded in double: the same
+// For row i < rows and strategy s < strategies, with e_j = weights[i·width + j]:
+//   out[(s·rows + i)·d + c] = S_i(k[s·rows + i])[c] · inv_z[s·rows + i],
+//   S_i(k)[c] = Σ_{j < k, index j owned} e_j·v[index_j][c]
+// the running sum S taken in the order j = 0, 1, ... from 0, each product and sum rounded in
+// double (one sum per row serves every strategy, each a prefix of the list): the same
 // operations as the CPU loop, so the same bits. index_j = lists[i·L + j].index.
 struct PrefixGather {
   std::span<const Candidate> lists;  // rows × L, merged

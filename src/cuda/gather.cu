@@ -1,7 +1,8 @@
 // The prefix strategies' sparse outputs on the device: one block per (row, 64 columns), each
-// thread one column, the row's indices and weights staged through shared memory in chunks, the
-// sum taken in list order with explicitly rounded double operations (__dmul_rn, __dadd_rn),
-// exactly as the CPU loop of engine/stage_prefix.cpp: bit-identical outputs.
+// thread one column, the row's indices and weights staged through shared memory in chunks, one
+// running sum in list order with explicitly rounded double operations (__dmul_rn, __dadd_rn),
+// taken by each strategy at its k, exactly as the CPU loop of engine/stage_prefix.cpp:
+// bit-identical outputs.
 #include "cuda/gather.hpp"
 
 #include "cuda/device.cuh"
@@ -28,16 +29,17 @@ __global__ void __launch_bounds__(kColumns) gather_kernel(GatherArgs a) {
   __shared__ double s_weight[kStage];
   const std::int64_t row = blockIdx.x;
   const std::int64_t c = std::int64_t(blockIdx.y) * kColumns + threadIdx.x;
-  double acc[kGatherStrategies], scale[kGatherStrategies];
+  double res[kGatherStrategies], scale[kGatherStrategies];
   std::int64_t k[kGatherStrategies];
   std::int64_t k_max = 0;
 #pragma unroll
   for (int s = 0; s < kGatherStrategies; ++s) {
-    acc[s] = 0.0;
+    res[s] = 0.0;  // a strategy with k = 0 takes the empty sum
     k[s] = s < a.strategies ? a.k[s * a.rows + row] : 0;
     scale[s] = s < a.strategies ? a.inv_z[s * a.rows + row] : 0.0;
     k_max = k[s] > k_max ? k[s] : k_max;
   }
+  double acc = 0.0;  // the running sum over the list, taken by each strategy at its k
   for (std::int64_t j0 = 0; j0 < k_max; j0 += kStage) {
     const int n = static_cast<int>(k_max - j0 < kStage ? k_max - j0 : kStage);
     __syncthreads();
@@ -50,20 +52,20 @@ __global__ void __launch_bounds__(kColumns) gather_kernel(GatherArgs a) {
 #pragma unroll 4
     for (int t = 0; t < n; ++t) {
       const std::int64_t g = s_index[t] - a.begin;
-      if (g < 0 || g >= a.count) continue;  // not this rank's key (or an empty slot)
-      const double x = static_cast<double>(a.v[g * a.d + c]);
-      const double e = s_weight[t];
+      if (g >= 0 && g < a.count) {  // else not this rank's key (or an empty slot)
+        acc = __dadd_rn(acc, __dmul_rn(s_weight[t], static_cast<double>(a.v[g * a.d + c])));
+      }
       const std::int64_t j = j0 + t;
 #pragma unroll
       for (int s = 0; s < kGatherStrategies; ++s) {
-        if (s < a.strategies && j < k[s]) acc[s] = __dadd_rn(acc[s], __dmul_rn(__dmul_rn(e, scale[s]), x));
+        if (s < a.strategies && j + 1 == k[s]) res[s] = __dmul_rn(acc, scale[s]);
       }
     }
   }
   if (c >= a.d) return;
 #pragma unroll
   for (int s = 0; s < kGatherStrategies; ++s) {
-    if (s < a.strategies) a.out[(s * a.rows + row) * a.d + c] = acc[s];
+    if (s < a.strategies) a.out[(s * a.rows + row) * a.d + c] = res[s];
   }
 }
 

@@ -3,6 +3,9 @@
 // owns, one walk over the list for all prefix strategies and one sum-reduction per block.
 #include <algorithm>
 #include <cmath>
+#include <span>
+#include <utility>
+#include <vector>
 
 #include "engine/job.hpp"
 #include "ncsparse/stats.hpp"
@@ -67,8 +70,13 @@ class PrefixStage final : public Stage {
     }
     const PrefixGather g{b.lists, job.L, b.rows, job.d, job.L, weights_, static_cast<std::int64_t>(P), k_, inv_z_, acc_};
     if (job.backend == nullptr || !job.backend->gather_outputs(g)) {
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 8)
-      for (std::size_t i = 0; i < ru; ++i) gather_row(job, g, static_cast<std::int64_t>(i));
+#pragma omp parallel num_threads(threads)
+      {
+        std::vector<double> sum(du);
+        std::vector<std::pair<std::int64_t, std::size_t>> by_k(P);
+#pragma omp for schedule(dynamic, 8)
+        for (std::size_t i = 0; i < ru; ++i) gather_row(job, g, static_cast<std::int64_t>(i), sum, by_k);
+      }
     }
     job.merge.allreduce_sum(acc_);
   }
@@ -119,13 +127,27 @@ class PrefixStage final : public Stage {
   }
 
   // Row i of g.out from the owned V rows, in list order (PrefixGather says which operations):
-  // one walk serves all strategies, every window being a prefix of the list, and each owned V
-  // row is fetched once, prefetched ahead (the rows are scattered over the shard, so this loop
-  // is bound by memory latency).
-  static void gather_row(const Job& job, const PrefixGather& g, std::int64_t i) {
-    const std::int64_t d = job.d, P = g.strategies;
-    std::int64_t k_max = 0;
-    for (std::int64_t pi = 0; pi < P; ++pi) k_max = std::max(k_max, g.k[static_cast<std::size_t>(pi * g.rows + i)]);
+  // every window being a prefix of the list, one running sum Σ e_j v_j serves all strategies,
+  // each taking it (times its 1/z) when the walk reaches its k; each owned V row is fetched
+  // once, prefetched ahead (the rows are scattered over the shard, so this loop is bound by
+  // memory latency). `sum` (d) and `by_k` (strategies) are the calling thread's scratch.
+  static void gather_row(const Job& job, const PrefixGather& g, std::int64_t i, std::span<double> sum,
+                         std::span<std::pair<std::int64_t, std::size_t>> by_k) {
+    const std::int64_t d = job.d;
+    const std::size_t P = static_cast<std::size_t>(g.strategies);
+    for (std::size_t pi = 0; pi < P; ++pi) by_k[pi] = {g.k[pi * static_cast<std::size_t>(g.rows) + i], pi};
+    std::sort(by_k.begin(), by_k.end());  // shortest prefix first
+    const std::int64_t k_max = P > 0 ? by_k[P - 1].first : 0;
+    std::fill(sum.begin(), sum.end(), 0.0);
+    std::size_t next = 0;  // the next strategy to take the sum
+    auto take_until = [&](std::int64_t j) {  // strategies whose prefix ends before entry j
+      for (; next < P && by_k[next].first <= j; ++next) {
+        const std::size_t si = by_k[next].second * static_cast<std::size_t>(g.rows) + static_cast<std::size_t>(i);
+        const double s = g.inv_z[si];
+        double* o = g.out.data() + si * static_cast<std::size_t>(d);
+        for (std::int64_t c = 0; c < d; ++c) o[c] = sum[static_cast<std::size_t>(c)] * s;
+      }
+    };
     const Candidate* list = g.lists.data() + i * g.L;
     const double* e = g.weights.data() + i * g.width;  // width: the row stride
     constexpr std::int64_t kAhead = 12;
@@ -137,7 +159,9 @@ class PrefixStage final : public Stage {
     for (std::int64_t j = 0; j < std::min(kAhead, k_max); ++j) {
       if (const float* r = owned_row(j)) __builtin_prefetch(r);
     }
+    double* acc = sum.data();
     for (std::int64_t j = 0; j < k_max; ++j) {
+      take_until(j);
       if (j + kAhead < k_max) {
         if (const float* r = owned_row(j + kAhead)) {
           for (std::int64_t c = 0; c < d; c += 16) __builtin_prefetch(r + c);
@@ -145,14 +169,10 @@ class PrefixStage final : public Stage {
       }
       const float* vr = owned_row(j);
       if (vr == nullptr) continue;
-      for (std::int64_t pi = 0; pi < P; ++pi) {
-        const std::size_t si = static_cast<std::size_t>(pi * g.rows + i);
-        if (j >= g.k[si]) continue;
-        const double p = e[j] * g.inv_z[si];
-        double* o = g.out.data() + si * static_cast<std::size_t>(d);
-        for (std::int64_t c = 0; c < d; ++c) o[c] += p * vr[c];
-      }
+      const double ej = e[j];
+      for (std::int64_t c = 0; c < d; ++c) acc[c] += ej * static_cast<double>(vr[c]);
     }
+    take_until(k_max + 1);
   }
 
   std::vector<std::size_t> ids_;

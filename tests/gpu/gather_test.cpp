@@ -48,15 +48,17 @@ TEST(DeviceGather, BitIdenticalToTheHostLoop) {
     for (double& w : weights) w = std::uniform_real_distribution<double>(0, 1)(rng);
     for (double& z : inv_z) z = std::uniform_real_distribution<double>(0.01, 1)(rng);
     std::vector<double> want(static_cast<std::size_t>(P * rows * d), 0.0), got(want.size(), -1.0);
-    for (std::int64_t i = 0; i < rows; ++i) {
-      for (std::int64_t j = 0; j < width; ++j) {
+    for (std::int64_t i = 0; i < rows; ++i) {  // the running sum of the contract, in list order
+      std::vector<double> sum(static_cast<std::size_t>(d), 0.0);
+      for (std::int64_t j = 0; j <= width; ++j) {
+        for (std::int64_t s = 0; s < P; ++s) {
+          if (kk[s * rows + i] != j) continue;
+          for (std::int64_t c = 0; c < d; ++c) want[(s * rows + i) * d + c] = sum[c] * inv_z[s * rows + i];
+        }
+        if (j == width) break;
         const std::int64_t g = lists[i * L + j].index - begin;
         if (g < 0 || g >= count) continue;
-        for (std::int64_t s = 0; s < P; ++s) {
-          if (j >= kk[s * rows + i]) continue;
-          const double p = weights[i * width + j] * inv_z[s * rows + i];
-          for (std::int64_t c = 0; c < d; ++c) want[(s * rows + i) * d + c] += p * v[g * d + c];
-        }
+        for (std::int64_t c = 0; c < d; ++c) sum[c] += weights[i * width + j] * v[g * d + c];
       }
     }
     auto cuda = make_backend("cuda");
