@@ -10,8 +10,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 
@@ -64,9 +66,37 @@ bool fault_in_our_code(void* context) {
   return at.dli_fbase == ours.dli_fbase;
 }
 
+// The mapped input files (MappedFileGuard): slots read by the handler with lock-free atomics.
+struct MappedSlot {
+  std::atomic<bool> taken{false};
+  std::atomic<std::uintptr_t> begin{0}, end{0};  // end == 0: not armed
+  std::atomic<const char*> path{nullptr};
+};
+constexpr int kMappedSlots = 64;
+MappedSlot g_mapped[kMappedSlots];
+
+// The file whose mapping holds `addr`, or null.
+const char* mapped_file_at(const void* addr) {
+  const auto a = reinterpret_cast<std::uintptr_t>(addr);
+  for (const MappedSlot& m : g_mapped) {
+    const std::uintptr_t end = m.end.load(std::memory_order_acquire);
+    if (end != 0 && a >= m.begin.load(std::memory_order_relaxed) && a < end) return m.path.load(std::memory_order_relaxed);
+  }
+  return nullptr;
+}
+
 void on_fault(int sig, siginfo_t* info, void* context) {
   // A fault the kernel raised (si_code > 0), not a signal someone sent with kill().
   const bool made_by_an_instruction = info != nullptr && info->si_code > 0;
+  if (sig == SIGBUS && made_by_an_instruction) {
+    if (const char* path = mapped_file_at(info->si_addr); path != nullptr) {
+      write_all("ncsparse: error: ");
+      write_all(path);
+      write_all(": the file shrank while ncsparse had it mapped (SIGBUS): something overwrote or truncated it "
+                "during the run; run again on a copy that nothing else writes to\n");
+      ::_exit(kExitIo);
+    }
+  }
   if (const char* path = t_untrusted_file; path != nullptr && made_by_an_instruction && !fault_in_our_code(context)) {
     if (g_fault_hook != nullptr) g_fault_hook();
     // Only async-signal-safe calls: the heap and HDF5's state are not to be trusted now.
@@ -118,6 +148,31 @@ UntrustedFileScope::~UntrustedFileScope() {
   const char* mine = t_untrusted_file;
   t_untrusted_file = outer_;
   delete[] mine;
+}
+
+MappedFileGuard::MappedFileGuard(const void* begin, std::size_t bytes, const std::string& path) {
+  if (bytes == 0) return;
+  install_fault_handler();
+  for (int i = 0; i < kMappedSlots; ++i) {
+    bool expected = false;
+    if (!g_mapped[i].taken.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) continue;
+    char* copy = new char[path.size() + 1];
+    std::memcpy(copy, path.c_str(), path.size() + 1);
+    const auto b = reinterpret_cast<std::uintptr_t>(begin);
+    g_mapped[i].path.store(copy, std::memory_order_relaxed);
+    g_mapped[i].begin.store(b, std::memory_order_relaxed);
+    g_mapped[i].end.store(b + bytes, std::memory_order_release);
+    slot_ = i;
+    return;
+  }
+}
+
+MappedFileGuard::~MappedFileGuard() {
+  if (slot_ < 0) return;
+  MappedSlot& m = g_mapped[slot_];
+  m.end.store(0, std::memory_order_release);  // disarmed before the name goes
+  delete[] m.path.exchange(nullptr, std::memory_order_acq_rel);
+  m.taken.store(false, std::memory_order_release);
 }
 
 void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }

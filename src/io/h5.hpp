@@ -78,6 +78,23 @@ class UntrustedFileScope {
   const char* outer_;
 };
 
+// While one is alive, a SIGBUS at an address in [begin, begin + bytes) — a mapping of an input
+// file that shrank under the process (overwritten in place by `cp`, truncated), on any thread —
+// is one line, "ncsparse: error: PATH: the file shrank while ncsparse had it mapped (SIGBUS)
+// ...", and exit 74 (kExitIo), instead of a core dump or a fault blamed on HDF5 (this check
+// comes before the UntrustedFileScope's). Up to 64 guards at once; beyond that a guard guards
+// nothing (the fault then goes on as before).
+class MappedFileGuard {
+ public:
+  MappedFileGuard(const void* begin, std::size_t bytes, const std::string& path);
+  ~MappedFileGuard();
+  MappedFileGuard(const MappedFileGuard&) = delete;
+  MappedFileGuard& operator=(const MappedFileGuard&) = delete;
+
+ private:
+  int slot_ = -1;
+};
+
 // A function called (async-signal-safe calls only) just before such an exit: the fuzz harness
 // keeps the input that crashed the library.
 void set_untrusted_fault_hook(void (*hook)());

@@ -193,6 +193,7 @@ void H5Input::read(Tensor& t, hsize_t head, hsize_t row0, hsize_t rows, float* o
 
 
 H5Input::Mapped::~Mapped() {
+  guard_.reset();  // disarmed before the range is unmapped
   if (addr_ != nullptr) ::munmap(addr_, bytes_);
 }
 
@@ -228,7 +229,7 @@ std::optional<H5Input::Mapped> H5Input::map(Tensor& t, hsize_t head, hsize_t row
   void* addr = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, static_cast<off_t>(start));
   ::close(fd);
   if (addr == MAP_FAILED) return std::nullopt;
-  Mapped m(addr, len, reinterpret_cast<const float*>(static_cast<const char*>(addr) + (first - start)));
+  Mapped m(addr, len, reinterpret_cast<const float*>(static_cast<const char*>(addr) + (first - start)), path_);
   // The offset is HDF5's own; still, the first row must be what HDF5 reads, or the mapping is
   // not used (a user block or a driver that places data elsewhere would show here).
   std::vector<float> row(static_cast<std::size_t>(t.d));

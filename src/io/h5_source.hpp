@@ -60,8 +60,12 @@ class H5Input {
   // copy is made: the rows are the page cache's. Unmapped when destroyed.
   class Mapped {
    public:
-    Mapped(void* addr, std::size_t bytes, const float* rows) : addr_(addr), bytes_(bytes), rows_(rows) {}
-    Mapped(Mapped&& o) noexcept : addr_(o.addr_), bytes_(o.bytes_), rows_(o.rows_) { o.addr_ = nullptr; }
+    // `path` names the file in the one line of a SIGBUS should it shrink (h5::MappedFileGuard).
+    Mapped(void* addr, std::size_t bytes, const float* rows, const std::string& path)
+        : addr_(addr), bytes_(bytes), rows_(rows), guard_(std::make_unique<h5::MappedFileGuard>(addr, bytes, path)) {}
+    Mapped(Mapped&& o) noexcept : addr_(o.addr_), bytes_(o.bytes_), rows_(o.rows_), guard_(std::move(o.guard_)) {
+      o.addr_ = nullptr;
+    }
     Mapped(const Mapped&) = delete;
     Mapped& operator=(const Mapped&) = delete;
     Mapped& operator=(Mapped&&) = delete;
@@ -72,6 +76,7 @@ class H5Input {
     void* addr_;
     std::size_t bytes_;
     const float* rows_;
+    std::unique_ptr<h5::MappedFileGuard> guard_;
   };
   // Rows [row0, row0 + rows) of head `head` mapped, and checked for NaN and Inf as read()
   // checks them (Error 65). Empty where the dataset is not stored as the engine holds it
