@@ -20,6 +20,11 @@ Runner add_study_command(CLI::App& app) {
                   "Compute backend of every configuration: cpu, or cuda (one GPU per rank; in builds with the CUDA "
                   "backend). Lists do not depend on it, so a study may resume on the other one")
       ->capture_default_str();
+  cmd->add_option("--score-precision", o->score_precision,
+                  "Precision of the score GEMM that filters candidates in every configuration: fp32, or tf32/bf16 on "
+                  "the cuda backend's tensor cores. Lists do not depend on it (survivors are re-scored exactly), so "
+                  "it is not part of the study's identity")
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads,
                   "Threads per rank, overriding the file's [engine] threads (not part of the study's identity: "
                   "a study may resume with another count; e.g. a scheduler's CPUs per task)")

@@ -329,6 +329,7 @@ int run_study(const Comm& comm, const StudyOptions& o) {
   std::vector<Configuration> configs = expand(spec);
   for (Configuration& c : configs) {
     c.job.backend = o.backend;
+    c.job.score_precision = o.score_precision;
     if (o.threads > 0) c.job.threads = o.threads;
   }
   const std::string hash = study_hash(spec);

@@ -14,6 +14,7 @@ struct StudyOptions {
   bool restart = false;  // discard the records of a changed study file
   bool force = false;    // overwrite an output that is not this study's
   std::string backend = "cpu";  // every configuration's backend (results do not depend on it)
+  std::string score_precision = "fp32";  // of the filtering score GEMM (lists do not depend on it)
   int threads = 0;              // threads per rank; 0: the file's [engine] threads (not in the identity)
 };
 

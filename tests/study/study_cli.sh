@@ -185,6 +185,13 @@ bad_file)
   bad 64 "model.x_dist: unknown distribution" "$(echo "$good" | sed 's/^model = "paper"/&\nx_dist = "cauchy"/')"
   bad 64 "--d" "$(echo "$good" | sed 's/^queries = .*/queries = 48\nmax_k = 1/; s/^d = .*/d = [1000000000]/')"
   rm -f "$tmp/bad.toml"
+  # --score-precision: reduced precision is the cuda backend's alone; unknown names refused.
+  for flags in "tf32|only the cuda backend scores in reduced precision" "fp64|unknown precision 'fp64'"; do
+    study "$tmp/bad.h5" "$tmp/s.toml" --score-precision "${flags%%|*}"
+    check "study --score-precision ${flags%%|*} exits 64 with one line" test "$rc" -eq 64 -a "$(grep -c . "$tmp/err")" -eq 1
+    check "and says '${flags#*|}'" contains "$tmp/err" "${flags#*|}"
+    check "and leaves no output" test ! -e "$tmp/bad.h5" -a ! -e "$tmp/bad.h5.records"
+  done
   study "$tmp/bad.h5" "$tmp/missing.toml"
   check "missing study file exits 66" test "$rc" -eq 66
   study "$tmp/nodir/r.h5" "$tmp/s.toml"
