@@ -236,7 +236,7 @@ double Profile::at_d(const std::vector<PerD>& t, std::int64_t d) {
 
 std::string to_json(const Profile& p) {
   std::ostringstream os;
-  os << "{\n  \"ncsparse_profile\": 2,\n  \"ncsparse_version\": " << json_string(p.version) << ",\n  \"date\": " << json_string(p.date)
+  os << "{\n  \"ncsparse_profile\": 3,\n  \"ncsparse_version\": " << json_string(p.version) << ",\n  \"date\": " << json_string(p.date)
      << ",\n  \"machine\": {\"cpu_model\": " << json_string(p.cpu_model) << ", \"cpu_flags\": [";
   for (std::size_t i = 0; i < p.cpu_flags.size(); ++i) os << (i ? ", " : "") << json_string(p.cpu_flags[i]);
   os << "], \"cores\": " << p.cores << ", \"memory_bytes\": " << json_number(p.memory_bytes) << "},\n  \"ranks\": " << p.ranks
@@ -263,8 +263,8 @@ Profile parse_profile(const std::string& text, const std::string& path) {
   const Reader r(root, path);
   Profile p;
   p.source = path;
-  if (r.get(root, "ncsparse_profile", Json::Number, "ncsparse_profile").number != 2) {
-    r.fail("ncsparse_profile", "is not 2 (a profile of another version of ncsparse: run ncsparse calibrate again)");
+  if (r.get(root, "ncsparse_profile", Json::Number, "ncsparse_profile").number != 3) {
+    r.fail("ncsparse_profile", "is not 3 (a profile of another version of ncsparse: run ncsparse calibrate again)");
   }
   p.version = r.get(root, "ncsparse_version", Json::String, "ncsparse_version").text;
   p.date = r.get(root, "date", Json::String, "date").text;
@@ -328,7 +328,7 @@ Profile default_profile() {
   p.stats_seconds = 7.4e-9;
   p.bandwidth = 3.3e10;
   p.first_touch = 2.4e9;
-  p.gather_seconds = 7.7e-10;
+  p.gather_seconds = 6.2e-10;  // per value fetched: the probe of profile format 3 (2026-12-06, AVX2-only EPYC)
   p.gen_paper = {{32, 6.2e-8}, {64, 1.4e-7}, {128, 5.9e-7}};
   p.gen_gaussian = {{32, 4.3e-8}, {64, 8.5e-8}, {128, 1.8e-7}};
   p.hdf5_read = 2.5e9;

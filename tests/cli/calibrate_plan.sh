@@ -28,7 +28,7 @@ p = json.load(open(sys.argv[1]))
 ranks = int(sys.argv[2])
 def pos(x, what):
     assert isinstance(x, (int, float)) and math.isfinite(x) and x > 0, (what, x)
-assert p["ncsparse_profile"] == 2 and p["ncsparse_version"] and p["date"].startswith("20"), p
+assert p["ncsparse_profile"] == 3 and p["ncsparse_version"] and p["date"].startswith("20"), p
 assert p["machine"]["cpu_model"] and p["machine"]["cores"] >= 1 and isinstance(p["machine"]["cpu_flags"], list)
 assert p["ranks"] == ranks and p["threads"] == 1 and p["quick"] is True
 for key in ("score_seconds_per_row_key", "exact_seconds_per_row_key"):
@@ -129,7 +129,7 @@ expect() {  # expect CODE PATTERN ARGS...
 expect 66 "no such profile" plan --ranks 2 --profile "$tmp/missing.json"
 echo '{"ncsparse_profile": 1, "date": ' >"$tmp/broken.json"
 expect 65 "broken.json" plan --ranks 2 --profile "$tmp/broken.json"
-sed 's/"ncsparse_profile": 2/"ncsparse_profile": 1/' "$tmp/profile1.json" >"$tmp/old.json"
+sed 's/"ncsparse_profile": 3/"ncsparse_profile": 2/' "$tmp/profile1.json" >"$tmp/old.json"
 expect 65 "calibrate again" plan --ranks 2 --profile "$tmp/old.json"
 sed 's/"exp_seconds": [^,]*/"exp_seconds": -1/' "$tmp/profile1.json" >"$tmp/negative.json"
 expect 65 "exp_seconds" plan --ranks 2 --profile "$tmp/negative.json"
