@@ -22,8 +22,8 @@ std::string summary(const plan::Profile& p, const std::string& out, double secon
       "  score tile (L=1): %.1f / %.1f / %.1f GFLOP/s per thread at d = 32 / 64 / 128; exact pass adds %.3g s per row-key "
       "at d = 64\n"
       "  selection %.3g s per list entry; exp %.3g s; statistics %.3g s per list entry; memory %.2f GB/s, first touch "
-      "%.2f GB/s; gather %.3g s per value\n"
-      "  all ranks at once against one: compute %.2fx, memory %.2fx slower\n"
+      "%.2f GB/s; gather %.3g s per value fetched\n"
+      "  all ranks at once against one: compute %.2fx, memory %.2fx, generator %.2fx slower\n"
       "  generator (paper, d = 64) %.3g M key rows/s per thread; HDF5 read %.2f GB/s; start-up %.2f s\n"
       "  allreduce_topk: alpha %.3g s, beta %.3g s/byte; allreduce_flash: alpha %.3g s, beta %.3g s/byte (at %d ranks%s)\n"
       "profile written to %s\n",
@@ -36,7 +36,7 @@ std::string summary(const plan::Profile& p, const std::string& out, double secon
           .c_str(),
       p.cores, rate(p.score, 32), rate(p.score, 64), rate(p.score, 128), plan::Profile::at_d(p.exact, 64), p.selection,
       p.exp_seconds, p.stats_seconds, p.bandwidth / 1e9, p.first_touch / 1e9, p.gather_seconds, p.contention_compute,
-      p.contention_memory,
+      p.contention_memory, p.contention_generate,
       1e-6 / plan::Profile::at_d(p.gen_paper, 64), p.hdf5_read / 1e9, p.startup, p.topk.alpha, p.topk.beta, p.flash.alpha,
       p.flash.beta, p.ranks, p.ranks == 1 ? ": one rank, nothing measured; plan uses the built-in figures" : "",
       out.c_str());

@@ -64,13 +64,14 @@ Prediction predict(const JobConfig& c, int P, const Profile& prof, const NodeSha
   const double share =
       prof.ranks > 1 ? static_cast<double>(std::min(on_node, prof.ranks) - 1) / static_cast<double>(prof.ranks - 1) : 0;
   const double cc = 1 + (prof.contention_compute - 1) * share, cm = 1 + (prof.contention_memory - 1) * share;
+  const double cg = 1 + (prof.contention_generate - 1) * share;
 
   // Inputs: K and V rows of the shard from the generator (per thread), the query rows of every
   // block (about half a key row each: one projection, not two), and the first touch of the
   // shard's fresh pages (the norms are taken from each chunk while it is in cache).
   const double gen_row = Profile::at_d(c.model.model == InputModel::Paper ? prof.gen_paper : prof.gen_gaussian, c.model.d);
   const double shard_bytes = 2 * ns * d * 4;
-  out.inputs = over * (cc * (ns + 0.5 * m) * gen_row / T + cm * shard_bytes / prof.first_touch);
+  out.inputs = over * (cg * (ns + 0.5 * m) * gen_row / T + cm * shard_bytes / prof.first_touch);
 
   // Local pass, per block: the score tiles (and the exact pass's exponentials and P·V) over the
   // row × key pairs the slowest rank sees (causal: rank 0 sees 1 − 1/(2P) of them), plus the

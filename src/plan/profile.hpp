@@ -57,6 +57,7 @@ struct Profile {
   // The rates above are of rank 0 with the node to itself; with all `ranks` ranks computing at
   // once each is this much slower (the local pass; a copy of memory). 1 on one rank.
   double contention_compute = 1, contention_memory = 1;
+  double contention_generate = 1;  // the generator's (it meets other ranks unlike the local pass)
   // Other work's runnable threads on the node while calibrating (runnable_threads, less the
   // other ranks), for the record: the rates above are as measured beside it.
   double background = 0;

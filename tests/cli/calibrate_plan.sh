@@ -42,7 +42,7 @@ for key in ("exp_seconds", "stats_seconds_per_entry", "hdf5_read_bytes_per_secon
     pos(p[key], key)
 for key in ("bandwidth_bytes_per_second", "first_touch_bytes_per_second", "gather_seconds_per_value"):
     pos(p["memory"][key], key)
-for key in ("compute", "memory"):
+for key in ("compute", "memory", "generate"):
     pos(p["contention"][key], key)
 for key in ("allreduce_topk", "allreduce_flash"):
     c = p[key]

@@ -1,6 +1,7 @@
 // plan's selection term (src/plan/cost_model.cpp): per list entry, not per heap insertion, so
 // that it does not grow with the shard beyond n_s = 8L (measured: docs/scaling.md), at most the
-// shard's own keys, and cheaper per entry when the list is most of the shard.
+// shard's own keys, and cheaper per entry when the list is most of the shard. Its contention
+// factors: the generator's apart from the local pass's.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -45,6 +46,36 @@ TEST(PlanSelection, AListAsLongAsTheShardCostsHalfPerEntry) {
   EXPECT_DOUBLE_EQ(selection_scale(8), 1.0);
   EXPECT_DOUBLE_EQ(selection_scale(1000), 1.0);
   EXPECT_GT(selection_scale(4), selection_scale(2));
+}
+
+// The inputs phase meets the generator's contention, not the local pass's: with two ranks on
+// one node, a compute factor of 2 slows the local pass and not the generation; a generator
+// factor of 2 doubles the generation and leaves the local pass alone.
+TEST(PlanContention, GenerationHasItsOwnFactor) {
+  JobConfig c;
+  c.n = 1 << 20;
+  c.model.d = 64;
+  c.queries = 256;
+  c.block = 256;
+  c.windows = {parse_window("const:256")};
+  Profile p = default_profile();
+  p.ranks = 2;
+  p.contention_memory = 1;
+  p.first_touch = 1e30;  // the inputs are the generation alone
+  NodeShape node;
+  node.cores = 2;
+  node.ranks_per_node = 2;
+  p.contention_compute = p.contention_generate = 1;
+  const Prediction alone = predict(c, 2, p, node);
+  p.contention_compute = 2;
+  const Prediction compute_only = predict(c, 2, p, node);
+  EXPECT_DOUBLE_EQ(compute_only.inputs, alone.inputs);
+  EXPECT_GT(compute_only.local_pass, 1.5 * alone.local_pass);
+  p.contention_compute = 1;
+  p.contention_generate = 2;
+  const Prediction generate_only = predict(c, 2, p, node);
+  EXPECT_NEAR(generate_only.inputs, 2 * alone.inputs, 1e-12 * alone.inputs);
+  EXPECT_DOUBLE_EQ(generate_only.local_pass, alone.local_pass);
 }
 
 }  // namespace
