@@ -36,6 +36,7 @@ class PrefixStage final : public Stage {
     weights_.resize(ru * Lu);
     bounds_.resize(ru * Lu);
     inv_z_.assign(P * ru, 0.0);
+    order_.resize(ru * P);
     const int threads = row_threads(job, b);
 #pragma omp parallel num_threads(threads)
     {
@@ -57,9 +58,12 @@ class PrefixStage final : public Stage {
           choice_[pi * ru + i] = c;
           k_[pi * ru + i] = valid.empty() ? 0 : c.k;
         }
-        if (valid.empty()) continue;
+        // Shortest prefix first: the normalisers in one walk here, the running sum's takes in
+        // gather_row.
         for (std::size_t pi = 0; pi < P; ++pi) by_k[pi] = {k_[pi * ru + i], pi};
-        std::sort(by_k.begin(), by_k.end());  // normalisers of all prefixes in one walk, shortest first
+        std::sort(by_k.begin(), by_k.end());
+        for (std::size_t t = 0; t < P; ++t) order_[i * P + t] = by_k[t].second;
+        if (valid.empty()) continue;
         double z = 0;
         std::int64_t next = 0;
         for (const auto& [kk, pi] : by_k) {
@@ -73,9 +77,10 @@ class PrefixStage final : public Stage {
 #pragma omp parallel num_threads(threads)
       {
         std::vector<double> sum(du);
-        std::vector<std::pair<std::int64_t, std::size_t>> by_k(P);
 #pragma omp for schedule(dynamic, 8)
-        for (std::size_t i = 0; i < ru; ++i) gather_row(job, g, static_cast<std::int64_t>(i), sum, by_k);
+        for (std::size_t i = 0; i < ru; ++i) {
+          gather_row(job, g, static_cast<std::int64_t>(i), std::span<const std::size_t>(order_).subspan(i * P, P), sum);
+        }
       }
     }
     job.merge.allreduce_sum(acc_);
@@ -130,19 +135,19 @@ class PrefixStage final : public Stage {
   // every window being a prefix of the list, one running sum Σ e_j v_j serves all strategies,
   // each taking it (times its 1/z) when the walk reaches its k; each owned V row is fetched
   // once, prefetched ahead (the rows are scattered over the shard, so this loop is bound by
-  // memory latency). `sum` (d) and `by_k` (strategies) are the calling thread's scratch.
-  static void gather_row(const Job& job, const PrefixGather& g, std::int64_t i, std::span<double> sum,
-                         std::span<std::pair<std::int64_t, std::size_t>> by_k) {
+  // memory latency). `order` lists the strategies shortest prefix first (outputs() sorted
+  // them); `sum` (d values) is the calling thread's scratch.
+  static void gather_row(const Job& job, const PrefixGather& g, std::int64_t i, std::span<const std::size_t> order,
+                         std::span<double> sum) {
     const std::int64_t d = job.d;
-    const std::size_t P = static_cast<std::size_t>(g.strategies);
-    for (std::size_t pi = 0; pi < P; ++pi) by_k[pi] = {g.k[pi * static_cast<std::size_t>(g.rows) + i], pi};
-    std::sort(by_k.begin(), by_k.end());  // shortest prefix first
-    const std::int64_t k_max = P > 0 ? by_k[P - 1].first : 0;
+    const std::size_t P = order.size();
+    auto k_of = [&](std::size_t t) { return g.k[order[t] * static_cast<std::size_t>(g.rows) + static_cast<std::size_t>(i)]; };
+    const std::int64_t k_max = P > 0 ? k_of(P - 1) : 0;
     std::fill(sum.begin(), sum.end(), 0.0);
     std::size_t next = 0;  // the next strategy to take the sum
     auto take_until = [&](std::int64_t j) {  // strategies whose prefix ends before entry j
-      for (; next < P && by_k[next].first <= j; ++next) {
-        const std::size_t si = by_k[next].second * static_cast<std::size_t>(g.rows) + static_cast<std::size_t>(i);
+      for (; next < P && k_of(next) <= j; ++next) {
+        const std::size_t si = order[next] * static_cast<std::size_t>(g.rows) + static_cast<std::size_t>(i);
         const double s = g.inv_z[si];
         double* o = g.out.data() + si * static_cast<std::size_t>(d);
         for (std::int64_t c = 0; c < d; ++c) o[c] = sum[static_cast<std::size_t>(c)] * s;
@@ -183,6 +188,7 @@ class PrefixStage final : public Stage {
   std::vector<double> weights_;       // rows × L: exp(s_j − s_0) of the valid entries, then 0
   std::vector<double> bounds_;        // rows × L: the certificate of each prefix (valid entries)
   std::vector<double> inv_z_;         // P × rows
+  std::vector<std::size_t> order_;    // rows × P: each row's strategies, shortest prefix first
 };
 
 }  // namespace
