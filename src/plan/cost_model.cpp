@@ -100,16 +100,17 @@ Prediction predict(const JobConfig& c, int P, const Profile& prof, const NodeSha
   // this rank owns (1/P of them) gathered into Σ p_j v_j — once up to the widest prefix window
   // (one running sum serves every prefix window), once per key-set window — and one
   // sum-reduction of the strategies' outputs (S × b × d doubles) per block.
-  double widest = 0, gathered = 0, fetched_key_set = 0, prefix = 0;
+  double widest = 0, widest_prefix = 0, gathered = 0, fetched_key_set = 0, prefix = 0;
   for (const WindowSpec& w : c.windows) {
     if (w->family() != Family::Prefix && w->family() != Family::KeySet) continue;
     const double k = window_keys(w, c.n, c.max_k);
-    if (w->family() == Family::Prefix) widest = std::max(widest, k);
+    widest = std::max(widest, k);
+    if (w->family() == Family::Prefix) widest_prefix = std::max(widest_prefix, k);
     if (w->family() == Family::KeySet) fetched_key_set += k;
     gathered += k;
     prefix += 1;
   }
-  const double fetched = widest + fetched_key_set;
+  const double fetched = widest_prefix + fetched_key_set;
   const double sum_bytes = prefix * b * d * 8;
   out.sparse = over * cc * m * (widest * prof.exp_seconds + fetched / P * d * prof.gather_seconds) / T +
                blocks * collective_seconds(prof.flash, fallback.flash, P, sum_bytes);

@@ -1,10 +1,12 @@
 // plan's selection term (src/plan/cost_model.cpp): per list entry, not per heap insertion, so
 // that it does not grow with the shard beyond n_s = 8L (measured: docs/scaling.md), at most the
 // shard's own keys, and cheaper per entry when the list is most of the shard. Its contention
-// factors: the generator's apart from the local pass's.
+// factors: the generator's apart from the local pass's. Its sparse softmax: one fetch per row
+// up to the widest prefix window.
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "ncsparse/engine.hpp"
 #include "ncsparse/window.hpp"
@@ -76,6 +78,26 @@ TEST(PlanContention, GenerationHasItsOwnFactor) {
   const Prediction generate_only = predict(c, 2, p, node);
   EXPECT_NEAR(generate_only.inputs, 2 * alone.inputs, 1e-12 * alone.inputs);
   EXPECT_DOUBLE_EQ(generate_only.local_pass, alone.local_pass);
+}
+
+// The sparse softmax fetches the owned V rows once up to the widest prefix window (one running
+// sum serves them all, stage_prefix.cpp): more prefix windows inside it cost nothing more.
+TEST(PlanSparse, PrefixWindowsShareOneFetch) {
+  auto sparse = [](std::vector<std::string> windows) {
+    JobConfig c;
+    c.n = 1 << 20;
+    c.model.d = 64;
+    c.queries = 256;
+    c.block = 256;
+    for (const std::string& w : windows) c.windows.push_back(parse_window(w));
+    NodeShape node;
+    node.cores = 1;
+    return predict(c, 1, default_profile(), node).sparse;
+  };
+  const double one = sparse({"const:2048"});
+  EXPECT_GT(one, 0);
+  EXPECT_DOUBLE_EQ(sparse({"const:256", "const:1024", "const:2048"}), one);
+  EXPECT_GT(sparse({"const:4096"}), 1.5 * one);
 }
 
 }  // namespace
