@@ -52,7 +52,13 @@ NODES = {
         # The device merge: assumed to stream its inputs at HBM3e's 4.8 TB/s (an assumption:
         # the device merge has not been measured on its own), i.e. gamma = 16 B / 4.8 TB/s.
         alpha=6.6e-6 + 2.7e-6, beta=1 / 47e9, beta_node=1 / 370e9, gamma=CAND / 4.8e12, node=8,
-        algorithms=["allgather (NCCL, today)", "rowowner"],
+        # "NCCL in a node, MPI row owner across" (what ncsparse does since 2026-12-07,
+        # merge_on_device): the NCCL all-gather while every rank is on one node; across nodes
+        # the MPI row owner on the host copies of the lists (they are on the host before the
+        # merge either way) with the CPU nodes' MPI figures: alpha = 2 us (assumed), beta = 1/47
+        # GB/s (one NDR NIC per GPU), gamma = 12 ns per merged entry on the host.
+        host=dict(alpha=2e-6, beta=1 / 47e9, gamma=12e-9),
+        algorithms=["allgather (NCCL, all nodes)", "NCCL in a node, MPI row owner across", "rowowner (device, not built)"],
     ),
 }
 
@@ -79,7 +85,7 @@ def merge_time(alg, P, m, L, alpha, beta, gamma, beta_node=None, node=None):
         return tree
     if alg.startswith("allgather"):
         return lg * alpha + (P - 1) * beta * B + lg * gamma * M
-    if alg == "rowowner":
+    if alg.startswith("rowowner"):
         own = math.ceil(m / P)
         extra = beta * P * L * CAND if m < P else 0.0
         return 2 * (P - 1) * alpha + 2 * (P - 1) / P * beta * B + own * L * lg * gamma + extra
@@ -96,8 +102,14 @@ def block_time(node, alg, P, keys_per_rank):
     kw = {k: node[k] for k in ("alpha", "beta", "gamma")}
     if "beta_node" in node:
         kw.update(beta_node=node["beta_node"], node=node["node"])
+    if alg.startswith("NCCL in a node"):
+        if P <= node["node"]:
+            alg = "allgather"
+        else:  # across nodes: the MPI row owner, and the LSE all-reduce over MPI, on the host
+            alg = "rowowner"
+            kw = dict(node["host"])
     merge = merge_time(alg, P, node["m"], node["K"] + 1, **kw)
-    return local, merge + lse_time(P, node["m"], node["d"], node["alpha"], node["beta"])
+    return local, merge + lse_time(P, node["m"], node["d"], kw["alpha"], kw["beta"])
 
 
 RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -138,7 +150,8 @@ def markdown(out):
     return "\n".join(lines)
 
 
-COLORS = {"allreduce": "tab:blue", "tree": "tab:orange", "allgather": "tab:green", "rowowner": "tab:red"}
+COLORS = {"allreduce": "tab:blue", "tree": "tab:orange", "allgather": "tab:green", "rowowner": "tab:red",
+          "NCCL": "tab:purple"}
 
 
 def plots(out, folder):

@@ -39,6 +39,14 @@ const char* to_string(TopkMerge algorithm);
 // other value is Error(kExitUsage)), else the rule of docs/scaling.md.
 TopkMerge choose_topk_merge(int ranks, std::size_t bytes);
 
+// Whether a job whose ranks have device collectives (NCCL) merges its candidate lists and exact
+// states on the devices: while its ranks are all on one node (the all-gather runs over NVLink),
+// and NCSPARSE_MERGE is not set. Across `nodes` > 1 the all-gather would move P − 1 lists to
+// every device through its NIC (docs/scaling.md): the merges then run over MPI on the host
+// buffers the device collectives start from anyway, by choose_topk_merge. Sums stay on the
+// devices.
+bool merge_on_device(int nodes);
+
 class Comm {
  public:
   // Sets MPI_ERRORS_RETURN on `comm` (inherited by communicators later made from it), so that
@@ -50,8 +58,8 @@ class Comm {
 
   // All-reduce top-k: `lists` holds rows × L candidates, each row sorted and padded. MPI sees
   // one whole row as one datatype element, so no algorithm that splits buffers cuts a row.
-  // Over MPI it uses choose_topk_merge(size(), lists.size_bytes()); the NCCL collectives
-  // all-gather and merge on the device.
+  // Over MPI it uses choose_topk_merge(size(), lists.size_bytes()); with device collectives
+  // and merge_on_device, the NCCL collectives all-gather and merge on the device.
   void allreduce_topk(std::span<Candidate> lists, std::int64_t L) const;
   // The same with the MPI algorithm given (benchmarks and tests; always MPI).
   void allreduce_topk(std::span<Candidate> lists, std::int64_t L, TopkMerge algorithm) const;
@@ -73,13 +81,19 @@ class Comm {
   // rule no longer uses it: the row owner won with and without oversubscription.)
   bool oversubscribed() const;
 
-  // A copy whose allreduce_topk, allreduce_flash and allreduce_sum run on `device` (NCCL
-  // between GPUs) instead of MPI; a null `device` keeps MPI. Everything else stays on MPI.
+  // A copy whose allreduce_sum runs on `device` (NCCL between GPUs) instead of MPI, and
+  // allreduce_topk and allreduce_flash too where merge_on_device(the job's nodes); a null
+  // `device` keeps MPI. Everything else stays on MPI. Collective when `device` is not null (it
+  // counts the nodes, one per shared-memory domain).
   Comm with_device(std::shared_ptr<DeviceCollectives> device) const;
-  std::string collectives_name() const { return device_ ? device_->name() : "mpi"; }
+  // The same, as if the ranks were on `nodes` nodes (tests; not collective).
+  Comm with_device(std::shared_ptr<DeviceCollectives> device, int nodes) const;
+  // "mpi", the device collectives' name ("nccl"), or e.g. "nccl for sums, mpi for merges (4 nodes)".
+  std::string collectives_name() const;
 
  private:
   std::shared_ptr<DeviceCollectives> device_;
+  int nodes_ = 1;  // with device_: the nodes the ranks are on
   MPI_Comm comm_;
   int rank_ = 0;
   int size_ = 1;

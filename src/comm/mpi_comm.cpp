@@ -98,9 +98,30 @@ Comm::Comm(MPI_Comm comm) : comm_(comm) {
 }
 
 Comm Comm::with_device(std::shared_ptr<DeviceCollectives> device) const {
+  if (!device) return with_device(nullptr, 1);
+  // The nodes: one shared-memory domain each; its lowest rank counts it.
+  MPI_Comm node = MPI_COMM_NULL;
+  NCSPARSE_MPI(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  int local_rank = 0;
+  NCSPARSE_MPI(MPI_Comm_rank(node, &local_rank));
+  MPI_Comm_free(&node);
+  int nodes = local_rank == 0 ? 1 : 0;
+  NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, &nodes, 1, MPI_INT, MPI_SUM, comm_));
+  return with_device(std::move(device), nodes);
+}
+
+Comm Comm::with_device(std::shared_ptr<DeviceCollectives> device, int nodes) const {
   Comm copy = *this;
   copy.device_ = std::move(device);
+  copy.nodes_ = nodes;
   return copy;
+}
+
+std::string Comm::collectives_name() const {
+  if (!device_) return "mpi";
+  if (merge_on_device(nodes_)) return device_->name();
+  const std::string why = nodes_ > 1 ? std::to_string(nodes_) + " nodes" : "NCSPARSE_MERGE is set";
+  return device_->name() + " for sums, mpi for merges (" + why + ")";
 }
 
 const char* to_string(TopkMerge algorithm) {
@@ -117,7 +138,10 @@ const char* to_string(TopkMerge algorithm) {
   return "?";
 }
 
-TopkMerge choose_topk_merge(int ranks, std::size_t bytes) {
+namespace {
+
+// NCSPARSE_MERGE, read once per process.
+std::optional<TopkMerge> forced_topk_merge() {
   static const std::optional<TopkMerge> forced = []() -> std::optional<TopkMerge> {
     const char* env = std::getenv("NCSPARSE_MERGE");
     if (env == nullptr || *env == '\0') return std::nullopt;
@@ -126,6 +150,13 @@ TopkMerge choose_topk_merge(int ranks, std::size_t bytes) {
     }
     throw usage_error(std::string("NCSPARSE_MERGE=") + env + ": expected allreduce, tree, allgather or rowowner");
   }();
+  return forced;
+}
+
+}  // namespace
+
+TopkMerge choose_topk_merge(int ranks, std::size_t bytes) {
+  const std::optional<TopkMerge> forced = forced_topk_merge();
   if (forced) return *forced;
   // docs/scaling.md, measured in benchmarks/RESULTS.md ("... with the row owner"): the row
   // owner moves each list about twice in two collectives and merges each row once, P ways; it
@@ -139,9 +170,17 @@ TopkMerge choose_topk_merge(int ranks, std::size_t bytes) {
                                                                                   : TopkMerge::kAllreduce;
 }
 
+bool merge_on_device(int nodes) {
+  // docs/scaling.md, "H200 nodes": within a node the all-gather runs over NVLink (7 lists of
+  // 67 MB in about 1.3 ms on NVSwitch); across nodes it moves P − 1 lists to every device
+  // through its NIC and holds them all (69 GB per GPU at P = 1,024), where the row owner over
+  // MPI moves each list about twice.
+  return nodes <= 1 && !forced_topk_merge();
+}
+
 void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L) const {
   if (size_ == 1 || lists.empty()) return;
-  if (device_) return device_->allreduce_topk(lists, L);
+  if (device_ && merge_on_device(nodes_)) return device_->allreduce_topk(lists, L);
   allreduce_topk(lists, L, choose_topk_merge(size_, lists.size_bytes()));
 }
 
@@ -223,7 +262,7 @@ void Comm::allreduce_topk(std::span<Candidate> lists, std::int64_t L, TopkMerge 
 
 void Comm::allreduce_flash(std::span<double> states, std::int64_t d) const {
   if (size_ == 1 || states.empty()) return;
-  if (device_) return device_->allreduce_flash(states, d);
+  if (device_ && merge_on_device(nodes_)) return device_->allreduce_flash(states, d);
   const std::size_t width = flash_row_size(static_cast<std::size_t>(d));
   const std::size_t rows = states.size() / width;
   NCSPARSE_ASSERT(rows * width == states.size() && rows <= INT_MAX);

@@ -225,9 +225,12 @@ JobResult run_job(const Comm& comm, const JobConfig& config, InputSource* source
       res.cpu_fallback = "the dense kernels of sink windows, approximators and --stream";
     }
   }
-  // NCCL between GPUs for the merges when the backend asks for it (else MPI): `merge` carries them.
-  const Comm merge =
-      comm.with_device(make_device_collectives(comm, device_collectives_setup(config.backend), res.collectives));
+  // NCCL between GPUs when the backend asks for it (else MPI): `merge` carries the collectives;
+  // across nodes its merges run over MPI (merge_on_device), which the name says.
+  std::shared_ptr<DeviceCollectives> device =
+      make_device_collectives(comm, device_collectives_setup(config.backend), res.collectives);
+  const Comm merge = comm.with_device(device);
+  if (device) res.collectives = merge.collectives_name();
   const KeyShard keys{k_rows, v_rows, shard.lo, owned};
   approx::KeyTiles tiles = config.stream ? approx::KeyTiles(source, shard.lo, shard.hi - shard.lo, d, config.tile)
                                          : approx::KeyTiles(k_rows, v_rows, shard.lo, owned, d, config.tile);

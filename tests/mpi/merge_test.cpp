@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "ncsparse/comm.hpp"
+#include "ncsparse/flash.hpp"
 
 namespace ncsparse {
 namespace {
@@ -76,6 +78,80 @@ TEST(TopkMerge, ChoiceBySizeAndRanks) {
   EXPECT_EQ(choose_topk_merge(3, big), TopkMerge::kAllreduce);
   EXPECT_EQ(choose_topk_merge(4, big), TopkMerge::kRowOwner);
   EXPECT_EQ(choose_topk_merge(1024, big), TopkMerge::kRowOwner);
+}
+
+// A stand-in for the NCCL collectives: it counts its calls and changes nothing, so a merged
+// result equal to the reference shows that MPI did the merge.
+class CountingDevice final : public DeviceCollectives {
+ public:
+  std::string name() const override { return "counting"; }
+  void allreduce_topk(std::span<Candidate>, std::int64_t) override { ++topk; }
+  void allreduce_flash(std::span<double>, std::int64_t) override { ++flash; }
+  void allreduce_sum(std::span<double>) override { ++sum; }
+  int topk = 0, flash = 0, sum = 0;
+};
+
+// Every rank's flash states for `rows` rows of width d: finite, different on every rank.
+std::vector<double> rank_states(int rank, std::size_t rows, std::size_t d) {
+  std::mt19937_64 rng(77u + static_cast<unsigned>(rank));
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<double> states(rows * flash_row_size(d));
+  for (std::size_t r = 0; r < rows; ++r) {
+    double* row = states.data() + r * flash_row_size(d);
+    row[0] = 3 * u(rng);
+    row[1] = 1.5 + u(rng);
+    row[2] = 1.2 + u(rng);
+    for (std::size_t c = 0; c < d; ++c) row[kFlashHeader + c] = u(rng);
+  }
+  return states;
+}
+
+TEST(TopkMerge, DeviceMergesWithinOneNodeOnly) {
+  EXPECT_TRUE(merge_on_device(1) || std::getenv("NCSPARSE_MERGE") != nullptr);
+  EXPECT_FALSE(merge_on_device(2));
+  EXPECT_FALSE(merge_on_device(128));
+  if (std::getenv("NCSPARSE_MERGE") != nullptr) GTEST_SKIP() << "NCSPARSE_MERGE is set";
+  const Comm comm(MPI_COMM_WORLD);
+  const int P = comm.size();
+  if (P == 1) GTEST_SKIP() << "one rank merges nothing";
+  constexpr std::size_t kRows = 11, kL = 23, kD = 5;
+  const std::vector<Candidate> mine = rank_lists(comm.rank(), P, kRows, kL, 9);
+  const std::vector<double> states = rank_states(comm.rank(), kRows, kD);
+  std::vector<Candidate> want_lists = mine;
+  comm.allreduce_topk(want_lists, kL);
+  std::vector<double> want_states = states;
+  comm.allreduce_flash(want_states, kD);
+
+  // This machine is one node, counted so by every rank: the merges and the sum go to the device.
+  const auto device = std::make_shared<CountingDevice>();
+  const Comm one_node = comm.with_device(device);
+  EXPECT_EQ(one_node.collectives_name(), "counting");
+  std::vector<Candidate> lists = mine;
+  std::vector<double> got_states = states, sums(3, 1.0);
+  one_node.allreduce_topk(lists, kL);
+  one_node.allreduce_flash(got_states, kD);
+  one_node.allreduce_sum(sums);
+  EXPECT_EQ(device->topk, 1);
+  EXPECT_EQ(device->flash, 1);
+  EXPECT_EQ(device->sum, 1);
+  EXPECT_EQ(lists[0].index, mine[0].index);  // untouched: the stand-in merged nothing
+
+  // Across nodes: the merges over MPI (the reference's bits), the sum still on the device.
+  const Comm nodes = comm.with_device(device, 3);
+  EXPECT_EQ(nodes.collectives_name(), "counting for sums, mpi for merges (3 nodes)");
+  lists = mine;
+  got_states = states;
+  nodes.allreduce_topk(lists, kL);
+  nodes.allreduce_flash(got_states, kD);
+  nodes.allreduce_sum(sums);
+  EXPECT_EQ(device->topk, 1);
+  EXPECT_EQ(device->flash, 1);
+  EXPECT_EQ(device->sum, 2);
+  for (std::size_t i = 0; i < lists.size(); ++i) {
+    ASSERT_EQ(lists[i].index, want_lists[i].index) << "entry " << i;
+    ASSERT_EQ(lists[i].score, want_lists[i].score) << "entry " << i;
+  }
+  for (std::size_t i = 0; i < got_states.size(); ++i) ASSERT_EQ(got_states[i], want_states[i]) << "value " << i;
 }
 
 // Every rank agrees on whether the job is oversubscribed; here (2 cores) from 3 ranks on.
