@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "cpu/generate.hpp"
 #include "cpu/isa.hpp"
 #include "cpu/norms.hpp"
 #include "ncsparse/backend.hpp"
@@ -204,6 +205,30 @@ void BM_Generate(benchmark::State& state) {
 }
 BENCHMARK(BM_Generate)->ArgNames({"gaussian", "threads"})->Args({0, 1})->Args({0, 2})->Args({1, 1})->Args({1, 2})
     ->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The standard values alone (cpu::standard_rows, one thread, the ISA path this CPU takes; set
+// NCSPARSE_CPU_ISA to pick another), 2^18 rows × 64 into a buffer already touched: normal
+// against uniform on (−1, 1). A uniform value is one Philox4x32-10 word and a multiply-add, so
+// the uniform rate bounds the normal one from above and the gap is the normal transform's cost.
+// Arg: 1 uniform, 0 normal. Counter: values per second.
+void BM_StandardValues(benchmark::State& state) {
+  cpu::StandardRows s;
+  s.seed = 1;
+  s.tensor = 1;
+  s.rows = 1 << 18;
+  s.d = 64;
+  s.uniform = state.range(0) == 1;
+  s.post = cpu::Post::Scale;
+  s.b = 0.5f;
+  std::vector<float> out(static_cast<std::size_t>(s.rows * s.d), 1.0f);
+  for (auto _ : state) {
+    cpu::standard_rows(s, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["values/s"] = benchmark::Counter(static_cast<double>(out.size()) * static_cast<double>(state.iterations()),
+                                                  benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_StandardValues)->ArgNames({"uniform"})->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Widening float16 / bfloat16 inputs in place, as the reader does after each chunk (2^21
 // values, in cache as after a read): values per second. Arg: 0 float16, 1 bfloat16.
