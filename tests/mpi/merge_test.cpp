@@ -122,28 +122,35 @@ TEST(TopkMerge, DeviceMergesWithinOneNodeOnly) {
   std::vector<double> want_states = states;
   comm.allreduce_flash(want_states, kD);
 
+  // The three collectives through `c`, on fresh copies of this rank's inputs.
+  std::vector<Candidate> lists;
+  std::vector<double> got_states;
+  auto through = [&](const Comm& c) {
+    lists = mine;
+    got_states = states;
+    std::vector<double> sums(3, 1.0);
+    c.allreduce_topk(lists, kL);
+    c.allreduce_flash(got_states, kD);
+    c.allreduce_sum(sums);
+  };
+
   // This machine is one node, counted so by every rank: the merges and the sum go to the device.
   const auto device = std::make_shared<CountingDevice>();
   const Comm one_node = comm.with_device(device);
   EXPECT_EQ(one_node.collectives_name(), "counting");
-  std::vector<Candidate> lists = mine;
-  std::vector<double> got_states = states, sums(3, 1.0);
-  one_node.allreduce_topk(lists, kL);
-  one_node.allreduce_flash(got_states, kD);
-  one_node.allreduce_sum(sums);
+  through(one_node);
   EXPECT_EQ(device->topk, 1);
   EXPECT_EQ(device->flash, 1);
   EXPECT_EQ(device->sum, 1);
-  EXPECT_EQ(lists[0].index, mine[0].index);  // untouched: the stand-in merged nothing
+  EXPECT_TRUE(std::equal(lists.begin(), lists.end(), mine.begin(), [](const Candidate& a, const Candidate& b) {
+    return a.index == b.index && a.score == b.score;
+  })) << "the stand-in merges nothing: MPI must not have merged either";
+  EXPECT_EQ(got_states, states);
 
   // Across nodes: the merges over MPI (the reference's bits), the sum still on the device.
   const Comm nodes = comm.with_device(device, 3);
   EXPECT_EQ(nodes.collectives_name(), "counting for sums, mpi for merges (3 nodes)");
-  lists = mine;
-  got_states = states;
-  nodes.allreduce_topk(lists, kL);
-  nodes.allreduce_flash(got_states, kD);
-  nodes.allreduce_sum(sums);
+  through(nodes);
   EXPECT_EQ(device->topk, 1);
   EXPECT_EQ(device->flash, 1);
   EXPECT_EQ(device->sum, 2);
