@@ -5,11 +5,7 @@
 set -u
 bin=$1
 mpiexec=$2
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
+. "$(dirname "$0")/../support/script_lib.sh"  # tmp, ok, fail, error_why, report
 
 # expect CODE PATTERN RANKS ARGS...: PATTERN is a fixed string the error line must contain.
 expect() {
@@ -17,23 +13,7 @@ expect() {
   shift 3
   timeout 60 "$mpiexec" -q -n "$ranks" --oversubscribe "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
   local rc=$?
-  local lines
-  lines=$(grep -c . "$tmp/err")
-  local why=""
-  [ "$rc" -eq 124 ] && why="hung (killed after 60 s)"
-  [ -z "$why" ] && [ "$rc" -ne "$code" ] && why="exit code $rc, expected $code"
-  [ -z "$why" ] && [ "$lines" -ne 1 ] && why="$lines lines on stderr, expected 1"
-  [ -z "$why" ] && ! grep -q '^ncsparse: error: ' "$tmp/err" && why="stderr does not start with 'ncsparse: error: '"
-  [ -z "$why" ] && ! grep -qF -- "$pattern" "$tmp/err" && why="stderr does not mention '$pattern'"
-  [ -z "$why" ] && [ -s "$tmp/out" ] && why="something was printed on stdout"
-  if [ -n "$why" ]; then
-    echo "FAIL: ncsparse $* (np $ranks): $why"
-    sed 's/^/    stderr: /' "$tmp/err" | head -n 20
-    failed=$((failed + 1))
-  else
-    echo "ok:   ncsparse $* (np $ranks) -> $rc: $(cat "$tmp/err")"
-    passed=$((passed + 1))
-  fi
+  report "ncsparse $* (np $ranks)" "$rc" "$(error_why "$rc" "$code" "$pattern")"
 }
 
 small=(--n 1000 --queries 10 --d 8)
@@ -98,11 +78,7 @@ expect 64 "--score-precision tf32: only the cuda backend" 2 run "${small[@]}" --
 study_file=$(cd "$(dirname "$0")/../.." && pwd)/data/studies/quickstart.toml
 expect 69 "--backend cuda" 2 study "$study_file" --out "$tmp/study.h5" --backend cuda
 expect 64 "--backend: unknown backend 'tpu'" 2 study "$study_file" --out "$tmp/study.h5" --backend tpu
-if [ -e "$tmp/study.h5" ] || [ -e "$tmp/study.h5.records" ]; then
-  echo "FAIL: a study with an unusable backend left output behind"; failed=$((failed + 1))
-else
-  echo "ok:   a study with an unusable backend left no output"; passed=$((passed + 1))
-fi
+check "a study with an unusable backend left no output" test ! -e "$tmp/study.h5" -a ! -e "$tmp/study.h5.records"
 # A failure on one rank alone is agreed on by all: one message naming the rank, one exit code.
 for np in 2 3 4; do
   NCSPARSE_INJECT_FAILURE=$((np - 1)) expect 74 "rank $((np - 1)): injected failure" $np run "${small[@]}"

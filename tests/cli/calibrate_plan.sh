@@ -8,17 +8,7 @@ set -u
 bin=$1
 mpiexec=$2
 study=$3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); echo "ok:   $what"; else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
-py=/usr/bin/python3
+. "$(dirname "$0")/../support/script_lib.sh"  # tmp, py, check, error_why, report
 
 # The profile's fields: every rate positive and finite; the machine and date recorded.
 check_profile() {  # check_profile FILE RANKS
@@ -111,20 +101,8 @@ expect() {  # expect CODE PATTERN ARGS...
   local code=$1 pattern=$2
   shift 2
   timeout 60 "$mpiexec" -q -n 1 "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? why=""
-  [ "$rc" -ne "$code" ] && why="exit code $rc, expected $code"
-  [ -z "$why" ] && [ "$(grep -c . "$tmp/err")" -ne 1 ] && why="$(grep -c . "$tmp/err") lines on stderr, expected 1"
-  [ -z "$why" ] && ! grep -q '^ncsparse: error: ' "$tmp/err" && why="stderr does not start with 'ncsparse: error: '"
-  [ -z "$why" ] && ! grep -qF -- "$pattern" "$tmp/err" && why="stderr does not mention '$pattern'"
-  [ -z "$why" ] && [ -s "$tmp/out" ] && why="something was printed on stdout"
-  if [ -n "$why" ]; then
-    echo "FAIL: ncsparse $*: $why"
-    sed 's/^/    stderr: /' "$tmp/err" | head -n 5
-    failed=$((failed + 1))
-  else
-    echo "ok:   ncsparse $* -> $rc: $(cat "$tmp/err")"
-    passed=$((passed + 1))
-  fi
+  local rc=$?
+  report "ncsparse $*" "$rc" "$(error_why "$rc" "$code" "$pattern")"
 }
 expect 66 "no such profile" plan --ranks 2 --profile "$tmp/missing.json"
 echo '{"ncsparse_profile": 1, "date": ' >"$tmp/broken.json"

@@ -5,17 +5,7 @@
 set -u
 bin=$1
 mpiexec=$2
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); echo "ok:   $what"; else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
-py=/usr/bin/python3
+. "$(dirname "$0")/../support/script_lib.sh"  # tmp, py, check
 
 job=(run --n 3001 --d 16 --queries 40 --block 16 --tile 256 --window const:8 log:2 power:1,0.5 sqrt:0.5 eps:1e-2 mass:0.1 cert:0.2 sink:2,16)
 timeout 120 "$mpiexec" -q -n 3 --oversubscribe "$bin" "${job[@]}" >"$tmp/table" 2>"$tmp/err"

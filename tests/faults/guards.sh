@@ -20,13 +20,8 @@ set -u
 mode=$1
 bin=$2
 mpiexec=$3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { echo "ok:   $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $1"; failed=$((failed + 1)); }
+. "$(dirname "$0")/../support/script_lib.sh"  # tmp, ok, fail
+export OMPI_MCA_rmaps_base_oversubscribe=1
 run() { timeout -k 5 60 "$mpiexec" -q -n "$1" --oversubscribe "$bin" "${@:2}"; }
 
 # wait_bounded PID: waits for the launcher PID (started in the background) and returns its exit

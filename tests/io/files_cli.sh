@@ -7,14 +7,7 @@ set -u
 bin=$1
 mpiexec=$2
 here=$(cd "$(dirname "$0")" && pwd)
-py=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { echo "ok:   $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $1"; failed=$((failed + 1)); }
+. "$here/../support/script_lib.sh"  # tmp, py, ok, fail, error_why, report
 run() { timeout 120 "$mpiexec" -q -n "$1" --oversubscribe "$bin" "${@:2}"; }
 sums() { (cd "$tmp" && find . -type f ! -name 'out' ! -name 'err' -print0 | sort -z | xargs -0 md5sum); }
 
@@ -27,20 +20,10 @@ expect() {
   local before
   before=$(sums)
   run "$ranks" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? why=""
-  [ "$rc" -eq 124 ] && why="hung (killed after 120 s)"
-  [ -z "$why" ] && [ "$rc" -ne "$code" ] && why="exit code $rc, expected $code"
-  [ -z "$why" ] && [ "$(grep -c . "$tmp/err")" -ne 1 ] && why="$(grep -c . "$tmp/err") lines on stderr, expected 1"
-  [ -z "$why" ] && ! grep -q '^ncsparse: error: ' "$tmp/err" && why="stderr does not start with 'ncsparse: error: '"
-  [ -z "$why" ] && ! grep -qF -- "$pattern" "$tmp/err" && why="stderr does not mention '$pattern'"
-  [ -z "$why" ] && [ -s "$tmp/out" ] && why="something was printed on stdout"
+  local rc=$? why
+  why=$(error_why "$rc" "$code" "$pattern")
   [ -z "$why" ] && [ "$before" != "$(sums)" ] && why="files in the test directory changed"
-  if [ -n "$why" ]; then
-    fail "ncsparse $* (np $ranks): $why"
-    sed 's/^/    stderr: /' "$tmp/err" | head -n 20
-  else
-    ok "ncsparse $* (np $ranks) -> $rc: $(cat "$tmp/err")"
-  fi
+  report "ncsparse $* (np $ranks)" "$rc" "$why"
 }
 
 # ---- round trips through the command line ----

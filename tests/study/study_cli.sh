@@ -6,21 +6,14 @@ set -u
 mode=$1
 bin=$2
 mpiexec=$3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-tmp=$(mktemp -d)
+. "$(dirname "$0")/../support/script_lib.sh"  # tmp, check
+export OMPI_MCA_rmaps_base_oversubscribe=1
 bg=""
 cleanup() {
   if [ -n "$bg" ]; then kill -KILL $bg $(pgrep -P "$bg") 2>/dev/null; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  if "$@"; then passed=$((passed + 1)); echo "ok:   $what"; else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
 contains() { grep -qF -- "$2" "$1" || { echo "    '$2' not in $1:"; sed 's/^/    /' "$1" | head -5; return 1; }; }
 
 . "$(dirname "$0")/../support/study_jobs.sh"  # write_study, study_bg, ranks_of
