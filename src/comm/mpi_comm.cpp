@@ -97,15 +97,28 @@ Comm::Comm(MPI_Comm comm) : comm_(comm) {
   NCSPARSE_MPI(MPI_Comm_size(comm_, &size_));
 }
 
+namespace {
+
+// This rank's place on its node (one shared-memory domain of `comm`): its rank there and the
+// number of ranks there. Collective.
+struct OnNode {
+  int rank = 0, size = 1;
+};
+OnNode on_node(MPI_Comm comm, int rank) {
+  MPI_Comm node = MPI_COMM_NULL;
+  NCSPARSE_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+  OnNode here;
+  NCSPARSE_MPI(MPI_Comm_rank(node, &here.rank));
+  NCSPARSE_MPI(MPI_Comm_size(node, &here.size));
+  MPI_Comm_free(&node);
+  return here;
+}
+
+}  // namespace
+
 Comm Comm::with_device(std::shared_ptr<DeviceCollectives> device) const {
   if (!device) return with_device(nullptr, 1);
-  // The nodes: one shared-memory domain each; its lowest rank counts it.
-  MPI_Comm node = MPI_COMM_NULL;
-  NCSPARSE_MPI(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
-  int local_rank = 0;
-  NCSPARSE_MPI(MPI_Comm_rank(node, &local_rank));
-  MPI_Comm_free(&node);
-  int nodes = local_rank == 0 ? 1 : 0;
+  int nodes = on_node(comm_, rank_).rank == 0 ? 1 : 0;  // each node counted by its lowest rank
   NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, &nodes, 1, MPI_INT, MPI_SUM, comm_));
   return with_device(std::move(device), nodes);
 }
@@ -292,11 +305,7 @@ void Comm::allreduce_max(std::span<double> values) const {
 
 bool Comm::oversubscribed() const {
   if (oversubscribed_ < 0) {
-    MPI_Comm node = MPI_COMM_NULL;
-    NCSPARSE_MPI(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
-    int local = 1;
-    NCSPARSE_MPI(MPI_Comm_size(node, &local));
-    MPI_Comm_free(&node);
+    const int local = on_node(comm_, rank_).size;
     const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
     int over = cores > 0 && local > cores ? 1 : 0;
     NCSPARSE_MPI(MPI_Allreduce(MPI_IN_PLACE, &over, 1, MPI_INT, MPI_MAX, comm_));

@@ -3,6 +3,7 @@
 // computed on one rank: ties, empty rows, rows that only some ranks fill, short lists.
 #include <gtest/gtest.h>
 #include <mpi.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -169,6 +170,8 @@ TEST(TopkMerge, OversubscriptionIsAgreed) {
   MPI_Allreduce(&over, &hi, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   EXPECT_EQ(lo, hi);
   EXPECT_EQ(comm.oversubscribed(), comm.oversubscribed());  // cached: no second collective
+  // Every rank of these tests runs on this one machine.
+  EXPECT_EQ(comm.oversubscribed(), comm.size() > ::sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 }  // namespace
